@@ -1,0 +1,143 @@
+//! `data-vault admin ...`: bootstrap operations run directly on the configured database, for
+//! before any administrator can sign a request.
+
+use crate::config::Config;
+use crate::domain::{ClientName, OrgId, Principal};
+use crate::startup::open_vault;
+use clap::Subcommand;
+use data_vault_scopes::RoleSet;
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// HMAC clients (services).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Orgs and their members.
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client and print its secret (shown once).
+    Create {
+        name: String,
+        /// Print {"principal", "secret"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a second secret; the previous one keeps working until `prune`.
+    Rotate {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Finish a rotation: revoke every secret but the newest.
+    Prune { name: String },
+    /// Remove a client and all its secrets.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an org (no-op if it exists).
+    Create { org: String },
+    /// Members of an org.
+    #[command(subcommand)]
+    Member(MemberCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Add a member or replace their roles.
+    Set {
+        org: String,
+        principal: String,
+        /// Comma-separated: administrator, support_agent, service_provider, moderator
+        /// (empty for plain membership).
+        #[arg(long, default_value = "")]
+        roles: String,
+    },
+    /// Remove a member.
+    Remove { org: String, principal: String },
+    /// List members and their roles.
+    List { org: String },
+}
+
+fn print_secret(name: &ClientName, secret: &str, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "principal": name.as_str(), "secret": secret })
+        );
+    } else {
+        println!("principal: {}\nsecret:    {secret}", name.as_str());
+        eprintln!("Store the secret now: it is not shown again.");
+    }
+}
+
+pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    let vault = open_vault(config).await?;
+    match command {
+        AdminCommand::Client(command) => match command {
+            ClientCommand::Create { name, json } => {
+                let name = ClientName::parse(&name)?;
+                let secret = vault.create_client(&name).await?;
+                print_secret(&name, &secret, json);
+            }
+            ClientCommand::Rotate { name, json } => {
+                let name = ClientName::parse(&name)?;
+                let secret = vault.rotate_client(&name).await?;
+                print_secret(&name, &secret, json);
+                eprintln!(
+                    "The previous secret stays valid until `data-vault admin client prune {}`.",
+                    name.as_str()
+                );
+            }
+            ClientCommand::Prune { name } => {
+                let name = ClientName::parse(&name)?;
+                let revoked = vault.prune_client(&name).await?;
+                println!("revoked {revoked} old secret(s) of {}", name.as_str());
+            }
+            ClientCommand::Delete { name } => {
+                let name = ClientName::parse(&name)?;
+                vault.delete_client(&name).await?;
+                println!("deleted client {}", name.as_str());
+            }
+        },
+        AdminCommand::Org(OrgCommand::Create { org }) => {
+            let org = OrgId::parse(&org)?;
+            if vault.create_org(&org).await? {
+                println!("created org {org}");
+            } else {
+                println!("org {org} already exists");
+            }
+        }
+        AdminCommand::Org(OrgCommand::Member(command)) => match command {
+            MemberCommand::Set {
+                org,
+                principal,
+                roles,
+            } => {
+                let org = OrgId::parse(&org)?;
+                let principal = Principal::parse(&principal)?;
+                let roles = RoleSet::parse_list(&roles)?;
+                vault.set_member(&org, &principal, roles).await?;
+                println!("{principal} in {org}: [{}]", roles.to_list());
+            }
+            MemberCommand::Remove { org, principal } => {
+                let org = OrgId::parse(&org)?;
+                let principal = Principal::parse(&principal)?;
+                vault.remove_member(&org, &principal).await?;
+                println!("removed {principal} from {org}");
+            }
+            MemberCommand::List { org } => {
+                let org = OrgId::parse(&org)?;
+                for (principal, roles) in vault.list_members(&org).await? {
+                    println!("{principal}\t{roles}");
+                }
+            }
+        },
+    }
+    Ok(())
+}

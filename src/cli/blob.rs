@@ -1,0 +1,297 @@
+//! `data-vault blob ...`: encrypt to age recipients and upload; download and decrypt; inspect,
+//! list and delete. Credentials come from flags or the environment.
+
+use super::client::{Body, ClientAuth, VaultClient};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use zeroize::Zeroizing;
+
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// Base URL of the vault.
+    #[arg(long, env = "DATA_VAULT_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// HMAC client name.
+    #[arg(long, env = "DATA_VAULT_PRINCIPAL")]
+    principal: Option<String>,
+    /// File holding the client secret (or set DATA_VAULT_SECRET).
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlobCommand {
+    /// Encrypt FILE to the recipients with age and upload it; prints the metadata.
+    Put {
+        #[command(flatten)]
+        connection: Connection,
+        /// File to store ("-" for standard input).
+        file: PathBuf,
+        #[arg(long)]
+        scope: String,
+        #[arg(long)]
+        org: Option<String>,
+        /// age recipient (age1...); repeat for several readers.
+        #[arg(long = "recipient", required = true)]
+        recipients: Vec<String>,
+        /// Expiry as an RFC 3339 time.
+        #[arg(long)]
+        expires_at: Option<String>,
+        #[arg(long)]
+        retention_policy: Option<String>,
+    },
+    /// Download a blob and decrypt it with an age identity file.
+    Get {
+        #[command(flatten)]
+        connection: Connection,
+        id: String,
+        /// age identity file (AGE-SECRET-KEY-1...).
+        #[arg(long)]
+        identity: PathBuf,
+        /// Where to write the plaintext ("-" for standard output).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        purpose: Option<String>,
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Print a blob's metadata.
+    Meta {
+        #[command(flatten)]
+        connection: Connection,
+        id: String,
+    },
+    /// Delete a blob.
+    Rm {
+        #[command(flatten)]
+        connection: Connection,
+        id: String,
+    },
+    /// List the blobs you may see.
+    Ls {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long)]
+        scope: Option<String>,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+}
+
+impl Connection {
+    fn client(&self) -> anyhow::Result<VaultClient> {
+        let principal = self
+            .principal
+            .clone()
+            .context("no principal: pass --principal or set DATA_VAULT_PRINCIPAL")?;
+        let secret = match (&self.secret_file, std::env::var("DATA_VAULT_SECRET")) {
+            (Some(path), _) => Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, Ok(secret)) => Zeroizing::new(secret.trim().to_owned()),
+            (None, Err(_)) => {
+                anyhow::bail!("no secret: pass --secret-file or set DATA_VAULT_SECRET")
+            }
+        };
+        VaultClient::new(&self.url, ClientAuth::Hmac { principal, secret })
+    }
+}
+
+fn read_input(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let mut data = Zeroizing::new(Vec::new());
+    if path == Path::new("-") {
+        std::io::stdin().read_to_end(&mut data)?;
+    } else {
+        std::fs::File::open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?
+            .read_to_end(&mut data)?;
+    }
+    Ok(data)
+}
+
+fn encrypt(plaintext: &[u8], recipients: &[String]) -> anyhow::Result<Vec<u8>> {
+    let recipients = recipients
+        .iter()
+        .map(|r| {
+            age::x25519::Recipient::from_str(r)
+                .map_err(|e| anyhow::anyhow!("invalid age recipient {r:?}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))?;
+    let mut out = Vec::with_capacity(plaintext.len() + 512);
+    let mut writer = encryptor.wrap_output(&mut out)?;
+    writer.write_all(plaintext)?;
+    writer.finish()?;
+    Ok(out)
+}
+
+fn decrypt(envelope: &[u8], identity_file: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let identities = age::IdentityFile::from_file(identity_file.to_string_lossy().into_owned())
+        .with_context(|| format!("cannot read identity file {}", identity_file.display()))?
+        .into_identities()
+        .map_err(|e| anyhow::anyhow!("invalid identity file: {e}"))?;
+    let decryptor = age::Decryptor::new_buffered(envelope)?;
+    let mut reader = decryptor
+        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .context("cannot decrypt: none of the identities is a recipient of this blob")?;
+    let mut plaintext = Zeroizing::new(Vec::new());
+    reader.read_to_end(&mut plaintext)?;
+    Ok(plaintext)
+}
+
+fn write_output(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    if path == Path::new("-") {
+        std::io::stdout().write_all(data)?;
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?
+        .write_all(data)?;
+    Ok(())
+}
+
+fn blob_path(id: &str) -> anyhow::Result<String> {
+    let id = crate::domain::BlobId::parse(id)?;
+    Ok(format!("/api/v1/vault/blobs/{id}"))
+}
+
+async fn print_json(response: reqwest::Response) -> anyhow::Result<()> {
+    let value: serde_json::Value = response.json().await?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
+    match command {
+        BlobCommand::Put {
+            connection,
+            file,
+            scope,
+            org,
+            recipients,
+            expires_at,
+            retention_policy,
+        } => {
+            let client = connection.client()?;
+            let plaintext = read_input(&file)?;
+            let envelope = encrypt(&plaintext, &recipients)?;
+            let mut query = vec![("scope", scope.as_str())];
+            if let Some(org) = &org {
+                query.push(("org_id", org));
+            }
+            if let Some(at) = &expires_at {
+                query.push(("expires_at", at));
+            }
+            if let Some(policy) = &retention_policy {
+                query.push(("retention_policy", policy));
+            }
+            let body = Body {
+                bytes: &envelope,
+                content_type: "application/octet-stream",
+            };
+            let response = client
+                .call(
+                    Method::POST,
+                    "/api/v1/vault/blobs",
+                    &query,
+                    Some(body),
+                    None,
+                )
+                .await?;
+            let value: serde_json::Value = response.json().await?;
+            println!("{}", serde_json::to_string_pretty(&value["metadata"])?);
+        }
+        BlobCommand::Get {
+            connection,
+            id,
+            identity,
+            output,
+            reason,
+            purpose,
+            org,
+        } => {
+            let client = connection.client()?;
+            let mut query = Vec::new();
+            for (key, value) in [("reason", &reason), ("purpose", &purpose), ("org_id", &org)] {
+                if let Some(value) = value {
+                    query.push((key, value.as_str()));
+                }
+            }
+            let response = client
+                .call(
+                    Method::GET,
+                    &blob_path(&id)?,
+                    &query,
+                    None,
+                    Some("application/octet-stream"),
+                )
+                .await?;
+            let envelope = response.bytes().await?;
+            let plaintext = decrypt(&envelope, &identity)?;
+            write_output(&output, &plaintext)?;
+            if output != Path::new("-") {
+                eprintln!("wrote {} bytes to {}", plaintext.len(), output.display());
+            }
+        }
+        BlobCommand::Meta { connection, id } => {
+            let client = connection.client()?;
+            let path = format!("{}/metadata", blob_path(&id)?);
+            print_json(client.call(Method::GET, &path, &[], None, None).await?).await?;
+        }
+        BlobCommand::Rm { connection, id } => {
+            let client = connection.client()?;
+            client
+                .call(Method::DELETE, &blob_path(&id)?, &[], None, None)
+                .await?;
+            println!("deleted {id}");
+        }
+        BlobCommand::Ls {
+            connection,
+            scope,
+            org,
+            limit,
+            cursor,
+        } => {
+            let client = connection.client()?;
+            let limit = limit.map(|l| l.to_string());
+            let mut query = Vec::new();
+            for (key, value) in [
+                ("scope", &scope),
+                ("org_id", &org),
+                ("limit", &limit),
+                ("cursor", &cursor),
+            ] {
+                if let Some(value) = value {
+                    query.push((key, value.as_str()));
+                }
+            }
+            print_json(
+                client
+                    .call(Method::GET, "/api/v1/vault/blobs", &query, None, None)
+                    .await?,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! The command line: `serve`, the admin commands that work directly on the database, and the
+//! client commands that sign requests to a running vault.
+
+mod admin;
+mod blob;
+mod client;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+pub use client::{ClientAuth, VaultClient};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "data-vault",
+    version,
+    about = "Multi-tenant vault for client-encrypted artifacts"
+)]
+pub struct Cli {
+    /// Configuration file (TOML); every key may be overridden by DATA_VAULT_<SECTION>__<KEY>.
+    #[arg(long, global = true, env = "DATA_VAULT_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the vault server (embedded SQLite by default).
+    Serve,
+    /// Bootstrap administration, directly on the configured database.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Store, fetch, inspect, list and delete blobs on a running vault.
+    #[command(subcommand)]
+    Blob(blob::BlobCommand),
+}
+
+impl Cli {
+    /// Commands that run a server log at info; client and admin commands only warn.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Serve => "info",
+            _ => "warn",
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = || crate::config::Config::load(cli.config.as_deref());
+    match cli.command {
+        Command::Serve => {
+            let config = config()?;
+            let app = crate::startup::Application::build(&config).await?;
+            tracing::info!(
+                api = %app.api_addr()?,
+                metrics = %app.metrics_addr()?,
+                database = %redact_url(&config.storage.database_url),
+                "data-vault listening"
+            );
+            app.run_until(crate::startup::shutdown_signal()).await
+        }
+        Command::Admin(command) => admin::run(&config()?, command).await,
+        Command::Blob(command) => blob::run(command).await,
+    }
+}
+
+/// A database URL fit for the log: any password replaced.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("REDACTED"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,10 @@
+//! At-rest key hierarchy (DESIGN §7): the master key wraps per-tenant keys, a tenant key wraps
+//! per-blob data keys, and a data key seals one stored envelope. Every seal binds what it
+//! protects through its AAD, so ciphertext moved to another row, tenant or owner does not open.
+//! All key material lives in zeroizing buffers.
+
+mod aead;
+mod keys;
+
+pub use aead::CryptoError;
+pub use keys::{BlobBinding, DataKey, MasterKey, MasterKeyError, SealedBlob, TenantKey};

@@ -1,0 +1,231 @@
+//! Authentication of every `/api/v1` request (DESIGN §6). There is no anonymous path: a
+//! request either proves a principal or is answered 401.
+//!
+//! Order matters for cost: cheap header checks first, then the signature, which covers the
+//! claimed body hash, then the nonce, and only then is the body read (bounded) and hashed. An
+//! unauthenticated client can make the server neither buffer a body nor burn a nonce.
+
+use crate::domain::ClientName;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::nonce::{NonceError, NonceStore};
+use crate::service::{AuthMethod, Caller, Vault};
+use crate::time;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::Response;
+use data_vault_auth::{headers as h, timestamp, HmacRequest};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Headers longer than this are refused before any parsing.
+const MAX_AUTH_HEADER_LEN: usize = 512;
+
+pub struct Authenticator {
+    vault: Arc<Vault>,
+    nonces: Arc<dyn NonceStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl Authenticator {
+    pub fn new(vault: Arc<Vault>, nonces: Arc<dyn NonceStore>) -> Self {
+        let metrics = vault.metrics().clone();
+        Self {
+            vault,
+            nonces,
+            metrics,
+        }
+    }
+
+    fn fail(&self, scheme: &str, reason: &'static str, error: ApiError) -> ApiError {
+        self.metrics.auth_failure(scheme, reason);
+        tracing::info!(scheme, reason, "authentication failed");
+        error
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, &'static str> {
+    let value = headers.get(name).ok_or("missing")?;
+    if value.len() > MAX_AUTH_HEADER_LEN {
+        return Err("malformed");
+    }
+    value.to_str().map_err(|_| "malformed")
+}
+
+/// The most body bytes a request may carry: the envelope limit, grown for JSON's base64 and
+/// its other fields.
+fn body_limit(headers: &HeaderMap, max_payload: usize) -> usize {
+    let is_raw = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/octet-stream"));
+    if is_raw {
+        max_payload
+    } else {
+        max_payload.div_ceil(3) * 4 + 64 * 1024
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn authenticate(
+    State(auth): State<Arc<Authenticator>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if request.headers().contains_key(h::ADDRESS) {
+        return Err(auth.fail(
+            "wallet",
+            "unsupported",
+            ApiError::Unauthenticated("wallet signatures are not enabled on this server"),
+        ));
+    }
+    // Split first: the body is not `Sync`, so the request cannot be borrowed across awaits.
+    let (parts, body) = request.into_parts();
+    let (caller, claimed_hash) = verify_hmac(&auth, &parts).await?;
+
+    let limit = body_limit(&parts.headers, auth.vault.max_payload_bytes());
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge(auth.vault.max_payload_bytes()));
+    }
+    let bytes: Bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return Err(ApiError::PayloadTooLarge(auth.vault.max_payload_bytes()))
+        }
+        Err(_) => {
+            return Err(ApiError::BadRequest(
+                "could not read the request body".into(),
+            ))
+        }
+    };
+    if Sha256::digest(&bytes).as_slice() != claimed_hash.as_slice() {
+        return Err(auth.fail(
+            "hmac",
+            "content_hash",
+            ApiError::Unauthenticated("body does not match X-VE-Content-SHA256"),
+        ));
+    }
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+/// Verifies the HMAC headers and records the nonce. Returns the caller and the body hash the
+/// signature vouches for.
+async fn verify_hmac(
+    auth: &Authenticator,
+    request: &axum::http::request::Parts,
+) -> Result<(Caller, [u8; 32]), ApiError> {
+    let scheme = "hmac";
+    let headers = &request.headers;
+    let get = |name: &'static str, what: &'static str| {
+        header(headers, name)
+            .map_err(|reason| auth.fail(scheme, reason, ApiError::Unauthenticated(what)))
+    };
+    let principal = get(h::PRINCIPAL, "missing or malformed X-VE-Principal header")?;
+    let timestamp_text = get(h::TIMESTAMP, "missing or malformed X-VE-Timestamp header")?;
+    let nonce = get(h::NONCE, "missing or malformed X-VE-Nonce header")?;
+    let content_sha256 = get(
+        h::CONTENT_SHA256,
+        "missing or malformed X-VE-Content-SHA256 header",
+    )?;
+    let signature = get(h::SIGNATURE, "missing or malformed X-VE-Signature header")?;
+
+    let name = ClientName::parse(principal).map_err(|_| {
+        auth.fail(
+            scheme,
+            "malformed",
+            ApiError::Unauthenticated("X-VE-Principal is not a valid client name"),
+        )
+    })?;
+    let Some(seconds) = timestamp::parse_decimal(timestamp_text) else {
+        return Err(auth.fail(
+            scheme,
+            "malformed",
+            ApiError::Unauthenticated("X-VE-Timestamp must be Unix seconds"),
+        ));
+    };
+    let now_ms = time::now_millis();
+    data_vault_auth::check_window(seconds.saturating_mul(1000), now_ms).map_err(|e| {
+        auth.fail(
+            scheme,
+            "clock_skew",
+            ApiError::ClockSkew(match e {
+                data_vault_auth::WindowError::TooOld => "request timestamp is more than 300 s old",
+                data_vault_auth::WindowError::TooFarAhead => {
+                    "request timestamp is more than 60 s in the future"
+                }
+            }),
+        )
+    })?;
+    if !data_vault_auth::is_valid_nonce(nonce) {
+        return Err(auth.fail(
+            scheme,
+            "malformed",
+            ApiError::Unauthenticated("X-VE-Nonce must be 16-64 hexadecimal characters"),
+        ));
+    }
+    let mut claimed_hash = [0u8; 32];
+    if hex::decode_to_slice(content_sha256, &mut claimed_hash).is_err() {
+        return Err(auth.fail(
+            scheme,
+            "malformed",
+            ApiError::Unauthenticated("X-VE-Content-SHA256 must be 64 hexadecimal characters"),
+        ));
+    }
+
+    let secrets = auth.vault.client_secrets(name.as_str()).await?;
+    let signed = HmacRequest {
+        method: request.method.as_str(),
+        path: request.uri.path(),
+        raw_query: request.uri.query().unwrap_or(""),
+        principal,
+        timestamp: timestamp_text,
+        nonce,
+        content_sha256,
+    };
+    // An unknown client and a wrong signature get the same answer, so names cannot be probed.
+    if signed
+        .verify(signature, secrets.iter().map(|s| s.as_slice()))
+        .is_err()
+        || secrets.is_empty()
+    {
+        return Err(auth.fail(
+            scheme,
+            "bad_signature",
+            ApiError::Unauthenticated("signature does not verify"),
+        ));
+    }
+
+    let expires_ms = seconds.saturating_mul(1000) + data_vault_auth::MAX_AGE_SECS * 1000 + 1000;
+    match auth
+        .nonces
+        .check_and_record(principal, nonce, now_ms, expires_ms)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return Err(auth.fail(scheme, "replayed", ApiError::Replayed)),
+        Err(NonceError::Full) => {
+            return Err(ApiError::Unavailable(anyhow::anyhow!(
+                "nonce store is full"
+            )))
+        }
+        Err(NonceError::Unavailable(e)) => {
+            return Err(ApiError::Unavailable(anyhow::anyhow!("nonce store: {e}")))
+        }
+    }
+    Ok((
+        Caller {
+            principal: name.principal().clone(),
+            method: AuthMethod::Hmac,
+        },
+        claimed_hash,
+    ))
+}

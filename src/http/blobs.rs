@@ -1,0 +1,258 @@
+//! `/api/v1/vault/blobs`: each handler parses, calls one vault function, and shapes the reply.
+
+use super::{query, AppState};
+use crate::domain::{BlobId, Note, OrgId, RetentionPolicy, Scope, Tags};
+use crate::error::ApiError;
+use crate::service::{Caller, ListParams, NewBlob, ReadParams};
+use crate::time;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/vault/blobs", get(list).post(create))
+        .route("/api/v1/vault/blobs/{id}", get(read).delete(remove))
+        .route("/api/v1/vault/blobs/{id}/metadata", get(metadata))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateJson {
+    scope: String,
+    payload_base64: Option<String>,
+    content_base64: Option<String>,
+    org_id: Option<String>,
+    retention_policy: Option<String>,
+    expires_at: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+/// Query parameters of a raw (`application/octet-stream`) upload.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateQuery {
+    scope: String,
+    org_id: Option<String>,
+    retention_policy: Option<String>,
+    expires_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadQuery {
+    purpose: Option<String>,
+    reason: Option<String>,
+    org_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    scope: Option<String>,
+    org_id: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}
+
+fn optional<T>(
+    value: Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, crate::domain::Invalid>,
+) -> Result<Option<T>, ApiError> {
+    value
+        .as_deref()
+        .map(parse)
+        .transpose()
+        .map_err(ApiError::from)
+}
+
+fn parse_expiry(text: Option<String>) -> Result<Option<i64>, ApiError> {
+    text.map(|t| {
+        time::parse_rfc3339(&t)
+            .ok_or_else(|| ApiError::BadRequest("expires_at must be an RFC 3339 time".into()))
+    })
+    .transpose()
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let max = state.vault.max_payload_bytes();
+    let new = if content_type_is(&headers, "application/octet-stream") {
+        let q: CreateQuery = query::parse(raw_query.as_deref())?;
+        NewBlob {
+            scope: Scope::parse(&q.scope)?,
+            org_id: optional(q.org_id, OrgId::parse)?,
+            retention_policy: optional(q.retention_policy, RetentionPolicy::parse)?
+                .unwrap_or_default(),
+            expires_at: parse_expiry(q.expires_at)?,
+            tags: Tags::default(),
+            envelope: body.into(),
+        }
+    } else if content_type_is(&headers, "application/json") {
+        if raw_query.as_deref().is_some_and(|q| !q.is_empty()) {
+            return Err(ApiError::BadRequest(
+                "a JSON upload takes its fields in the body, not the query string".into(),
+            ));
+        }
+        let json: CreateJson = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        let encoded = match (json.payload_base64, json.content_base64) {
+            (Some(p), None) | (None, Some(p)) => p,
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "exactly one of payload_base64 and content_base64 is required".into(),
+                ))
+            }
+        };
+        if encoded.len() / 4 * 3 > max + 2 {
+            return Err(ApiError::PayloadTooLarge(max));
+        }
+        let envelope = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_bytes())
+            .map_err(|_| ApiError::BadRequest("payload_base64 is not valid base64".into()))?;
+        NewBlob {
+            scope: Scope::parse(&json.scope)?,
+            org_id: optional(json.org_id, OrgId::parse)?,
+            retention_policy: optional(json.retention_policy, RetentionPolicy::parse)?
+                .unwrap_or_default(),
+            expires_at: parse_expiry(json.expires_at)?,
+            tags: Tags::new(json.tags.unwrap_or_default())?,
+            envelope,
+        }
+    } else {
+        return Err(ApiError::BadRequest(
+            "Content-Type must be application/json or application/octet-stream".into(),
+        ));
+    };
+    let metadata = state.vault.create_blob(&caller, new).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "metadata": metadata })),
+    )
+        .into_response())
+}
+
+fn read_params(raw_query: Option<&str>) -> Result<ReadParams, ApiError> {
+    let q: ReadQuery = query::parse(raw_query)?;
+    Ok(ReadParams {
+        purpose: optional(q.purpose, |t| Note::parse("purpose", t))?,
+        reason: optional(q.reason, |t| Note::parse("reason", t))?,
+        org_id: optional(q.org_id, OrgId::parse)?,
+    })
+}
+
+fn wants_raw(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| {
+            accept.split(',').any(|item| {
+                item.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim() == "application/octet-stream")
+            })
+        })
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = BlobId::parse(&id)?;
+    let params = read_params(raw_query.as_deref())?;
+    let (metadata, envelope) = state.vault.read_blob(&caller, &id, &params).await?;
+    if wants_raw(&headers) {
+        return Ok((
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            envelope,
+        )
+            .into_response());
+    }
+    let data_base64 = base64::engine::general_purpose::STANDARD.encode(&envelope);
+    Ok(
+        Json(serde_json::json!({ "data_base64": data_base64, "metadata": metadata }))
+            .into_response(),
+    )
+}
+
+async fn metadata(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    let id = BlobId::parse(&id)?;
+    let params = read_params(raw_query.as_deref())?;
+    let metadata = state.vault.blob_metadata(&caller, &id, &params).await?;
+    Ok(Json(metadata).into_response())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let id = BlobId::parse(&id)?;
+    let params = read_params(raw_query.as_deref())?;
+    state.vault.delete_blob(&caller, &id, &params).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    let q: ListQuery = query::parse(raw_query.as_deref())?;
+    let limit = match q.limit {
+        None => crate::service::DEFAULT_LIST_LIMIT,
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "limit must be a positive integer".into(),
+                ))
+            }
+        },
+    };
+    let cursor = q
+        .cursor
+        .map(|c| BlobId::parse(&c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
+        .transpose()?;
+    let page = state
+        .vault
+        .list_blobs(
+            &caller,
+            ListParams {
+                scope: optional(q.scope, Scope::parse)?,
+                org_id: optional(q.org_id, OrgId::parse)?,
+                limit,
+                cursor,
+            },
+        )
+        .await?;
+    Ok(Json(page).into_response())
+}

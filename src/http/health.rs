@@ -1,0 +1,41 @@
+//! Liveness and readiness, outside `/api/v1` and without authentication: they reveal nothing
+//! but whether the process and its dependencies answer.
+
+use super::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use std::time::Duration;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let database_ok = matches!(
+        tokio::time::timeout(Duration::from_secs(2), state.vault.store().ping()).await,
+        Ok(Ok(()))
+    );
+    let (status, code) = if database_ok {
+        ("ready", StatusCode::OK)
+    } else {
+        ("unavailable", StatusCode::SERVICE_UNAVAILABLE)
+    };
+    (
+        code,
+        Json(serde_json::json!({
+            "status": status,
+            "database": if database_ok { "ok" } else { "unavailable" },
+            "redis": "not_configured",
+            "timestamp": crate::time::to_rfc3339(crate::time::now_secs()),
+        })),
+    )
+}

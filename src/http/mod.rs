@@ -1,0 +1,64 @@
+//! The HTTP layer: thin adapters from requests to the vault's use cases. One router per
+//! resource, merged here; request ids, timing and authentication as middleware.
+
+mod auth;
+mod blobs;
+mod health;
+mod query;
+mod request_id;
+
+use crate::metrics::Metrics;
+use crate::service::Vault;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::Router;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use auth::Authenticator;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub vault: Arc<Vault>,
+    pub auth: Arc<Authenticator>,
+}
+
+/// The public API: `/api/v1/...` behind authentication, plus `/healthz` and `/readyz`.
+pub fn api_router(state: AppState, request_timeout: Duration) -> Router {
+    let metrics = state.vault.metrics().clone();
+    let authenticated = blobs::router()
+        .route_layer(middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::authenticate,
+        ))
+        .with_state(state.clone());
+    Router::new()
+        .merge(authenticated)
+        .merge(health::router().with_state(state))
+        .route_layer(middleware::from_fn_with_state(metrics, request_id::observe))
+        // The authentication middleware enforces the body limit itself, before buffering.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            request_timeout,
+            request_id::request_context,
+        ))
+}
+
+/// The metrics listener's router: `GET /metrics`.
+pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    )
+}

@@ -1,0 +1,104 @@
+//! Prometheus metrics under `virtengine_data_vault_*` (DESIGN §9), served on their own
+//! listener. Labels are bounded: scopes come from the scope table, never a principal or id.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    access: IntCounterVec,
+    access_denied: IntCounterVec,
+    pub audit_failures: IntCounter,
+    auth_failures: IntCounterVec,
+    request_duration: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let access = IntCounterVec::new(
+            Opts::new(
+                "virtengine_data_vault_access_total",
+                "Blob operations, authorised or not, by scope, action and outcome.",
+            ),
+            &["scope", "action", "success"],
+        )?;
+        let access_denied = IntCounterVec::new(
+            Opts::new(
+                "virtengine_data_vault_access_denied_total",
+                "Authorisation denials by scope and action (not 404s, not 5xx).",
+            ),
+            &["scope", "action"],
+        )?;
+        let audit_failures = IntCounter::new(
+            "virtengine_data_vault_audit_failures_total",
+            "Audit events that could not be written durably.",
+        )?;
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "virtengine_data_vault_auth_failures_total",
+                "Rejected authentication attempts by scheme and reason.",
+            ),
+            &["scheme", "reason"],
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "virtengine_data_vault_http_request_duration_seconds",
+                "HTTP request latency by matched route, method and status.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["route", "method", "status"],
+        )?;
+        registry.register(Box::new(access.clone()))?;
+        registry.register(Box::new(access_denied.clone()))?;
+        registry.register(Box::new(audit_failures.clone()))?;
+        registry.register(Box::new(auth_failures.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        Ok(Self {
+            registry,
+            access,
+            access_denied,
+            audit_failures,
+            auth_failures,
+            request_duration,
+        })
+    }
+
+    pub fn access(&self, scope: &str, action: &str, success: bool) {
+        let success = if success { "true" } else { "false" };
+        self.access
+            .with_label_values(&[scope, action, success])
+            .inc();
+    }
+
+    pub fn denied(&self, scope: &str, action: &str) {
+        self.access_denied.with_label_values(&[scope, action]).inc();
+    }
+
+    pub fn auth_failure(&self, scheme: &str, reason: &str) {
+        self.auth_failures
+            .with_label_values(&[scheme, reason])
+            .inc();
+    }
+
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.request_duration
+            .with_label_values(&[route, method, &status.to_string()])
+            .observe(seconds);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}

@@ -1,0 +1,113 @@
+//! HMAC clients: registration, secret rotation, and the secrets verification needs. Secrets
+//! are 32 random bytes shown once as 64 hex characters; the HMAC key is that text's ASCII
+//! bytes, and it is stored only sealed under the master key.
+
+use super::Vault;
+use crate::domain::ClientName;
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("client {0:?} already exists")]
+    Exists(String),
+    #[error("client {0:?} does not exist")]
+    Missing(String),
+    #[error("another rotation of client {0:?} ran at the same time; try again")]
+    Raced(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for ClientError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ClientError::Other(e.into())
+    }
+}
+
+fn new_secret() -> Zeroizing<String> {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(raw.as_mut());
+    Zeroizing::new(hex::encode(raw.as_ref()))
+}
+
+impl Vault {
+    /// Registers a client and returns its first secret (shown once).
+    pub async fn create_client(&self, name: &ClientName) -> Result<Zeroizing<String>, ClientError> {
+        let secret = new_secret();
+        let sealed = self
+            .master
+            .seal_client_secret(name.as_str(), 1, secret.as_bytes())
+            .map_err(anyhow::Error::from)?;
+        if self
+            .store
+            .create_client(name.as_str(), &sealed, crate::time::now_secs())
+            .await?
+        {
+            Ok(secret)
+        } else {
+            Err(ClientError::Exists(name.as_str().to_owned()))
+        }
+    }
+
+    /// Adds a new secret; the previous one stays valid until pruned or rotated again.
+    pub async fn rotate_client(&self, name: &ClientName) -> Result<Zeroizing<String>, ClientError> {
+        let current = self.store.client_secrets(name.as_str()).await?;
+        let Some(newest) = current.first() else {
+            return Err(ClientError::Missing(name.as_str().to_owned()));
+        };
+        let slot = newest.slot + 1;
+        let secret = new_secret();
+        let sealed = self
+            .master
+            .seal_client_secret(name.as_str(), slot, secret.as_bytes())
+            .map_err(anyhow::Error::from)?;
+        if self
+            .store
+            .add_client_secret(name.as_str(), slot, &sealed, crate::time::now_secs())
+            .await?
+        {
+            Ok(secret)
+        } else {
+            Err(ClientError::Raced(name.as_str().to_owned()))
+        }
+    }
+
+    /// Ends a rotation: only the newest secret stays valid.
+    pub async fn prune_client(&self, name: &ClientName) -> Result<u64, ClientError> {
+        if self.store.client_secrets(name.as_str()).await?.is_empty() {
+            return Err(ClientError::Missing(name.as_str().to_owned()));
+        }
+        Ok(self.store.prune_client_secrets(name.as_str()).await?)
+    }
+
+    pub async fn delete_client(&self, name: &ClientName) -> Result<(), ClientError> {
+        if self.store.delete_client(name.as_str()).await? {
+            Ok(())
+        } else {
+            Err(ClientError::Missing(name.as_str().to_owned()))
+        }
+    }
+
+    /// The live secrets of a client (none if it does not exist), opened for verification.
+    pub async fn client_secrets(
+        &self,
+        name: &str,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>, crate::store::StoreError> {
+        let records = self.store.client_secrets(name).await?;
+        Ok(records
+            .iter()
+            .filter_map(|r| {
+                let opened = self.master.open_client_secret(name, r.slot, &r.sealed);
+                if opened.is_err() {
+                    tracing::error!(
+                        client = name,
+                        slot = r.slot,
+                        "a client secret does not open under the master key"
+                    );
+                }
+                opened.ok()
+            })
+            .collect())
+    }
+}

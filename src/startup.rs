@@ -1,0 +1,223 @@
+//! Building and running the server. `main` and the tests use the same [`Application::build`],
+//! which binds its listeners (port 0 allowed) before returning, so callers learn the ports.
+
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::http::{self, AppState, Authenticator};
+use crate::metrics::Metrics;
+use crate::nonce::MemoryNonceStore;
+use crate::service::{check_master_key, database_is_initialised, MasterKeyCheck, Vault};
+use crate::store::{self, Store};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+pub struct Application {
+    api_listener: TcpListener,
+    metrics_listener: TcpListener,
+    api: axum::Router,
+    metrics: axum::Router,
+    grace: Duration,
+}
+
+/// Opens the configured database and the vault over it, with the master key checked.
+pub async fn open_vault(config: &Config) -> anyhow::Result<Arc<Vault>> {
+    let store = store::connect(&config.storage.database_url, config.storage.max_connections)
+        .await
+        .context("cannot open the database")?;
+    let master = load_master_key(config, store.as_ref()).await?;
+    if check_master_key(store.as_ref(), &master).await? == MasterKeyCheck::Recorded {
+        tracing::info!("recorded the master key's fingerprint in a new database");
+    }
+    let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+    Ok(Arc::new(Vault::new(
+        store,
+        master,
+        config.scope_table()?,
+        config.server.max_payload_bytes,
+        metrics,
+    )))
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let vault = open_vault(config).await?;
+        let nonces = Arc::new(MemoryNonceStore::new(config.auth.nonce_capacity));
+        let state = AppState {
+            auth: Arc::new(Authenticator::new(vault.clone(), nonces)),
+            vault: vault.clone(),
+        };
+        let api = http::api_router(
+            state,
+            Duration::from_secs(config.server.request_timeout_secs),
+        );
+        let metrics = http::metrics_router(vault.metrics().clone());
+        let api_listener = TcpListener::bind(&config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let metrics_listener = TcpListener::bind(&config.server.metrics_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.metrics_listen))?;
+        Ok(Self {
+            api_listener,
+            metrics_listener,
+            api,
+            metrics,
+            grace: Duration::from_secs(config.server.shutdown_grace_secs),
+        })
+    }
+
+    pub fn api_addr(&self) -> std::io::Result<SocketAddr> {
+        self.api_listener.local_addr()
+    }
+
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.metrics_listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
+    /// (up to the grace period) and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let api = axum::serve(
+            self.api_listener,
+            self.api.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let metrics = axum::serve(self.metrics_listener, self.metrics)
+            .with_graceful_shutdown(stopped(stop_rx));
+        let mut api = tokio::spawn(async move { api.await });
+        let mut metrics = tokio::spawn(async move { metrics.await });
+        tokio::select! {
+            () = shutdown => {}
+            result = &mut api => return result?.context("API server failed"),
+            result = &mut metrics => return result?.context("metrics server failed"),
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(self.grace, async {
+            let (a, m) = tokio::join!(api, metrics);
+            a?.context("API server failed")?;
+            m?.context("metrics server failed")
+        })
+        .await;
+        match drained {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    grace_secs = self.grace.as_secs(),
+                    "in-flight requests did not finish within the grace period"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Resolves when the process receives SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// The master key from `keys.master_key`, else from `keys.master_key_file`. Only the embedded
+/// default creates one, and only for a database that has never been used: a generated key
+/// for an existing database would make its data unreadable.
+pub async fn load_master_key(config: &Config, store: &dyn Store) -> anyhow::Result<MasterKey> {
+    if let Some(key) = &config.keys.master_key {
+        return MasterKey::from_hex(key.expose_secret())
+            .context("keys.master_key (DATA_VAULT_KEYS__MASTER_KEY)");
+    }
+    let path = &config.keys.master_key_file;
+    if path.exists() {
+        warn_if_readable_by_others(path);
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the master key file {}", path.display()))?,
+        );
+        return MasterKey::from_hex(&text)
+            .with_context(|| format!("master key file {}", path.display()));
+    }
+    if !config.is_embedded() {
+        anyhow::bail!(
+            "no master key: set keys.master_key_file to a file holding 64 hex characters \
+             (openssl rand -hex 32) or DATA_VAULT_KEYS__MASTER_KEY; production never generates one"
+        );
+    }
+    if database_is_initialised(store).await? {
+        anyhow::bail!(
+            "the master key file {} is missing but the database already holds data sealed \
+             under a master key; restore the key file (see runbooks/backup-restore.md)",
+            path.display()
+        );
+    }
+    let text = MasterKey::generate_hex();
+    write_new_key_file(path, &text)?;
+    tracing::warn!(
+        path = %path.display(),
+        "GENERATED A NEW MASTER KEY. Everything stored is sealed under it: back this file up \
+         separately from the database, keep it mode 0600, and never lose it"
+    );
+    MasterKey::from_hex(&text).context("generated master key")
+}
+
+fn write_new_key_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create the master key file {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), "the master key file is readable by group or others; chmod 600 it");
+            }
+        }
+    }
+}

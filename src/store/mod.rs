@@ -1,0 +1,169 @@
+//! Storage: one interface, a SQLite and a PostgreSQL implementation, chosen by the scheme of
+//! the database URL. The SQL is shared (see `sql.rs`); the backends differ only in how they
+//! connect and in their migrations folders.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use async_trait::async_trait;
+use std::sync::Arc;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached: callers see 503.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Metadata of a stored blob, as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub id: String,
+    pub scope: String,
+    pub owner: String,
+    pub org_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub retention_policy: String,
+    pub tags_json: String,
+    pub size: i64,
+    pub content_hash: String,
+    pub key_id: String,
+    pub key_version: i64,
+}
+
+/// A blob with what it takes to open it.
+#[derive(Debug, Clone)]
+pub struct SealedBlobRecord {
+    pub meta: BlobRecord,
+    pub wrapped_key: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    /// The tenant key that wraps `wrapped_key`, itself wrapped by the master key.
+    pub tenant: String,
+    pub tenant_key_wrapped: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantKeyRecord {
+    pub id: String,
+    pub tenant: String,
+    pub version: i64,
+    pub wrapped: Vec<u8>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientSecretRecord {
+    pub slot: i64,
+    pub sealed: Vec<u8>,
+}
+
+/// What a listing may show: the caller's own blobs, and in one org the blobs of the scopes the
+/// caller's roles may read.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub owner: String,
+    pub org_id: Option<String>,
+    /// Scopes of `org_id` in which others' blobs are visible to the caller.
+    pub org_scopes: Vec<String>,
+    pub scope: Option<String>,
+    /// Only ids strictly less than this one (the cursor).
+    pub before_id: Option<String>,
+    pub limit: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn meta_value(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Stores `value` unless the key already has one; returns whether it was stored.
+    async fn insert_meta_value(&self, key: &str, value: &str) -> StoreResult<bool>;
+
+    /// Registers a client with its first secret; `false` if the name is taken.
+    async fn create_client(&self, name: &str, sealed: &[u8], now: i64) -> StoreResult<bool>;
+    async fn client_secrets(&self, name: &str) -> StoreResult<Vec<ClientSecretRecord>>;
+    /// Adds the secret in `slot` and keeps only the two newest slots. `false` if the client
+    /// does not exist or the slot was taken by a concurrent rotation.
+    async fn add_client_secret(
+        &self,
+        name: &str,
+        slot: i64,
+        sealed: &[u8],
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Drops every secret but the newest; returns how many were dropped.
+    async fn prune_client_secrets(&self, name: &str) -> StoreResult<u64>;
+    async fn delete_client(&self, name: &str) -> StoreResult<bool>;
+
+    async fn create_org(&self, id: &str, now: i64) -> StoreResult<bool>;
+    async fn org_exists(&self, id: &str) -> StoreResult<bool>;
+    /// Sets a member's roles (comma list); `false` if the org does not exist.
+    async fn set_member(
+        &self,
+        org: &str,
+        principal: &str,
+        roles: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+    async fn remove_member(&self, org: &str, principal: &str) -> StoreResult<bool>;
+    /// The member's roles (comma list), or `None` when not a member.
+    async fn member_roles(&self, org: &str, principal: &str) -> StoreResult<Option<String>>;
+    async fn list_members(&self, org: &str) -> StoreResult<Vec<(String, String)>>;
+
+    async fn current_tenant_key(&self, tenant: &str) -> StoreResult<Option<TenantKeyRecord>>;
+    /// Inserts a tenant key; `false` if that tenant version exists (lost a creation race).
+    async fn insert_tenant_key(&self, key: &TenantKeyRecord) -> StoreResult<bool>;
+
+    /// Inserts a new blob. Ids are fresh UUIDs: an existing id is an error, never an update.
+    async fn insert_blob(
+        &self,
+        meta: &BlobRecord,
+        wrapped_key: &[u8],
+        ciphertext: &[u8],
+    ) -> StoreResult<()>;
+    async fn fetch_blob(&self, id: &str) -> StoreResult<Option<SealedBlobRecord>>;
+    async fn blob_meta(&self, id: &str) -> StoreResult<Option<BlobRecord>>;
+    async fn delete_blob(&self, id: &str) -> StoreResult<bool>;
+    async fn list_blobs(&self, query: &ListQuery) -> StoreResult<Vec<BlobRecord>>;
+}
+
+/// Connects to the database the URL names and applies its migrations.
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
+    } else {
+        Err(StoreError::Config(
+            "storage.database_url must start with sqlite:, postgres:// or postgresql://".into(),
+        ))
+    }
+}

@@ -1,0 +1,426 @@
+//! The SQL both backends share. SQLite and PostgreSQL accept the same statements here
+//! (`$n` placeholders, `ON CONFLICT DO NOTHING`), so one macro expands the same code for
+//! each pool type instead of two hand-kept copies.
+
+use super::BlobRecord;
+use sqlx::Row;
+
+pub(super) const BLOB_COLUMNS: &str = "b.id, b.scope, b.owner, b.org_id, b.created_at, \
+    b.expires_at, b.retention_policy, b.tags, b.size, b.content_hash, b.key_id, b.key_version";
+
+pub(super) fn blob_record<R: Row>(row: &R) -> Result<BlobRecord, sqlx::Error>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(BlobRecord {
+        id: row.try_get("id")?,
+        scope: row.try_get("scope")?,
+        owner: row.try_get("owner")?,
+        org_id: row.try_get("org_id")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        retention_policy: row.try_get("retention_policy")?,
+        tags_json: row.try_get("tags")?,
+        size: row.try_get("size")?,
+        content_hash: row.try_get("content_hash")?,
+        key_id: row.try_get("key_id")?,
+        key_version: row.try_get("key_version")?,
+    })
+}
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn ping(&self) -> $crate::store::StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn meta_value(&self, key: &str) -> $crate::store::StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT value FROM vault_meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn insert_meta_value(
+                &self,
+                key: &str,
+                value: &str,
+            ) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO vault_meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(key)
+                .bind(value)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn create_client(
+                &self,
+                name: &str,
+                sealed: &[u8],
+                now: i64,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let created = sqlx::query(
+                    "INSERT INTO clients (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(name)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !created {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO client_secrets (client, slot, sealed, created_at) VALUES ($1, 1, $2, $3)",
+                )
+                .bind(name)
+                .bind(sealed)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn client_secrets(
+                &self,
+                name: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::ClientSecretRecord>> {
+                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                    "SELECT slot, sealed FROM client_secrets WHERE client = $1 ORDER BY slot DESC LIMIT 2",
+                )
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(slot, sealed)| $crate::store::ClientSecretRecord { slot, sealed })
+                    .collect())
+            }
+
+            async fn add_client_secret(
+                &self,
+                name: &str,
+                slot: i64,
+                sealed: &[u8],
+                now: i64,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let exists: Option<i64> =
+                    sqlx::query_scalar("SELECT created_at FROM clients WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if exists.is_none() {
+                    return Ok(false);
+                }
+                let added = sqlx::query(
+                    "INSERT INTO client_secrets (client, slot, sealed, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(name)
+                .bind(slot)
+                .bind(sealed)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !added {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM client_secrets WHERE client = $1 AND slot < $2")
+                    .bind(name)
+                    .bind(slot - 1)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn prune_client_secrets(&self, name: &str) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query(
+                    "DELETE FROM client_secrets WHERE client = $1 AND slot < \
+                     (SELECT MAX(slot) FROM client_secrets WHERE client = $1)",
+                )
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn delete_client(&self, name: &str) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM client_secrets WHERE client = $1")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                let gone = sqlx::query("DELETE FROM clients WHERE name = $1")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                tx.commit().await?;
+                Ok(gone)
+            }
+
+            async fn create_org(&self, id: &str, now: i64) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO orgs (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn org_exists(&self, id: &str) -> $crate::store::StoreResult<bool> {
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT created_at FROM orgs WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(found.is_some())
+            }
+
+            async fn set_member(
+                &self,
+                org: &str,
+                principal: &str,
+                roles: &str,
+                now: i64,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT created_at FROM orgs WHERE id = $1")
+                        .bind(org)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if found.is_none() {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO memberships (org_id, principal, roles, updated_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (org_id, principal) \
+                     DO UPDATE SET roles = excluded.roles, updated_at = excluded.updated_at",
+                )
+                .bind(org)
+                .bind(principal)
+                .bind(roles)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn remove_member(
+                &self,
+                org: &str,
+                principal: &str,
+            ) -> $crate::store::StoreResult<bool> {
+                let done =
+                    sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND principal = $2")
+                        .bind(org)
+                        .bind(principal)
+                        .execute(&self.pool)
+                        .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn member_roles(
+                &self,
+                org: &str,
+                principal: &str,
+            ) -> $crate::store::StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT roles FROM memberships WHERE org_id = $1 AND principal = $2",
+                )
+                .bind(org)
+                .bind(principal)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn list_members(
+                &self,
+                org: &str,
+            ) -> $crate::store::StoreResult<Vec<(String, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT principal, roles FROM memberships WHERE org_id = $1 \
+                     ORDER BY principal LIMIT 10000",
+                )
+                .bind(org)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn current_tenant_key(
+                &self,
+                tenant: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::TenantKeyRecord>> {
+                let row: Option<(String, i64, Vec<u8>, i64)> = sqlx::query_as(
+                    "SELECT id, version, wrapped, created_at FROM tenant_keys \
+                     WHERE tenant = $1 ORDER BY version DESC LIMIT 1",
+                )
+                .bind(tenant)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(id, version, wrapped, created_at)| {
+                    $crate::store::TenantKeyRecord {
+                        id,
+                        tenant: tenant.to_owned(),
+                        version,
+                        wrapped,
+                        created_at,
+                    }
+                }))
+            }
+
+            async fn insert_tenant_key(
+                &self,
+                key: &$crate::store::TenantKeyRecord,
+            ) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO tenant_keys (id, tenant, version, wrapped, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(&key.id)
+                .bind(&key.tenant)
+                .bind(key.version)
+                .bind(&key.wrapped)
+                .bind(key.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn insert_blob(
+                &self,
+                meta: &$crate::store::BlobRecord,
+                wrapped_key: &[u8],
+                ciphertext: &[u8],
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO blobs (id, scope, owner, org_id, created_at, expires_at, \
+                     retention_policy, tags, size, content_hash, key_id, key_version, \
+                     wrapped_key, ciphertext) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(&meta.id)
+                .bind(&meta.scope)
+                .bind(&meta.owner)
+                .bind(&meta.org_id)
+                .bind(meta.created_at)
+                .bind(meta.expires_at)
+                .bind(&meta.retention_policy)
+                .bind(&meta.tags_json)
+                .bind(meta.size)
+                .bind(&meta.content_hash)
+                .bind(&meta.key_id)
+                .bind(meta.key_version)
+                .bind(wrapped_key)
+                .bind(ciphertext)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn fetch_blob(
+                &self,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::SealedBlobRecord>> {
+                let sql = format!(
+                    "SELECT {}, b.wrapped_key, b.ciphertext, t.tenant, t.wrapped \
+                     FROM blobs b JOIN tenant_keys t ON t.id = b.key_id WHERE b.id = $1",
+                    $crate::store::sql::BLOB_COLUMNS
+                );
+                let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?
+                else {
+                    return Ok(None);
+                };
+                use sqlx::Row as _;
+                Ok(Some($crate::store::SealedBlobRecord {
+                    meta: $crate::store::sql::blob_record(&row)?,
+                    wrapped_key: row.try_get("wrapped_key")?,
+                    ciphertext: row.try_get("ciphertext")?,
+                    tenant: row.try_get("tenant")?,
+                    tenant_key_wrapped: row.try_get("wrapped")?,
+                }))
+            }
+
+            async fn blob_meta(
+                &self,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::BlobRecord>> {
+                let sql = format!(
+                    "SELECT {} FROM blobs b WHERE b.id = $1",
+                    $crate::store::sql::BLOB_COLUMNS
+                );
+                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+                Ok(row.map(|r| $crate::store::sql::blob_record(&r)).transpose()?)
+            }
+
+            async fn delete_blob(&self, id: &str) -> $crate::store::StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM blobs WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_blobs(
+                &self,
+                query: &$crate::store::ListQuery,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::BlobRecord>> {
+                let mut sql = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM blobs b WHERE ((b.owner = ",
+                    $crate::store::sql::BLOB_COLUMNS
+                ));
+                sql.push_bind(&query.owner);
+                if let Some(org) = &query.org_id {
+                    sql.push(" AND b.org_id = ").push_bind(org);
+                }
+                sql.push(")");
+                if let (Some(org), false) = (&query.org_id, query.org_scopes.is_empty()) {
+                    sql.push(" OR (b.org_id = ").push_bind(org).push(" AND b.scope IN (");
+                    let mut scopes = sql.separated(", ");
+                    for scope in &query.org_scopes {
+                        scopes.push_bind(scope);
+                    }
+                    sql.push("))");
+                }
+                sql.push(")");
+                if let Some(scope) = &query.scope {
+                    sql.push(" AND b.scope = ").push_bind(scope);
+                }
+                if let Some(before) = &query.before_id {
+                    sql.push(" AND b.id < ").push_bind(before);
+                }
+                sql.push(" ORDER BY b.id DESC LIMIT ").push_bind(query.limit);
+                let rows = sql.build().fetch_all(&self.pool).await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::sql::blob_record)
+                    .collect::<Result<_, _>>()?)
+            }
+        }
+    };
+}
+
+pub(super) use impl_store;
