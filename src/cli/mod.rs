@@ -8,7 +8,7 @@ mod client;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-pub use client::{ClientAuth, VaultClient};
+pub use client::{Body, ClientAuth, VaultClient};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -1,0 +1,323 @@
+//! Test harness: start the vault on port 0 against a fresh database (a new SQLite file, or a
+//! new PostgreSQL database per test), and talk to it with a signing client.
+
+use data_vault::cli::{ClientAuth, VaultClient};
+use data_vault::config::Config;
+use data_vault::domain::ClientName;
+use data_vault::startup::{open_vault, Application};
+use std::io::Write;
+use std::net::SocketAddr;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use zeroize::Zeroizing;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per backend from an `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if $crate::helpers::postgres_url().is_some() {
+                        super::$name($crate::helpers::Backend::Postgres).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// The PostgreSQL server for tests. Under CI it must be configured; elsewhere its absence
+/// skips the PostgreSQL variants, loudly.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("DATA_VAULT_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but DATA_VAULT_TEST_POSTGRES_URL is not set: PostgreSQL tests must run in CI")
+        }
+        _ => {
+            eprintln!(
+                "\n*** SKIPPING PostgreSQL test: DATA_VAULT_TEST_POSTGRES_URL is not set ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// Creates a fresh database on the test server and returns its URL.
+async fn fresh_postgres_database() -> (String, String) {
+    use sqlx::Connection;
+    let admin_url = postgres_url().expect("postgres configured");
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at DATA_VAULT_TEST_POSTGRES_URL: {e}"));
+    let name = format!("dv_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&admin_url).unwrap();
+    url.set_path(&format!("/{name}"));
+    (url.to_string(), name)
+}
+
+fn drop_postgres_database(name: String) {
+    // Drop runs outside any runtime guarantee, so this uses a thread with its own runtime.
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            use sqlx::Connection;
+            if let Ok(url) = std::env::var("DATA_VAULT_TEST_POSTGRES_URL") {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            }
+        });
+    })
+    .join();
+}
+
+pub struct Credentials {
+    pub principal: String,
+    pub secret: Zeroizing<String>,
+}
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub config: Config,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    pg_database: Option<String>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, customise: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".into();
+        config.server.metrics_listen = "127.0.0.1:0".into();
+        config.keys.master_key_file = dir.path().join("master.key");
+        let mut pg_database = None;
+        match backend {
+            Backend::Sqlite => {
+                config.storage.database_url =
+                    format!("sqlite://{}", dir.path().join("vault.db").display());
+            }
+            Backend::Postgres => {
+                let (url, name) = fresh_postgres_database().await;
+                config.storage.database_url = url;
+                config.storage.max_connections = 8;
+                pg_database = Some(name);
+                let mut file = std::fs::File::create(&config.keys.master_key_file).unwrap();
+                file.write_all(data_vault::crypto::MasterKey::generate_hex().as_bytes())
+                    .unwrap();
+            }
+        }
+        customise(&mut config);
+        let mut app = Self {
+            backend,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            metrics_addr: "127.0.0.1:0".parse().unwrap(),
+            config,
+            dir,
+            http: reqwest::Client::new(),
+            shutdown: None,
+            handle: None,
+            pg_database,
+        };
+        app.start().await;
+        app
+    }
+
+    async fn start(&mut self) {
+        let application = Application::build(&self.config).await.unwrap();
+        self.addr = application.api_addr().unwrap();
+        self.metrics_addr = application.metrics_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        self.shutdown = Some(tx);
+        self.handle = Some(tokio::spawn(application.run_until(async {
+            let _ = rx.await;
+        })));
+    }
+
+    /// Stops the server (graceful shutdown) and starts it again on the same database and key.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        // The restarted server binds new ports.
+        self.config.server.listen = "127.0.0.1:0".into();
+        self.start().await;
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Registers an HMAC client the way `data-vault admin client create` does.
+    pub async fn create_client(&self, name: &str) -> Credentials {
+        let vault = open_vault(&self.config).await.unwrap();
+        let name = ClientName::parse(name).unwrap();
+        let secret = vault.create_client(&name).await.unwrap();
+        Credentials {
+            principal: name.as_str().to_owned(),
+            secret,
+        }
+    }
+
+    pub fn client(&self, creds: &Credentials) -> VaultClient {
+        VaultClient::new(
+            &self.url(""),
+            ClientAuth::Hmac {
+                principal: creds.principal.clone(),
+                secret: creds.secret.clone(),
+            },
+        )
+        .unwrap()
+    }
+
+    /// Runs SQL directly against the test database (for tampering and inspection).
+    pub async fn sql(&self, statement: &str) {
+        use sqlx::Connection;
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.config.storage.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query(statement).execute(&mut conn).await.unwrap();
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.config.storage.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query(statement).execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        use sqlx::Connection;
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.config.storage.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap()
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.config.storage.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap()
+            }
+        }
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+        if let Some(name) = self.pg_database.take() {
+            drop_postgres_database(name);
+        }
+    }
+}
+
+/// An age identity and its recipient.
+pub fn age_identity() -> (age::x25519::Identity, age::x25519::Recipient) {
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public();
+    (identity, recipient)
+}
+
+/// A real age envelope of exactly `size` bytes. X25519 headers carry a random-length
+/// "grease" stanza, so their size varies; passphrase (scrypt) headers do not, which makes the
+/// overhead measurable once and the plaintext trimmed to fit. A low work factor keeps it fast.
+pub fn age_envelope_of_size(size: usize) -> Vec<u8> {
+    let mut recipient = age::scrypt::Recipient::new(secrecy::SecretString::from("test passphrase"));
+    recipient.set_work_factor(2);
+    let encrypt = |len: usize| {
+        let encryptor =
+            age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                .unwrap();
+        let mut out = Vec::with_capacity(len + 1024);
+        let mut writer = encryptor.wrap_output(&mut out).unwrap();
+        writer.write_all(&vec![0x5a; len]).unwrap();
+        writer.finish().unwrap();
+        out
+    };
+    let probe = size.saturating_sub(4096);
+    let overhead = encrypt(probe).len() - probe;
+    let envelope = encrypt(size - overhead);
+    assert_eq!(
+        envelope.len(),
+        size,
+        "could not hit the exact envelope size"
+    );
+    envelope
+}
+
+/// The JSON error body of a response, with the request id checked against the header.
+pub async fn error_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .expect("every response carries X-Request-Id");
+    let body: serde_json::Value = response.json().await.expect("error bodies are JSON");
+    assert_eq!(
+        body["request_id"], header_id,
+        "body and header request ids agree"
+    );
+    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+    (status, body["code"].as_str().unwrap().to_owned())
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real server on a free port, spoken to over HTTP. One test binary
+//! for all of them keeps link time down.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod auth_hmac;
+mod blobs;
+mod cli;
+mod sealing;
