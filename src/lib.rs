@@ -2,6 +2,7 @@
 //!
 //! The binary's `serve` runs [`startup::Application`]; `admin`, `blob` and `audit` are the CLI.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -3,10 +3,13 @@
 
 use crate::config::Config;
 use crate::crypto::MasterKey;
+use crate::domain::Principal;
 use crate::http::{self, AppState, Authenticator};
 use crate::metrics::Metrics;
 use crate::nonce::MemoryNonceStore;
-use crate::service::{check_master_key, database_is_initialised, MasterKeyCheck, Vault};
+use crate::service::{
+    check_master_key, database_is_initialised, MasterKeyCheck, Vault, VaultParts,
+};
 use crate::store::{self, Store};
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -37,13 +40,20 @@ pub async fn open_vault(config: &Config) -> anyhow::Result<Arc<Vault>> {
         tracing::info!("recorded the master key's fingerprint in a new database");
     }
     let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
-    Ok(Arc::new(Vault::new(
+    let platform_admins = config
+        .auth
+        .platform_admins
+        .iter()
+        .map(|p| Principal::parse(p))
+        .collect::<Result<_, _>>()?;
+    Ok(Arc::new(Vault::new(VaultParts {
         store,
         master,
-        config.scope_table()?,
-        config.server.max_payload_bytes,
+        scopes: config.scope_table()?,
+        max_payload_bytes: config.server.max_payload_bytes,
+        platform_admins,
         metrics,
-    )))
+    })))
 }
 
 impl Application {

@@ -56,6 +56,10 @@ pub enum DenialReason {
     RoleNotAllowed,
     ReasonRequired,
     DeleteRequiresAdministrator,
+    PlatformAdminRequired,
+    AdministratorRequired,
+    /// Org-wide audit access needs administrator or moderator.
+    AuditorRequired,
 }
 
 impl DenialReason {
@@ -68,6 +72,9 @@ impl DenialReason {
             DenialReason::RoleNotAllowed => "role_not_allowed",
             DenialReason::ReasonRequired => "reason_required",
             DenialReason::DeleteRequiresAdministrator => "delete_requires_administrator",
+            DenialReason::PlatformAdminRequired => "platform_admin_required",
+            DenialReason::AdministratorRequired => "administrator_required",
+            DenialReason::AuditorRequired => "auditor_required",
         }
     }
 
@@ -82,6 +89,11 @@ impl DenialReason {
             DenialReason::ReasonRequired => "a non-empty reason is required in this scope",
             DenialReason::DeleteRequiresAdministrator => {
                 "only the owner or an org administrator may delete"
+            }
+            DenialReason::PlatformAdminRequired => "only a platform admin may do this",
+            DenialReason::AdministratorRequired => "only an org administrator may do this",
+            DenialReason::AuditorRequired => {
+                "org-wide audit access needs the administrator or moderator role"
             }
         }
     }

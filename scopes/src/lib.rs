@@ -1,10 +1,12 @@
 //! Roles, scopes and the access decision of data-vault (DESIGN §4), as data and pure
 //! functions. Nothing here does I/O: the service looks up facts, this crate decides.
 
+mod admin;
 mod decision;
 mod role;
 mod table;
 
+pub use admin::{decide_org, decide_org_audit, OrgAction};
 pub use decision::{decide, Action, Decision, DenialReason, Request};
 pub use role::{Role, RoleSet, UnknownRole};
 pub use table::{is_valid_scope_name, RawRule, ScopeRule, ScopeTable, ScopeTableError};

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::domain::{ClientName, OrgId, Principal};
+use crate::service::Caller;
 use crate::startup::open_vault;
 use clap::Subcommand;
 use data_vault_scopes::RoleSet;
@@ -78,16 +79,17 @@ fn print_secret(name: &ClientName, secret: &str, json: bool) {
 
 pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     let vault = open_vault(config).await?;
+    let admin = Caller::local_admin()?;
     match command {
         AdminCommand::Client(command) => match command {
             ClientCommand::Create { name, json } => {
                 let name = ClientName::parse(&name)?;
-                let secret = vault.create_client(&name).await?;
+                let secret = vault.create_client(&admin, &name).await?;
                 print_secret(&name, &secret, json);
             }
             ClientCommand::Rotate { name, json } => {
                 let name = ClientName::parse(&name)?;
-                let secret = vault.rotate_client(&name).await?;
+                let secret = vault.rotate_client(&admin, &name).await?;
                 print_secret(&name, &secret, json);
                 eprintln!(
                     "The previous secret stays valid until `data-vault admin client prune {}`.",
@@ -96,18 +98,18 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
             }
             ClientCommand::Prune { name } => {
                 let name = ClientName::parse(&name)?;
-                let revoked = vault.prune_client(&name).await?;
+                let revoked = vault.prune_client(&admin, &name).await?;
                 println!("revoked {revoked} old secret(s) of {}", name.as_str());
             }
             ClientCommand::Delete { name } => {
                 let name = ClientName::parse(&name)?;
-                vault.delete_client(&name).await?;
+                vault.delete_client(&admin, &name).await?;
                 println!("deleted client {}", name.as_str());
             }
         },
         AdminCommand::Org(OrgCommand::Create { org }) => {
             let org = OrgId::parse(&org)?;
-            if vault.create_org(&org).await? {
+            if vault.create_org(&admin, &org).await? {
                 println!("created org {org}");
             } else {
                 println!("org {org} already exists");
@@ -122,19 +124,19 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 let org = OrgId::parse(&org)?;
                 let principal = Principal::parse(&principal)?;
                 let roles = RoleSet::parse_list(&roles)?;
-                vault.set_member(&org, &principal, roles).await?;
+                vault.set_member(&admin, &org, &principal, roles).await?;
                 println!("{principal} in {org}: [{}]", roles.to_list());
             }
             MemberCommand::Remove { org, principal } => {
                 let org = OrgId::parse(&org)?;
                 let principal = Principal::parse(&principal)?;
-                vault.remove_member(&org, &principal).await?;
+                vault.remove_member(&admin, &org, &principal).await?;
                 println!("removed {principal} from {org}");
             }
             MemberCommand::List { org } => {
                 let org = OrgId::parse(&org)?;
-                for (principal, roles) in vault.list_members(&org).await? {
-                    println!("{principal}\t{roles}");
+                for member in vault.list_members(&admin, &org).await? {
+                    println!("{}\t{}", member.principal, member.roles.join(","));
                 }
             }
         },

@@ -2,6 +2,7 @@
 //! client commands that sign requests to a running vault.
 
 mod admin;
+mod audit;
 mod blob;
 mod client;
 
@@ -34,6 +35,9 @@ pub enum Command {
     /// Store, fetch, inspect, list and delete blobs on a running vault.
     #[command(subcommand)]
     Blob(blob::BlobCommand),
+    /// Check the audit log, directly on the configured database.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 impl Cli {
@@ -62,6 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(command) => admin::run(&config()?, command).await,
         Command::Blob(command) => blob::run(command).await,
+        Command::Audit(command) => audit::run(&config()?, command).await,
     }
 }
 

@@ -5,6 +5,7 @@
 //! claimed body hash, then the nonce, and only then is the body read (bounded) and hashed. An
 //! unauthenticated client can make the server neither buffer a body nor burn a nonce.
 
+use super::request_id::RequestId;
 use crate::domain::ClientName;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -16,8 +17,9 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::Response;
+use bytes::BytesMut;
 use data_vault_auth::{headers as h, timestamp, HmacRequest};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -68,6 +70,40 @@ fn body_limit(headers: &HeaderMap, max_payload: usize) -> usize {
     }
 }
 
+/// How much of an oversized body is still read (and discarded) so that the client, which is
+/// still sending, receives the 413 instead of a connection reset. Bodies declared larger are
+/// refused without reading.
+fn drain_cap(limit: usize) -> usize {
+    limit.saturating_mul(2)
+}
+
+enum BodyError {
+    TooLarge,
+    Read,
+}
+
+/// Reads at most `limit` bytes of body; an oversized body is drained up to the drain cap and
+/// reported as too large.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let mut stream = body.into_data_stream();
+    let mut buffer = BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Read)?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            buffer.extend_from_slice(&chunk);
+        } else if seen > drain_cap(limit) {
+            return Err(BodyError::TooLarge);
+        }
+    }
+    if seen > limit {
+        Err(BodyError::TooLarge)
+    } else {
+        Ok(buffer.freeze())
+    }
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(
     State(auth): State<Arc<Authenticator>>,
@@ -85,26 +121,20 @@ pub async fn authenticate(
     let (parts, body) = request.into_parts();
     let (caller, claimed_hash) = verify_hmac(&auth, &parts).await?;
 
-    let limit = body_limit(&parts.headers, auth.vault.max_payload_bytes());
+    let max_payload = auth.vault.max_payload_bytes();
+    let limit = body_limit(&parts.headers, max_payload);
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ApiError::PayloadTooLarge(auth.vault.max_payload_bytes()));
+    if declared.is_some_and(|len| len > drain_cap(limit) as u64) {
+        return Err(ApiError::PayloadTooLarge(max_payload));
     }
-    let bytes: Bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
-            return Err(ApiError::PayloadTooLarge(auth.vault.max_payload_bytes()))
-        }
-        Err(_) => {
-            return Err(ApiError::BadRequest(
-                "could not read the request body".into(),
-            ))
-        }
-    };
+    let bytes = read_body(body, limit).await.map_err(|e| match e {
+        BodyError::TooLarge => ApiError::PayloadTooLarge(max_payload),
+        BodyError::Read => ApiError::BadRequest("could not read the request body".into()),
+    })?;
     if Sha256::digest(&bytes).as_slice() != claimed_hash.as_slice() {
         return Err(auth.fail(
             "hmac",
@@ -225,6 +255,11 @@ async fn verify_hmac(
         Caller {
             principal: name.principal().clone(),
             method: AuthMethod::Hmac,
+            request_id: request
+                .extensions
+                .get::<RequestId>()
+                .map(|r| r.0.clone())
+                .unwrap_or_default(),
         },
         claimed_hash,
     ))

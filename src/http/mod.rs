@@ -1,9 +1,11 @@
 //! The HTTP layer: thin adapters from requests to the vault's use cases. One router per
 //! resource, merged here; request ids, timing and authentication as middleware.
 
+mod audit;
 mod auth;
 mod blobs;
 mod health;
+mod orgs;
 mod query;
 mod request_id;
 
@@ -27,6 +29,8 @@ pub struct AppState {
 pub fn api_router(state: AppState, request_timeout: Duration) -> Router {
     let metrics = state.vault.metrics().clone();
     let authenticated = blobs::router()
+        .merge(orgs::router())
+        .merge(audit::router())
         .route_layer(middleware::from_fn_with_state(
             state.auth.clone(),
             auth::authenticate,

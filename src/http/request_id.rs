@@ -14,14 +14,19 @@ use tracing::Instrument;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The request's id, for handlers and the audit trail.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Outermost layer: assigns the id, bounds the time, and renders error bodies.
 pub async fn request_context(
     State(timeout): State<Duration>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     // Our own id, never the client's: a caller-chosen id could forge log lines.
     let id = uuid::Uuid::new_v4().simple().to_string();
+    request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
     let response =
         match tokio::time::timeout(timeout, next.run(request).instrument(span.clone())).await {

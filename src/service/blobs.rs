@@ -2,13 +2,14 @@
 
 use super::keys::tenant_of;
 use super::{Caller, Vault};
+use crate::audit::{self, NewEvent, Outcome};
 use crate::crypto::{BlobBinding, DataKey};
 use crate::domain::{BlobId, Note, OrgId, RetentionPolicy, Scope, Tags};
 use crate::envelope;
 use crate::error::ApiError;
 use crate::store::{BlobRecord, ListQuery};
 use crate::time;
-use data_vault_scopes::{decide, Action, Decision, RoleSet};
+use data_vault_scopes::{decide, Action, Decision, DenialReason, RoleSet};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -93,9 +94,43 @@ fn binding(meta: &BlobRecord) -> BlobBinding<'_> {
     }
 }
 
+fn event_type(action: Action) -> &'static str {
+    match action {
+        Action::Create => "blob.create",
+        Action::Read => "blob.read",
+        Action::ReadMetadata => "blob.read_metadata",
+        Action::Delete => "blob.delete",
+    }
+}
+
+/// An event about an existing blob, on its tenant's chain.
+fn blob_event(caller: &Caller, action: Action, meta: &BlobRecord, params: &ReadParams) -> NewEvent {
+    let mut event = caller.event(
+        tenant_of(&meta.owner, meta.org_id.as_deref()),
+        event_type(action),
+    );
+    event.blob_id = Some(meta.id.clone());
+    event.scope = Some(meta.scope.clone());
+    event.owner = Some(meta.owner.clone());
+    event.org_id = meta.org_id.clone();
+    event.purpose = params.purpose.as_ref().map(|n| n.as_str().to_owned());
+    event.reason = params.reason.as_ref().map(|n| n.as_str().to_owned());
+    event
+}
+
+fn with_outcome(mut event: NewEvent, outcome: Outcome, reason: Option<&'static str>) -> NewEvent {
+    event.outcome = outcome;
+    event.denial_reason = reason;
+    event
+}
+
 impl Vault {
     /// The caller's roles in `org`, or `None` when not a member.
-    async fn roles_in(&self, caller: &Caller, org: &str) -> Result<Option<RoleSet>, ApiError> {
+    pub(super) async fn roles_in(
+        &self,
+        caller: &Caller,
+        org: &str,
+    ) -> Result<Option<RoleSet>, ApiError> {
         let Some(list) = self
             .store
             .member_roles(org, caller.principal.as_str())
@@ -108,15 +143,16 @@ impl Vault {
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored roles of {org}: {e}")))
     }
 
-    /// Runs the access decision for an existing blob, counting a denial.
+    /// Runs the access decision for an existing blob; a denial is counted and audited.
     async fn authorize(
         &self,
         caller: &Caller,
         action: Action,
         meta: &BlobRecord,
-        requested_org: Option<&OrgId>,
-        reason: Option<&Note>,
+        params: &ReadParams,
     ) -> Result<(), ApiError> {
+        let requested_org = params.org_id.as_ref();
+        let reason = params.reason.as_ref();
         let is_owner = caller.principal.as_str() == meta.owner;
         let caller_roles = match (&meta.org_id, is_owner) {
             (Some(org), false) => self.roles_in(caller, org).await?,
@@ -132,10 +168,19 @@ impl Vault {
             caller_roles,
             reason: reason.map(Note::as_str),
         };
-        self.enforce(&request)
+        match self.enforce(&request) {
+            Ok(()) => Ok(()),
+            Err(denial) => {
+                let event = blob_event(caller, action, meta, params);
+                self.record(&[with_outcome(event, Outcome::Denied, Some(denial.as_str()))])
+                    .await?;
+                Err(ApiError::Forbidden(denial))
+            }
+        }
     }
 
-    fn enforce(&self, request: &data_vault_scopes::Request<'_>) -> Result<(), ApiError> {
+    /// Decides, counting and logging a denial (the caller audits it).
+    fn enforce(&self, request: &data_vault_scopes::Request<'_>) -> Result<(), DenialReason> {
         match decide(&self.scopes, request) {
             Decision::Allow => Ok(()),
             Decision::Deny(reason) => {
@@ -148,7 +193,7 @@ impl Vault {
                     reason = reason.as_str(),
                     "access denied"
                 );
-                Err(ApiError::Forbidden(reason))
+                Err(reason)
             }
         }
     }
@@ -202,28 +247,11 @@ impl Vault {
             ));
         }
         let org = new.org_id.as_ref().map(OrgId::as_str);
-        let caller_roles = match org {
-            Some(org) => self.roles_in(caller, org).await?,
-            None => None,
-        };
-        self.enforce(&data_vault_scopes::Request {
-            caller: caller.principal.as_str(),
-            action: Action::Create,
-            scope: new.scope.as_str(),
-            owner: caller.principal.as_str(),
-            blob_org: org,
-            requested_org: org,
-            caller_roles,
-            reason: None,
-        })?;
-
-        let (tenant_record, tenant_key) = self
-            .tenant_key(&tenant_of(caller.principal.as_str(), org))
-            .await?;
+        let owner = caller.principal.as_str();
         let record = BlobRecord {
             id: BlobId::new().to_string(),
             scope: new.scope.as_str().to_owned(),
-            owner: caller.principal.as_str().to_owned(),
+            owner: owner.to_owned(),
             org_id: org.map(str::to_owned),
             created_at: now,
             expires_at: new.expires_at,
@@ -231,18 +259,69 @@ impl Vault {
             tags_json: new.tags.to_json(),
             size: new.envelope.len() as i64,
             content_hash: data_vault_auth::sha256_hex(&new.envelope),
+            key_id: String::new(),
+            key_version: 0,
+        };
+        let event = blob_event(caller, Action::Create, &record, &ReadParams::default());
+        let caller_roles = match org {
+            Some(org) => self.roles_in(caller, org).await?,
+            None => None,
+        };
+        let decision = self.enforce(&data_vault_scopes::Request {
+            caller: owner,
+            action: Action::Create,
+            scope: new.scope.as_str(),
+            owner,
+            blob_org: org,
+            requested_org: org,
+            caller_roles,
+            reason: None,
+        });
+        if let Err(denial) = decision {
+            // An org the caller does not belong to may not exist at all: record the attempt
+            // on the caller's own chain rather than open a chain for any name.
+            let mut event = with_outcome(event, Outcome::Denied, Some(denial.as_str()));
+            event.chain = audit::owner_chain(owner);
+            self.record(&[event]).await?;
+            return Err(ApiError::Forbidden(denial));
+        }
+
+        let (tenant_record, tenant_key) = self.tenant_key(&tenant_of(owner, org)).await?;
+        let record = BlobRecord {
             key_id: tenant_record.id.clone(),
             key_version: tenant_record.version,
+            ..record
         };
         let sealed = DataKey::seal_new(&tenant_key, &binding(&record), &new.envelope)
             .map_err(|e| ApiError::Internal(e.into()))?;
         self.store
-            .insert_blob(&record, &sealed.wrapped_key, &sealed.ciphertext)
-            .await?;
+            .insert_blob(&record, &sealed.wrapped_key, &sealed.ciphertext, &event)
+            .await
+            .map_err(|e| self.store_error(e))?;
         Ok(BlobMetadata::from(&record))
     }
 
-    /// Fetches and opens a blob: the client's envelope, byte for byte.
+    /// Records a request for a blob id that does not exist, on the caller's own chain.
+    async fn record_not_found(
+        &self,
+        caller: &Caller,
+        action: Action,
+        id: &BlobId,
+        params: &ReadParams,
+    ) -> Result<(), ApiError> {
+        let mut event = caller.event(
+            audit::owner_chain(caller.principal.as_str()),
+            event_type(action),
+        );
+        event.blob_id = Some(id.to_string());
+        event.purpose = params.purpose.as_ref().map(|n| n.as_str().to_owned());
+        event.reason = params.reason.as_ref().map(|n| n.as_str().to_owned());
+        self.record(&[with_outcome(event, Outcome::Error, Some("not_found"))])
+            .await
+    }
+
+    /// Fetches and opens a blob: the client's envelope, byte for byte. The data is returned
+    /// only after the read's audit event is durably written.
     pub async fn read_blob(
         &self,
         caller: &Caller,
@@ -262,25 +341,22 @@ impl Vault {
         params: &ReadParams,
         scope: &mut String,
     ) -> Result<(BlobMetadata, Vec<u8>), ApiError> {
-        let blob = self
-            .store
-            .fetch_blob(&id.to_string())
-            .await?
-            .ok_or(ApiError::NotFound("blob"))?;
+        let Some(blob) = self.store.fetch_blob(&id.to_string()).await? else {
+            self.record_not_found(caller, Action::Read, id, params)
+                .await?;
+            return Err(ApiError::NotFound("blob"));
+        };
         scope.clone_from(&blob.meta.scope);
-        self.authorize(
-            caller,
-            Action::Read,
-            &blob.meta,
-            params.org_id.as_ref(),
-            params.reason.as_ref(),
-        )
-        .await?;
+        self.authorize(caller, Action::Read, &blob.meta, params)
+            .await?;
+        let event = blob_event(caller, Action::Read, &blob.meta, params);
         if blob
             .meta
             .expires_at
             .is_some_and(|at| at <= time::now_secs())
         {
+            self.record(&[with_outcome(event, Outcome::Error, Some("expired"))])
+                .await?;
             return Err(ApiError::Expired);
         }
         let tenant_key = self.unwrap_tenant_key(
@@ -288,12 +364,20 @@ impl Vault {
             blob.meta.key_version,
             &blob.tenant_key_wrapped,
         )?;
-        let data_key = tenant_key
+        let opened = tenant_key
             .unwrap_data_key(&binding(&blob.meta), &blob.wrapped_key)
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        let envelope = data_key
-            .open(&binding(&blob.meta), &blob.ciphertext)
-            .map_err(|e| ApiError::Internal(e.into()))?;
+            .and_then(|key| key.open(&binding(&blob.meta), &blob.ciphertext));
+        let envelope = match opened {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                self.record(&[with_outcome(event, Outcome::Error, Some("integrity"))])
+                    .await?;
+                return Err(ApiError::Internal(anyhow::anyhow!(
+                    "blob {id} does not open: {e}"
+                )));
+            }
+        };
+        self.record(&[event]).await?;
         Ok((BlobMetadata::from(&blob.meta), envelope))
     }
 
@@ -305,23 +389,21 @@ impl Vault {
     ) -> Result<BlobMetadata, ApiError> {
         let mut scope = String::from("unknown");
         let result = async {
-            let meta = self
-                .store
-                .blob_meta(&id.to_string())
-                .await?
-                .ok_or(ApiError::NotFound("blob"))?;
+            let Some(meta) = self.store.blob_meta(&id.to_string()).await? else {
+                self.record_not_found(caller, Action::ReadMetadata, id, params)
+                    .await?;
+                return Err(ApiError::NotFound("blob"));
+            };
             scope.clone_from(&meta.scope);
-            self.authorize(
-                caller,
-                Action::ReadMetadata,
-                &meta,
-                params.org_id.as_ref(),
-                params.reason.as_ref(),
-            )
-            .await?;
+            self.authorize(caller, Action::ReadMetadata, &meta, params)
+                .await?;
+            let event = blob_event(caller, Action::ReadMetadata, &meta, params);
             if meta.expires_at.is_some_and(|at| at <= time::now_secs()) {
+                self.record(&[with_outcome(event, Outcome::Error, Some("expired"))])
+                    .await?;
                 return Err(ApiError::Expired);
             }
+            self.record(&[event]).await?;
             Ok(BlobMetadata::from(&meta))
         }
         .await;
@@ -337,17 +419,26 @@ impl Vault {
     ) -> Result<(), ApiError> {
         let mut scope = String::from("unknown");
         let result = async {
-            let meta = self
-                .store
-                .blob_meta(&id.to_string())
-                .await?
-                .ok_or(ApiError::NotFound("blob"))?;
+            let Some(meta) = self.store.blob_meta(&id.to_string()).await? else {
+                self.record_not_found(caller, Action::Delete, id, params)
+                    .await?;
+                return Err(ApiError::NotFound("blob"));
+            };
             scope.clone_from(&meta.scope);
-            self.authorize(caller, Action::Delete, &meta, params.org_id.as_ref(), None)
+            self.authorize(caller, Action::Delete, &meta, params)
                 .await?;
-            if self.store.delete_blob(&meta.id).await? {
+            let event = blob_event(caller, Action::Delete, &meta, params);
+            if self
+                .store
+                .delete_blob(&meta.id, &event)
+                .await
+                .map_err(|e| self.store_error(e))?
+            {
                 Ok(())
             } else {
+                // Deleted by someone else in the meantime.
+                self.record_not_found(caller, Action::Delete, id, params)
+                    .await?;
                 Err(ApiError::NotFound("blob"))
             }
         }

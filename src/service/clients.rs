@@ -1,9 +1,12 @@
 //! HMAC clients: registration, secret rotation, and the secrets verification needs. Secrets
 //! are 32 random bytes shown once as 64 hex characters; the HMAC key is that text's ASCII
-//! bytes, and it is stored only sealed under the master key.
+//! bytes, and it is stored only sealed under the master key. Every change is audited on the
+//! `system` chain.
 
-use super::Vault;
+use super::{Caller, Vault};
+use crate::audit::{NewEvent, SYSTEM_CHAIN};
 use crate::domain::ClientName;
+use crate::error::ApiError;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
@@ -16,12 +19,12 @@ pub enum ClientError {
     #[error("another rotation of client {0:?} ran at the same time; try again")]
     Raced(String),
     #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    Vault(#[from] ApiError),
 }
 
 impl From<crate::store::StoreError> for ClientError {
     fn from(e: crate::store::StoreError) -> Self {
-        ClientError::Other(e.into())
+        ClientError::Vault(e.into())
     }
 }
 
@@ -31,19 +34,40 @@ fn new_secret() -> Zeroizing<String> {
     Zeroizing::new(hex::encode(raw.as_ref()))
 }
 
+fn client_event(caller: &Caller, event_type: &'static str, name: &ClientName) -> NewEvent {
+    let mut event = caller.event(SYSTEM_CHAIN.to_owned(), event_type);
+    // The client the operation is about is the "owner" of the event.
+    event.owner = Some(name.as_str().to_owned());
+    event
+}
+
 impl Vault {
+    fn seal_secret(
+        &self,
+        name: &ClientName,
+        slot: i64,
+        secret: &str,
+    ) -> Result<Vec<u8>, ClientError> {
+        self.master
+            .seal_client_secret(name.as_str(), slot, secret.as_bytes())
+            .map_err(|e| ClientError::Vault(ApiError::Internal(e.into())))
+    }
+
     /// Registers a client and returns its first secret (shown once).
-    pub async fn create_client(&self, name: &ClientName) -> Result<Zeroizing<String>, ClientError> {
+    pub async fn create_client(
+        &self,
+        caller: &Caller,
+        name: &ClientName,
+    ) -> Result<Zeroizing<String>, ClientError> {
         let secret = new_secret();
-        let sealed = self
-            .master
-            .seal_client_secret(name.as_str(), 1, secret.as_bytes())
-            .map_err(anyhow::Error::from)?;
-        if self
+        let sealed = self.seal_secret(name, 1, &secret)?;
+        let event = client_event(caller, "client.create", name);
+        let created = self
             .store
-            .create_client(name.as_str(), &sealed, crate::time::now_secs())
-            .await?
-        {
+            .create_client(name.as_str(), &sealed, crate::time::now_secs(), &event)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if created {
             Ok(secret)
         } else {
             Err(ClientError::Exists(name.as_str().to_owned()))
@@ -51,22 +75,31 @@ impl Vault {
     }
 
     /// Adds a new secret; the previous one stays valid until pruned or rotated again.
-    pub async fn rotate_client(&self, name: &ClientName) -> Result<Zeroizing<String>, ClientError> {
+    pub async fn rotate_client(
+        &self,
+        caller: &Caller,
+        name: &ClientName,
+    ) -> Result<Zeroizing<String>, ClientError> {
         let current = self.store.client_secrets(name.as_str()).await?;
         let Some(newest) = current.first() else {
             return Err(ClientError::Missing(name.as_str().to_owned()));
         };
         let slot = newest.slot + 1;
         let secret = new_secret();
-        let sealed = self
-            .master
-            .seal_client_secret(name.as_str(), slot, secret.as_bytes())
-            .map_err(anyhow::Error::from)?;
-        if self
+        let sealed = self.seal_secret(name, slot, &secret)?;
+        let event = client_event(caller, "client.rotate", name);
+        let added = self
             .store
-            .add_client_secret(name.as_str(), slot, &sealed, crate::time::now_secs())
-            .await?
-        {
+            .add_client_secret(
+                name.as_str(),
+                slot,
+                &sealed,
+                crate::time::now_secs(),
+                &event,
+            )
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if added {
             Ok(secret)
         } else {
             Err(ClientError::Raced(name.as_str().to_owned()))
@@ -74,15 +107,33 @@ impl Vault {
     }
 
     /// Ends a rotation: only the newest secret stays valid.
-    pub async fn prune_client(&self, name: &ClientName) -> Result<u64, ClientError> {
+    pub async fn prune_client(
+        &self,
+        caller: &Caller,
+        name: &ClientName,
+    ) -> Result<u64, ClientError> {
         if self.store.client_secrets(name.as_str()).await?.is_empty() {
             return Err(ClientError::Missing(name.as_str().to_owned()));
         }
-        Ok(self.store.prune_client_secrets(name.as_str()).await?)
+        let event = client_event(caller, "client.prune", name);
+        self.store
+            .prune_client_secrets(name.as_str(), &event)
+            .await
+            .map_err(|e| ClientError::Vault(self.store_error(e)))
     }
 
-    pub async fn delete_client(&self, name: &ClientName) -> Result<(), ClientError> {
-        if self.store.delete_client(name.as_str()).await? {
+    pub async fn delete_client(
+        &self,
+        caller: &Caller,
+        name: &ClientName,
+    ) -> Result<(), ClientError> {
+        let event = client_event(caller, "client.delete", name);
+        let deleted = self
+            .store
+            .delete_client(name.as_str(), &event)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if deleted {
             Ok(())
         } else {
             Err(ClientError::Missing(name.as_str().to_owned()))

@@ -90,9 +90,10 @@ impl Vault {
 }
 
 /// The tenant a blob's keys belong to: its org, or its owner when it has none.
+/// Its audit chain has the same name.
 pub fn tenant_of(owner: &str, org: Option<&str>) -> String {
     match org {
-        Some(org) => format!("org:{org}"),
-        None => format!("owner:{owner}"),
+        Some(org) => crate::audit::org_chain(org),
+        None => crate::audit::owner_chain(owner),
     }
 }

@@ -1,78 +1,179 @@
-//! Orgs and memberships, as the admin CLI manages them at bootstrap.
+//! Orgs and memberships: the admin API for org administrators and platform admins, and the
+//! admin CLI at bootstrap (which works directly on the database and is not asked). Every
+//! operation, allowed or not, is audited.
 
-use super::Vault;
+use super::{AuthMethod, Caller, Vault};
+use crate::audit::{self, NewEvent, Outcome};
 use crate::domain::{OrgId, Principal};
-use data_vault_scopes::RoleSet;
+use crate::error::ApiError;
+use data_vault_scopes::{decide_org, Decision, OrgAction, RoleSet};
 
-#[derive(Debug, thiserror::Error)]
-pub enum OrgError {
-    #[error("org {0:?} does not exist")]
-    Missing(String),
-    #[error("{0:?} is not a member of org {1:?}")]
-    NotMember(String, String),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
-}
-
-impl From<crate::store::StoreError> for OrgError {
-    fn from(e: crate::store::StoreError) -> Self {
-        OrgError::Other(e.into())
+fn event_type(action: OrgAction) -> &'static str {
+    match action {
+        OrgAction::CreateOrg => "org.create",
+        OrgAction::SetMember => "org.member_set",
+        OrgAction::RemoveMember => "org.member_remove",
+        OrgAction::ListMembers => "org.member_list",
     }
 }
 
+/// A member as the API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Member {
+    pub principal: String,
+    pub roles: Vec<String>,
+}
+
 impl Vault {
+    /// Whether `caller` may perform `action` on `org`; a denial is audited.
+    async fn authorize_org(
+        &self,
+        caller: &Caller,
+        action: OrgAction,
+        org: &OrgId,
+        event: &NewEvent,
+    ) -> Result<(), ApiError> {
+        if caller.method == AuthMethod::Local {
+            return Ok(());
+        }
+        let platform_admin = self.is_platform_admin(&caller.principal);
+        let roles = self.roles_in(caller, org.as_str()).await?;
+        match decide_org(action, platform_admin, roles) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => {
+                self.metrics.denied("org", event_type(action));
+                let mut denied = event.clone();
+                denied.outcome = Outcome::Denied;
+                denied.denial_reason = Some(reason.as_str());
+                self.record(&[denied]).await?;
+                Err(ApiError::Forbidden(reason))
+            }
+        }
+    }
+
+    fn org_event(&self, caller: &Caller, action: OrgAction, org: &OrgId) -> NewEvent {
+        // Creating an org is a platform operation; the rest belong to the org's own chain.
+        let chain = match action {
+            OrgAction::CreateOrg => audit::SYSTEM_CHAIN.to_owned(),
+            _ => audit::org_chain(org.as_str()),
+        };
+        let mut event = caller.event(chain, event_type(action));
+        event.org_id = Some(org.as_str().to_owned());
+        event
+    }
+
+    /// Records a request about an org that does not exist, on the caller's chain.
+    async fn org_missing(&self, caller: &Caller, mut event: NewEvent) -> ApiError {
+        event.chain = audit::owner_chain(caller.principal.as_str());
+        event.outcome = Outcome::Error;
+        event.denial_reason = Some("not_found");
+        match self.record(&[event]).await {
+            Ok(()) => ApiError::NotFound("org"),
+            Err(e) => e,
+        }
+    }
+
     /// Creates an org; `false` if it already existed.
-    pub async fn create_org(&self, org: &OrgId) -> Result<bool, OrgError> {
-        Ok(self
+    pub async fn create_org(&self, caller: &Caller, org: &OrgId) -> Result<bool, ApiError> {
+        let event = self.org_event(caller, OrgAction::CreateOrg, org);
+        self.authorize_org(caller, OrgAction::CreateOrg, org, &event)
+            .await?;
+        let created = self
             .store
-            .create_org(org.as_str(), crate::time::now_secs())
-            .await?)
+            .create_org(org.as_str(), crate::time::now_secs(), &event)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if !created {
+            let mut again = event;
+            again.outcome = Outcome::Error;
+            again.denial_reason = Some("exists");
+            self.record(&[again]).await?;
+        }
+        Ok(created)
     }
 
     pub async fn set_member(
         &self,
+        caller: &Caller,
         org: &OrgId,
         principal: &Principal,
         roles: RoleSet,
-    ) -> Result<(), OrgError> {
+    ) -> Result<(), ApiError> {
+        let mut event = self.org_event(caller, OrgAction::SetMember, org);
+        event.owner = Some(principal.as_str().to_owned());
+        event.reason = Some(format!("roles={}", roles.to_list()));
+        self.authorize_org(caller, OrgAction::SetMember, org, &event)
+            .await?;
+        let now = crate::time::now_secs();
         let stored = self
             .store
             .set_member(
                 org.as_str(),
                 principal.as_str(),
                 &roles.to_list(),
-                crate::time::now_secs(),
+                now,
+                &event,
             )
-            .await?;
+            .await
+            .map_err(|e| self.store_error(e))?;
         if stored {
             Ok(())
         } else {
-            Err(OrgError::Missing(org.as_str().to_owned()))
+            Err(self.org_missing(caller, event).await)
         }
     }
 
-    pub async fn remove_member(&self, org: &OrgId, principal: &Principal) -> Result<(), OrgError> {
+    pub async fn remove_member(
+        &self,
+        caller: &Caller,
+        org: &OrgId,
+        principal: &Principal,
+    ) -> Result<(), ApiError> {
+        let mut event = self.org_event(caller, OrgAction::RemoveMember, org);
+        event.owner = Some(principal.as_str().to_owned());
+        self.authorize_org(caller, OrgAction::RemoveMember, org, &event)
+            .await?;
         if !self.store.org_exists(org.as_str()).await? {
-            return Err(OrgError::Missing(org.as_str().to_owned()));
+            return Err(self.org_missing(caller, event).await);
         }
-        if self
+        let removed = self
             .store
-            .remove_member(org.as_str(), principal.as_str())
-            .await?
-        {
+            .remove_member(org.as_str(), principal.as_str(), &event)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if removed {
             Ok(())
         } else {
-            Err(OrgError::NotMember(
-                principal.as_str().to_owned(),
-                org.as_str().to_owned(),
-            ))
+            event.outcome = Outcome::Error;
+            event.denial_reason = Some("not_member");
+            self.record(&[event]).await?;
+            Err(ApiError::NotFound("member"))
         }
     }
 
-    pub async fn list_members(&self, org: &OrgId) -> Result<Vec<(String, String)>, OrgError> {
+    pub async fn list_members(
+        &self,
+        caller: &Caller,
+        org: &OrgId,
+    ) -> Result<Vec<Member>, ApiError> {
+        let event = self.org_event(caller, OrgAction::ListMembers, org);
+        self.authorize_org(caller, OrgAction::ListMembers, org, &event)
+            .await?;
         if !self.store.org_exists(org.as_str()).await? {
-            return Err(OrgError::Missing(org.as_str().to_owned()));
+            return Err(self.org_missing(caller, event).await);
         }
-        Ok(self.store.list_members(org.as_str()).await?)
+        let members = self.store.list_members(org.as_str()).await?;
+        self.record(&[event]).await?;
+        Ok(members
+            .into_iter()
+            .map(|(principal, roles)| Member {
+                principal,
+                roles: roles
+                    .split(',')
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            })
+            .collect())
     }
 }

@@ -6,6 +6,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 
+use crate::audit::{AuditEvent, NewEvent};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -19,6 +20,9 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// Writing the audit trail failed: callers see 503 `audit_unavailable`.
+    #[error("audit log write failed")]
+    Audit(#[source] sqlx::Error),
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
@@ -38,7 +42,35 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    pub(crate) fn audit(err: sqlx::Error) -> Self {
+        StoreError::Audit(err)
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which events an audit query may return.
+#[derive(Debug, Clone)]
+pub enum AuditScope {
+    /// One tenant's chain (org-wide queries by its administrators or moderators).
+    Chain(String),
+    /// Events about the principal: as requester, or as owner of the blob.
+    Principal(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditQuery {
+    pub scope: AuditScope,
+    pub blob_id: Option<String>,
+    pub blob_scope: Option<String>,
+    pub requester: Option<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    /// Only events older than this global position (the cursor).
+    pub before_gid: Option<i64>,
+    pub limit: i64,
+}
 
 /// Metadata of a stored blob, as the store holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,8 +137,15 @@ pub trait Store: Send + Sync {
     /// Stores `value` unless the key already has one; returns whether it was stored.
     async fn insert_meta_value(&self, key: &str, value: &str) -> StoreResult<bool>;
 
-    /// Registers a client with its first secret; `false` if the name is taken.
-    async fn create_client(&self, name: &str, sealed: &[u8], now: i64) -> StoreResult<bool>;
+    /// Registers a client with its first secret and records `event`, in one transaction;
+    /// `false` (and nothing recorded) if the name is taken.
+    async fn create_client(
+        &self,
+        name: &str,
+        sealed: &[u8],
+        now: i64,
+        event: &NewEvent,
+    ) -> StoreResult<bool>;
     async fn client_secrets(&self, name: &str) -> StoreResult<Vec<ClientSecretRecord>>;
     /// Adds the secret in `slot` and keeps only the two newest slots. `false` if the client
     /// does not exist or the slot was taken by a concurrent rotation.
@@ -116,22 +155,33 @@ pub trait Store: Send + Sync {
         slot: i64,
         sealed: &[u8],
         now: i64,
+        event: &NewEvent,
     ) -> StoreResult<bool>;
     /// Drops every secret but the newest; returns how many were dropped.
-    async fn prune_client_secrets(&self, name: &str) -> StoreResult<u64>;
-    async fn delete_client(&self, name: &str) -> StoreResult<bool>;
+    async fn prune_client_secrets(&self, name: &str, event: &NewEvent) -> StoreResult<u64>;
+    /// Removes a client; `false` (and nothing recorded) if it did not exist.
+    async fn delete_client(&self, name: &str, event: &NewEvent) -> StoreResult<bool>;
 
-    async fn create_org(&self, id: &str, now: i64) -> StoreResult<bool>;
+    /// Creates an org; `false` (and nothing recorded) if it exists.
+    async fn create_org(&self, id: &str, now: i64, event: &NewEvent) -> StoreResult<bool>;
     async fn org_exists(&self, id: &str) -> StoreResult<bool>;
-    /// Sets a member's roles (comma list); `false` if the org does not exist.
+    /// Sets a member's roles (comma list); `false` (and nothing recorded) if the org does
+    /// not exist.
     async fn set_member(
         &self,
         org: &str,
         principal: &str,
         roles: &str,
         now: i64,
+        event: &NewEvent,
     ) -> StoreResult<bool>;
-    async fn remove_member(&self, org: &str, principal: &str) -> StoreResult<bool>;
+    /// Removes a member; `false` (and nothing recorded) if they were not one.
+    async fn remove_member(
+        &self,
+        org: &str,
+        principal: &str,
+        event: &NewEvent,
+    ) -> StoreResult<bool>;
     /// The member's roles (comma list), or `None` when not a member.
     async fn member_roles(&self, org: &str, principal: &str) -> StoreResult<Option<String>>;
     async fn list_members(&self, org: &str) -> StoreResult<Vec<(String, String)>>;
@@ -146,11 +196,29 @@ pub trait Store: Send + Sync {
         meta: &BlobRecord,
         wrapped_key: &[u8],
         ciphertext: &[u8],
+        event: &NewEvent,
     ) -> StoreResult<()>;
     async fn fetch_blob(&self, id: &str) -> StoreResult<Option<SealedBlobRecord>>;
     async fn blob_meta(&self, id: &str) -> StoreResult<Option<BlobRecord>>;
-    async fn delete_blob(&self, id: &str) -> StoreResult<bool>;
+    /// Deletes a blob and records `event` in one transaction; `false` if it was gone.
+    async fn delete_blob(&self, id: &str, event: &NewEvent) -> StoreResult<bool>;
     async fn list_blobs(&self, query: &ListQuery) -> StoreResult<Vec<BlobRecord>>;
+
+    /// Appends events to their chains, durably, in one transaction.
+    async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()>;
+    /// Events matching `query`, newest first, each with its global position (the cursor).
+    async fn audit_query(&self, query: &AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>>;
+    /// Up to `limit` events of `chain` with `seq > after_seq`, in `seq` order.
+    async fn audit_chain_page(
+        &self,
+        chain: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditEvent>>;
+    /// The recorded head (`seq`, `hash`) of a chain.
+    async fn audit_head(&self, chain: &str) -> StoreResult<Option<(i64, String)>>;
+    /// Every chain that has a head.
+    async fn audit_chains(&self) -> StoreResult<Vec<String>>;
 }
 
 /// Connects to the database the URL names and applies its migrations.

@@ -1,12 +1,20 @@
 //! The SQL both backends share. SQLite and PostgreSQL accept the same statements here
-//! (`$n` placeholders, `ON CONFLICT DO NOTHING`), so one macro expands the same code for
+//! (`$n` placeholders, `ON CONFLICT`, `RETURNING`), so one macro expands the same code for
 //! each pool type instead of two hand-kept copies.
+//!
+//! Every write transaction starts with a write statement: SQLite then takes its write lock at
+//! once, instead of failing to upgrade a read lock when another writer got there first.
 
 use super::BlobRecord;
+use crate::audit::AuditEvent;
 use sqlx::Row;
 
 pub(super) const BLOB_COLUMNS: &str = "b.id, b.scope, b.owner, b.org_id, b.created_at, \
     b.expires_at, b.retention_policy, b.tags, b.size, b.content_hash, b.key_id, b.key_version";
+
+pub(super) const AUDIT_COLUMNS: &str = "gid, chain, seq, id, ts_ms, event_type, blob_id, scope, \
+    owner, org_id, requester, auth_method, outcome, denial_reason, purpose, reason, request_id, \
+    previous_hash, hash";
 
 pub(super) fn blob_record<R: Row>(row: &R) -> Result<BlobRecord, sqlx::Error>
 where
@@ -32,8 +40,107 @@ where
     })
 }
 
+/// An audit row and its global position.
+pub(super) fn audit_event<R: Row>(row: &R) -> Result<(i64, AuditEvent), sqlx::Error>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let ts_ms: i64 = row.try_get("ts_ms")?;
+    Ok((
+        row.try_get("gid")?,
+        AuditEvent {
+            seq: row.try_get("seq")?,
+            chain: row.try_get("chain")?,
+            id: row.try_get("id")?,
+            timestamp: crate::audit::chain::format_timestamp(ts_ms),
+            event_type: row.try_get("event_type")?,
+            blob_id: row.try_get("blob_id")?,
+            scope: row.try_get("scope")?,
+            owner: row.try_get("owner")?,
+            org_id: row.try_get("org_id")?,
+            requester: row.try_get("requester")?,
+            auth_method: row.try_get("auth_method")?,
+            outcome: row.try_get("outcome")?,
+            denial_reason: row.try_get("denial_reason")?,
+            purpose: row.try_get("purpose")?,
+            reason: row.try_get("reason")?,
+            request_id: row.try_get("request_id")?,
+            previous_hash: row.try_get("previous_hash")?,
+            hash: row.try_get("hash")?,
+        },
+    ))
+}
+
 macro_rules! impl_store {
     ($store:ty, $db:ty) => {
+        impl $store {
+            /// Appends one event inside `tx`: lock the chain head (an upsert, so the first
+            /// statement is a write on both backends), link, insert, advance the head.
+            async fn append_in_tx(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                event: &$crate::audit::NewEvent,
+            ) -> $crate::store::StoreResult<()> {
+                use $crate::store::StoreError;
+                let (seq, previous): (i64, String) = sqlx::query_as(
+                    "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) \
+                     ON CONFLICT (chain) DO UPDATE SET seq = audit_heads.seq \
+                     RETURNING seq, hash",
+                )
+                .bind(&event.chain)
+                .bind($crate::audit::chain::GENESIS_HASH)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(StoreError::audit)?;
+                let linked = $crate::audit::chain::link(event, seq + 1, &previous)
+                    .map_err(|e| StoreError::Audit(sqlx::Error::Encode(Box::new(e))))?;
+                sqlx::query(
+                    "INSERT INTO audit_events (chain, seq, id, ts_ms, event_type, blob_id, scope, \
+                     owner, org_id, requester, auth_method, outcome, denial_reason, purpose, \
+                     reason, request_id, previous_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                     $16, $17, $18)",
+                )
+                .bind(&linked.chain)
+                .bind(linked.seq)
+                .bind(&linked.id)
+                .bind(event.timestamp_ms)
+                .bind(&linked.event_type)
+                .bind(&linked.blob_id)
+                .bind(&linked.scope)
+                .bind(&linked.owner)
+                .bind(&linked.org_id)
+                .bind(&linked.requester)
+                .bind(&linked.auth_method)
+                .bind(&linked.outcome)
+                .bind(&linked.denial_reason)
+                .bind(&linked.purpose)
+                .bind(&linked.reason)
+                .bind(&linked.request_id)
+                .bind(&linked.previous_hash)
+                .bind(&linked.hash)
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::audit)?;
+                sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE chain = $3")
+                    .bind(linked.seq)
+                    .bind(&linked.hash)
+                    .bind(&linked.chain)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(StoreError::audit)?;
+                Ok(())
+            }
+
+            async fn commit(tx: sqlx::Transaction<'_, $db>) -> $crate::store::StoreResult<()> {
+                // A failed commit of a transaction that carries an audit event means the event
+                // is not durable: report it as an audit failure.
+                tx.commit().await.map_err($crate::store::StoreError::audit)
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             async fn ping(&self) -> $crate::store::StoreResult<()> {
@@ -68,6 +175,7 @@ macro_rules! impl_store {
                 name: &str,
                 sealed: &[u8],
                 now: i64,
+                event: &$crate::audit::NewEvent,
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 let created = sqlx::query(
@@ -90,7 +198,8 @@ macro_rules! impl_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                tx.commit().await?;
+                Self::append_in_tx(&mut tx, event).await?;
+                Self::commit(tx).await?;
                 Ok(true)
             }
 
@@ -116,19 +225,13 @@ macro_rules! impl_store {
                 slot: i64,
                 sealed: &[u8],
                 now: i64,
+                event: &$crate::audit::NewEvent,
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
-                let exists: Option<i64> =
-                    sqlx::query_scalar("SELECT created_at FROM clients WHERE name = $1")
-                        .bind(name)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if exists.is_none() {
-                    return Ok(false);
-                }
                 let added = sqlx::query(
                     "INSERT INTO client_secrets (client, slot, sealed, created_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM clients WHERE name = $1) \
+                     ON CONFLICT DO NOTHING",
                 )
                 .bind(name)
                 .bind(slot)
@@ -146,22 +249,34 @@ macro_rules! impl_store {
                     .bind(slot - 1)
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
+                Self::append_in_tx(&mut tx, event).await?;
+                Self::commit(tx).await?;
                 Ok(true)
             }
 
-            async fn prune_client_secrets(&self, name: &str) -> $crate::store::StoreResult<u64> {
+            async fn prune_client_secrets(
+                &self,
+                name: &str,
+                event: &$crate::audit::NewEvent,
+            ) -> $crate::store::StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "DELETE FROM client_secrets WHERE client = $1 AND slot < \
                      (SELECT MAX(slot) FROM client_secrets WHERE client = $1)",
                 )
                 .bind(name)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                Self::append_in_tx(&mut tx, event).await?;
+                Self::commit(tx).await?;
                 Ok(done.rows_affected())
             }
 
-            async fn delete_client(&self, name: &str) -> $crate::store::StoreResult<bool> {
+            async fn delete_client(
+                &self,
+                name: &str,
+                event: &$crate::audit::NewEvent,
+            ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("DELETE FROM client_secrets WHERE client = $1")
                     .bind(name)
@@ -173,19 +288,36 @@ macro_rules! impl_store {
                     .await?
                     .rows_affected()
                     == 1;
-                tx.commit().await?;
-                Ok(gone)
+                if !gone {
+                    return Ok(false);
+                }
+                Self::append_in_tx(&mut tx, event).await?;
+                Self::commit(tx).await?;
+                Ok(true)
             }
 
-            async fn create_org(&self, id: &str, now: i64) -> $crate::store::StoreResult<bool> {
-                let done = sqlx::query(
+            async fn create_org(
+                &self,
+                id: &str,
+                now: i64,
+                event: &$crate::audit::NewEvent,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let created = sqlx::query(
                     "INSERT INTO orgs (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 )
                 .bind(id)
                 .bind(now)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !created {
+                    return Ok(false);
+                }
+                Self::append_in_tx(&mut tx, event).await?;
+                Self::commit(tx).await?;
+                Ok(true)
             }
 
             async fn org_exists(&self, id: &str) -> $crate::store::StoreResult<bool> {
@@ -203,19 +335,12 @@ macro_rules! impl_store {
                 principal: &str,
                 roles: &str,
                 now: i64,
+                event: &$crate::audit::NewEvent,
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
-                let found: Option<i64> =
-                    sqlx::query_scalar("SELECT created_at FROM orgs WHERE id = $1")
-                        .bind(org)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if found.is_none() {
-                    return Ok(false);
-                }
-                sqlx::query(
+                let stored = sqlx::query(
                     "INSERT INTO memberships (org_id, principal, roles, updated_at) \
-                     VALUES ($1, $2, $3, $4) \
+                     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM orgs WHERE id = $1) \
                      ON CONFLICT (org_id, principal) \
                      DO UPDATE SET roles = excluded.roles, updated_at = excluded.updated_at",
                 )
@@ -224,8 +349,14 @@ macro_rules! impl_store {
                 .bind(roles)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+                .await?
+                .rows_affected()
+                    == 1;
+                if !stored {
+                    return Ok(false);
+                }
+                Self::append_in_tx(&mut tx, event).await?;
+                Self::commit(tx).await?;
                 Ok(true)
             }
 
@@ -233,14 +364,23 @@ macro_rules! impl_store {
                 &self,
                 org: &str,
                 principal: &str,
+                event: &$crate::audit::NewEvent,
             ) -> $crate::store::StoreResult<bool> {
-                let done =
+                let mut tx = self.pool.begin().await?;
+                let removed =
                     sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND principal = $2")
                         .bind(org)
                         .bind(principal)
-                        .execute(&self.pool)
-                        .await?;
-                Ok(done.rows_affected() == 1)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        == 1;
+                if !removed {
+                    return Ok(false);
+                }
+                Self::append_in_tx(&mut tx, event).await?;
+                Self::commit(tx).await?;
+                Ok(true)
             }
 
             async fn member_roles(
@@ -315,7 +455,9 @@ macro_rules! impl_store {
                 meta: &$crate::store::BlobRecord,
                 wrapped_key: &[u8],
                 ciphertext: &[u8],
+                event: &$crate::audit::NewEvent,
             ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO blobs (id, scope, owner, org_id, created_at, expires_at, \
                      retention_policy, tags, size, content_hash, key_id, key_version, \
@@ -336,9 +478,10 @@ macro_rules! impl_store {
                 .bind(meta.key_version)
                 .bind(wrapped_key)
                 .bind(ciphertext)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(())
+                Self::append_in_tx(&mut tx, event).await?;
+                Self::commit(tx).await
             }
 
             async fn fetch_blob(
@@ -376,12 +519,24 @@ macro_rules! impl_store {
                 Ok(row.map(|r| $crate::store::sql::blob_record(&r)).transpose()?)
             }
 
-            async fn delete_blob(&self, id: &str) -> $crate::store::StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM blobs WHERE id = $1")
+            async fn delete_blob(
+                &self,
+                id: &str,
+                event: &$crate::audit::NewEvent,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let gone = sqlx::query("DELETE FROM blobs WHERE id = $1")
                     .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() == 1)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if !gone {
+                    return Ok(false);
+                }
+                Self::append_in_tx(&mut tx, event).await?;
+                Self::commit(tx).await?;
+                Ok(true)
             }
 
             async fn list_blobs(
@@ -418,6 +573,107 @@ macro_rules! impl_store {
                     .iter()
                     .map($crate::store::sql::blob_record)
                     .collect::<Result<_, _>>()?)
+            }
+
+            async fn append_events(
+                &self,
+                events: &[$crate::audit::NewEvent],
+            ) -> $crate::store::StoreResult<()> {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.pool.begin().await.map_err($crate::store::StoreError::from)?;
+                // Lock chain heads in one order, so concurrent batches cannot deadlock.
+                let mut ordered: Vec<&$crate::audit::NewEvent> = events.iter().collect();
+                ordered.sort_by(|a, b| a.chain.cmp(&b.chain));
+                for event in ordered {
+                    Self::append_in_tx(&mut tx, event).await?;
+                }
+                Self::commit(tx).await
+            }
+
+            async fn audit_query(
+                &self,
+                query: &$crate::store::AuditQuery,
+            ) -> $crate::store::StoreResult<Vec<(i64, $crate::audit::AuditEvent)>> {
+                let mut sql = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM audit_events WHERE ",
+                    $crate::store::sql::AUDIT_COLUMNS
+                ));
+                match &query.scope {
+                    $crate::store::AuditScope::Chain(chain) => {
+                        sql.push("chain = ").push_bind(chain);
+                    }
+                    $crate::store::AuditScope::Principal(principal) => {
+                        sql.push("(requester = ")
+                            .push_bind(principal)
+                            .push(" OR owner = ")
+                            .push_bind(principal)
+                            .push(")");
+                    }
+                }
+                if let Some(blob_id) = &query.blob_id {
+                    sql.push(" AND blob_id = ").push_bind(blob_id);
+                }
+                if let Some(scope) = &query.blob_scope {
+                    sql.push(" AND scope = ").push_bind(scope);
+                }
+                if let Some(requester) = &query.requester {
+                    sql.push(" AND requester = ").push_bind(requester);
+                }
+                if let Some(start) = query.start_ms {
+                    sql.push(" AND ts_ms >= ").push_bind(start);
+                }
+                if let Some(end) = query.end_ms {
+                    sql.push(" AND ts_ms < ").push_bind(end);
+                }
+                if let Some(before) = query.before_gid {
+                    sql.push(" AND gid < ").push_bind(before);
+                }
+                sql.push(" ORDER BY gid DESC LIMIT ").push_bind(query.limit);
+                let rows = sql.build().fetch_all(&self.pool).await?;
+                Ok(rows
+                    .iter()
+                    .map($crate::store::sql::audit_event)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            async fn audit_chain_page(
+                &self,
+                chain: &str,
+                after_seq: i64,
+                limit: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::audit::AuditEvent>> {
+                let sql = format!(
+                    "SELECT {} FROM audit_events WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    $crate::store::sql::AUDIT_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(chain)
+                    .bind(after_seq)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| $crate::store::sql::audit_event(r).map(|(_, e)| e))
+                    .collect::<Result<_, _>>()
+                    .map_err(Into::into)
+            }
+
+            async fn audit_head(
+                &self,
+                chain: &str,
+            ) -> $crate::store::StoreResult<Option<(i64, String)>> {
+                Ok(sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE chain = $1")
+                    .bind(chain)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn audit_chains(&self) -> $crate::store::StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT chain FROM audit_heads ORDER BY chain")
+                    .fetch_all(&self.pool)
+                    .await?)
             }
         }
     };

@@ -230,7 +230,8 @@ async fn both_secrets_work_during_rotation_and_prune_ends_it(backend: Backend) {
     let old = app.create_client("svc").await;
     let vault = data_vault::startup::open_vault(&app.config).await.unwrap();
     let name = data_vault::domain::ClientName::parse("svc").unwrap();
-    let new = vault.rotate_client(&name).await.unwrap();
+    let admin = data_vault::service::Caller::local_admin().unwrap();
+    let new = vault.rotate_client(&admin, &name).await.unwrap();
     for secret in [old.secret.as_str(), new.as_str()] {
         let request = Signed::get("svc", LIST);
         assert_eq!(
@@ -238,7 +239,7 @@ async fn both_secrets_work_during_rotation_and_prune_ends_it(backend: Backend) {
             200
         );
     }
-    assert_eq!(vault.prune_client(&name).await.unwrap(), 1);
+    assert_eq!(vault.prune_client(&admin, &name).await.unwrap(), 1);
     let request = Signed::get("svc", LIST);
     assert_eq!(
         request

@@ -412,14 +412,7 @@ async fn org_blobs_need_membership_to_create(backend: Backend) {
     .await;
     assert_eq!((status, code.as_str()), (403, "forbidden"));
 
-    let vault = data_vault::startup::open_vault(&app.config).await.unwrap();
-    let org = data_vault::domain::OrgId::parse("acme").unwrap();
-    vault.create_org(&org).await.unwrap();
-    let principal = data_vault::domain::Principal::parse("svc").unwrap();
-    vault
-        .set_member(&org, &principal, Default::default())
-        .await
-        .unwrap();
+    app.create_org("acme", &[("svc", "")]).await;
 
     let (_, meta) = created_id(
         put_raw(

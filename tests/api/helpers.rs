@@ -3,8 +3,10 @@
 
 use data_vault::cli::{ClientAuth, VaultClient};
 use data_vault::config::Config;
-use data_vault::domain::ClientName;
+use data_vault::domain::{ClientName, OrgId, Principal};
+use data_vault::service::Caller;
 use data_vault::startup::{open_vault, Application};
+use data_vault_scopes::RoleSet;
 use std::io::Write;
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
@@ -191,10 +193,29 @@ impl TestApp {
     pub async fn create_client(&self, name: &str) -> Credentials {
         let vault = open_vault(&self.config).await.unwrap();
         let name = ClientName::parse(name).unwrap();
-        let secret = vault.create_client(&name).await.unwrap();
+        let secret = vault
+            .create_client(&Caller::local_admin().unwrap(), &name)
+            .await
+            .unwrap();
         Credentials {
             principal: name.as_str().to_owned(),
             secret,
+        }
+    }
+
+    /// Creates an org with members and roles, the way the admin CLI does at bootstrap.
+    pub async fn create_org(&self, org: &str, members: &[(&str, &str)]) {
+        let vault = open_vault(&self.config).await.unwrap();
+        let admin = Caller::local_admin().unwrap();
+        let org = OrgId::parse(org).unwrap();
+        vault.create_org(&admin, &org).await.unwrap();
+        for (principal, roles) in members {
+            let principal = Principal::parse(principal).unwrap();
+            let roles = RoleSet::parse_list(roles).unwrap();
+            vault
+                .set_member(&admin, &org, &principal, roles)
+                .await
+                .unwrap();
         }
     }
 

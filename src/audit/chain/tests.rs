@@ -1,0 +1,130 @@
+use super::*;
+use crate::audit::Outcome;
+use proptest::prelude::*;
+
+fn new_event(chain: &str, n: i64) -> NewEvent {
+    NewEvent {
+        chain: chain.to_owned(),
+        id: format!("0190b6a0-0000-7000-8000-{n:012}"),
+        timestamp_ms: 1_700_000_000_000 + n,
+        event_type: "blob.read",
+        blob_id: Some("b".into()),
+        scope: Some("veid".into()),
+        owner: Some("alice".into()),
+        org_id: None,
+        requester: "agent".into(),
+        auth_method: "hmac",
+        outcome: Outcome::Granted,
+        denial_reason: None,
+        purpose: None,
+        reason: Some("ticket \"42\"\n".into()),
+        request_id: "r".into(),
+    }
+}
+
+fn build_chain(len: i64) -> Vec<AuditEvent> {
+    let mut previous = GENESIS_HASH.to_owned();
+    (1..=len)
+        .map(|seq| {
+            let event = link(&new_event("org:acme", seq), seq, &previous).unwrap();
+            previous.clone_from(&event.hash);
+            event
+        })
+        .collect()
+}
+
+fn verify(events: &[AuditEvent], head: Option<(i64, String)>) -> Verification {
+    let mut verifier = ChainVerifier::new("org:acme");
+    for event in events {
+        verifier.push(event);
+    }
+    verifier.finish(head)
+}
+
+fn head_of(events: &[AuditEvent]) -> Option<(i64, String)> {
+    events.last().map(|e| (e.seq, e.hash.clone()))
+}
+
+#[test]
+fn canonical_json_sorts_keys_keeps_nulls_and_escapes_per_rfc_8785() {
+    let event = link(&new_event("org:acme", 1), 1, GENESIS_HASH).unwrap();
+    let expected = concat!(
+        r#"{"auth_method":"hmac","blob_id":"b","chain":"org:acme","denial_reason":null,"#,
+        r#""event_type":"blob.read","id":"0190b6a0-0000-7000-8000-000000000001","#,
+        r#""org_id":null,"outcome":"granted","owner":"alice","#,
+        r#""previous_hash":"0000000000000000000000000000000000000000000000000000000000000000","#,
+        r#""purpose":null,"reason":"ticket \"42\"\n","request_id":"r","requester":"agent","#,
+        r#""scope":"veid","seq":1,"timestamp":"2023-11-14T22:13:20.001Z"}"#
+    );
+    assert_eq!(canonical_json(&event).unwrap(), expected);
+    assert_eq!(event.hash, hex::encode(Sha256::digest(expected.as_bytes())));
+}
+
+#[test]
+fn an_intact_chain_verifies() {
+    let events = build_chain(5);
+    let result = verify(&events, head_of(&events));
+    assert!(result.valid);
+    assert_eq!(result.length, 5);
+    assert_eq!(result.head_hash, events[4].hash);
+    assert_eq!(result.first_invalid_seq, None);
+    assert!(verify(&[], None).valid, "an empty chain is valid");
+}
+
+#[test]
+fn an_edited_event_is_found() {
+    let mut events = build_chain(5);
+    let head = head_of(&events);
+    events[2].reason = Some("nothing to see".into());
+    assert_eq!(verify(&events, head).first_invalid_seq, Some(3));
+}
+
+#[test]
+fn a_deleted_event_is_found() {
+    let mut events = build_chain(5);
+    let head = head_of(&events);
+    events.remove(1);
+    assert_eq!(verify(&events, head).first_invalid_seq, Some(2));
+}
+
+#[test]
+fn reordered_events_are_found() {
+    let mut events = build_chain(5);
+    let head = head_of(&events);
+    // Swap the contents of seq 2 and 3, keeping the seq numbers in place.
+    let (a, b) = (events[1].clone(), events[2].clone());
+    events[1] = AuditEvent { seq: 2, ..b };
+    events[2] = AuditEvent { seq: 3, ..a };
+    assert_eq!(verify(&events, head).first_invalid_seq, Some(2));
+}
+
+#[test]
+fn a_truncated_tail_is_found_against_the_head() {
+    let mut events = build_chain(5);
+    let head = head_of(&events);
+    events.truncate(3);
+    let result = verify(&events, head);
+    assert!(!result.valid);
+    assert_eq!(result.first_invalid_seq, Some(4));
+}
+
+proptest! {
+    #[test]
+    fn any_single_field_change_breaks_the_chain(len in 1i64..12, target in 0usize..12, field in 0usize..8) {
+        let mut events = build_chain(len);
+        let head = head_of(&events);
+        let i = target % events.len();
+        let e = &mut events[i];
+        match field {
+            0 => e.requester.push('x'),
+            1 => e.outcome = "denied".into(),
+            2 => e.timestamp.push('0'),
+            3 => e.blob_id = None,
+            4 => e.org_id = Some("other".into()),
+            5 => e.previous_hash = GENESIS_HASH.replace('0', "1"),
+            6 => e.id.push('0'),
+            _ => e.hash = GENESIS_HASH.to_owned(),
+        }
+        prop_assert_eq!(verify(&events, head).first_invalid_seq, Some(i as i64 + 1));
+    }
+}

@@ -1,0 +1,110 @@
+//! The audit log (DESIGN §8): every blob and admin operation, granted or denied, appended to a
+//! per-tenant hash chain. `chain.rs` holds the pure hashing and verification; the store
+//! appends; the service decides what is recorded.
+
+pub mod chain;
+
+use serde::Serialize;
+
+/// The chain of platform operations (clients, org creation).
+pub const SYSTEM_CHAIN: &str = "system";
+
+/// The chain of an org's tenant.
+pub fn org_chain(org: &str) -> String {
+    format!("org:{org}")
+}
+
+/// The chain of a principal's personal blobs and of requests that name no tenant.
+pub fn owner_chain(principal: &str) -> String {
+    format!("owner:{principal}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Granted,
+    Denied,
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Granted => "granted",
+            Outcome::Denied => "denied",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// An event as the service describes it; the store gives it its place in the chain.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub chain: String,
+    pub id: String,
+    pub timestamp_ms: i64,
+    pub event_type: &'static str,
+    pub blob_id: Option<String>,
+    pub scope: Option<String>,
+    pub owner: Option<String>,
+    pub org_id: Option<String>,
+    pub requester: String,
+    pub auth_method: &'static str,
+    pub outcome: Outcome,
+    pub denial_reason: Option<&'static str>,
+    pub purpose: Option<String>,
+    pub reason: Option<String>,
+    pub request_id: String,
+}
+
+impl NewEvent {
+    /// An event with the common fields set; callers fill in the rest.
+    pub fn new(
+        chain: String,
+        event_type: &'static str,
+        requester: &str,
+        auth_method: &'static str,
+        request_id: &str,
+    ) -> Self {
+        Self {
+            chain,
+            id: uuid::Uuid::now_v7().to_string(),
+            timestamp_ms: crate::time::now_millis(),
+            event_type,
+            blob_id: None,
+            scope: None,
+            owner: None,
+            org_id: None,
+            requester: requester.to_owned(),
+            auth_method,
+            outcome: Outcome::Granted,
+            denial_reason: None,
+            purpose: None,
+            reason: None,
+            request_id: request_id.to_owned(),
+        }
+    }
+}
+
+/// A recorded event, exactly the object whose hash is chained (DESIGN §8). Absent optional
+/// fields are `null`, never omitted, so every implementation hashes the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub chain: String,
+    pub id: String,
+    pub timestamp: String,
+    pub event_type: String,
+    pub blob_id: Option<String>,
+    pub scope: Option<String>,
+    pub owner: Option<String>,
+    pub org_id: Option<String>,
+    pub requester: String,
+    pub auth_method: String,
+    pub outcome: String,
+    pub denial_reason: Option<String>,
+    pub purpose: Option<String>,
+    pub reason: Option<String>,
+    pub request_id: String,
+    pub previous_hash: String,
+    pub hash: String,
+}

@@ -1,0 +1,80 @@
+//! `/api/v1/vault/audit`: querying and verifying the audit log.
+
+use super::{query, AppState};
+use crate::domain::{BlobId, OrgId, Principal, Scope};
+use crate::error::ApiError;
+use crate::service::{AuditParams, Caller};
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/vault/audit", get(query_events))
+        .route("/api/v1/vault/audit/verify", get(verify))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    blob_id: Option<String>,
+    scope: Option<String>,
+    requester: Option<String>,
+    org_id: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyQuery {
+    org_id: Option<String>,
+}
+
+fn number(name: &str, text: Option<String>, min: i64) -> Result<Option<i64>, ApiError> {
+    text.map(|t| match t.parse::<i64>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(ApiError::BadRequest(format!(
+            "{name} must be an integer of at least {min}"
+        ))),
+    })
+    .transpose()
+}
+
+async fn query_events(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q: EventsQuery = query::parse(raw.as_deref())?;
+    let params = AuditParams {
+        blob_id: q.blob_id.as_deref().map(BlobId::parse).transpose()?,
+        scope: q.scope.as_deref().map(Scope::parse).transpose()?,
+        requester: q.requester.as_deref().map(Principal::parse).transpose()?,
+        org_id: q.org_id.as_deref().map(OrgId::parse).transpose()?,
+        start: number("start", q.start, 0)?,
+        end: number("end", q.end, 0)?,
+        limit: number("limit", q.limit, 1)?,
+        cursor: number("cursor", q.cursor, 1)?,
+    };
+    if let (Some(start), Some(end)) = (params.start, params.end) {
+        if end <= start {
+            return Err(ApiError::BadRequest("end must be after start".into()));
+        }
+    }
+    Ok(Json(state.vault.query_audit(&caller, params).await?).into_response())
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q: VerifyQuery = query::parse(raw.as_deref())?;
+    let org = q.org_id.as_deref().map(OrgId::parse).transpose()?;
+    Ok(Json(state.vault.verify_audit(&caller, org.as_ref()).await?).into_response())
+}

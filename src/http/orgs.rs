@@ -1,0 +1,98 @@
+//! `/api/v1/vault/orgs`: org creation (platform admins) and membership (org administrators).
+
+use super::AppState;
+use crate::domain::{OrgId, Principal};
+use crate::error::ApiError;
+use crate::service::Caller;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Extension, Json, Router};
+use data_vault_scopes::RoleSet;
+use serde::Deserialize;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/vault/orgs/{org}", put(create_org))
+        .route("/api/v1/vault/orgs/{org}/members", get(list_members))
+        .route(
+            "/api/v1/vault/orgs/{org}/members/{principal}",
+            put(set_member).delete(remove_member),
+        )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesBody {
+    roles: Vec<String>,
+}
+
+const MAX_ROLES: usize = 16;
+
+async fn create_org(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(org): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = OrgId::parse(&org)?;
+    let created = state.vault.create_org(&caller, &org).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(serde_json::json!({ "org_id": org, "created": created })),
+    )
+        .into_response())
+}
+
+async fn set_member(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((org, principal)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let org = OrgId::parse(&org)?;
+    let principal = Principal::parse(&principal)?;
+    let body: RolesBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    if body.roles.len() > MAX_ROLES {
+        return Err(ApiError::BadRequest("too many roles".into()));
+    }
+    let roles = RoleSet::parse_list(&body.roles.join(","))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    state
+        .vault
+        .set_member(&caller, &org, &principal, roles)
+        .await?;
+    let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    Ok(
+        Json(serde_json::json!({ "org_id": org, "principal": principal, "roles": roles }))
+            .into_response(),
+    )
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((org, principal)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let org = OrgId::parse(&org)?;
+    let principal = Principal::parse(&principal)?;
+    state.vault.remove_member(&caller, &org, &principal).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_members(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(org): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = OrgId::parse(&org)?;
+    let members = state.vault.list_members(&caller, &org).await?;
+    Ok(Json(serde_json::json!({ "org_id": org, "members": members })).into_response())
+}

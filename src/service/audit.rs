@@ -1,0 +1,151 @@
+//! Reading the audit log: queries with the visibility rules of DESIGN §4.5, and chain
+//! verification (also used offline by `data-vault audit verify`).
+
+use super::{Caller, Vault};
+use crate::audit::chain::{ChainVerifier, Verification};
+use crate::audit::{self, AuditEvent, Outcome};
+use crate::domain::{BlobId, OrgId, Principal, Scope};
+use crate::error::ApiError;
+use crate::store::{AuditQuery, AuditScope, Store, StoreError};
+use data_vault_scopes::{decide_org_audit, Decision};
+use serde::Serialize;
+
+pub const MAX_AUDIT_LIMIT: i64 = 500;
+pub const DEFAULT_AUDIT_LIMIT: i64 = 100;
+/// Events read per page while verifying, so memory stays flat for any chain length.
+const VERIFY_PAGE: i64 = 5000;
+
+#[derive(Debug, Default)]
+pub struct AuditParams {
+    pub blob_id: Option<BlobId>,
+    pub scope: Option<Scope>,
+    pub requester: Option<Principal>,
+    pub org_id: Option<OrgId>,
+    /// Unix seconds, inclusive.
+    pub start: Option<i64>,
+    /// Unix seconds, exclusive.
+    pub end: Option<i64>,
+    pub limit: Option<i64>,
+    pub cursor: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    pub next_cursor: Option<String>,
+}
+
+/// Verifies one chain straight from the store, a page at a time.
+pub async fn verify_chain(store: &dyn Store, chain: &str) -> Result<Verification, StoreError> {
+    let mut verifier = ChainVerifier::new(chain);
+    let mut after = 0;
+    loop {
+        let page = store.audit_chain_page(chain, after, VERIFY_PAGE).await?;
+        for event in &page {
+            verifier.push(event);
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == VERIFY_PAGE => after = last.seq,
+            _ => break,
+        }
+    }
+    Ok(verifier.finish(store.audit_head(chain).await?))
+}
+
+impl Vault {
+    /// Org-wide audit access: the org's administrators and moderators, and platform admins.
+    /// A denial is audited on the caller's chain and counted.
+    async fn authorize_org_audit(
+        &self,
+        caller: &Caller,
+        org: &OrgId,
+        event_type: &'static str,
+    ) -> Result<(), ApiError> {
+        let platform_admin = self.is_platform_admin(&caller.principal);
+        let roles = self.roles_in(caller, org.as_str()).await?;
+        match decide_org_audit(platform_admin, roles) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => {
+                self.metrics.denied("audit", "audit_query");
+                let mut event =
+                    caller.event(audit::owner_chain(caller.principal.as_str()), event_type);
+                event.org_id = Some(org.as_str().to_owned());
+                event.outcome = Outcome::Denied;
+                event.denial_reason = Some(reason.as_str());
+                self.record(&[event]).await?;
+                Err(ApiError::Forbidden(reason))
+            }
+        }
+    }
+
+    pub async fn query_audit(
+        &self,
+        caller: &Caller,
+        params: AuditParams,
+    ) -> Result<AuditPage, ApiError> {
+        let result = self.query_audit_inner(caller, params).await;
+        self.metrics.access("audit", "audit_query", result.is_ok());
+        result
+    }
+
+    async fn query_audit_inner(
+        &self,
+        caller: &Caller,
+        params: AuditParams,
+    ) -> Result<AuditPage, ApiError> {
+        let scope = match &params.org_id {
+            Some(org) => {
+                self.authorize_org_audit(caller, org, "audit.query").await?;
+                // Who read an org's trail is itself part of that org's trail.
+                let mut event = caller.event(audit::org_chain(org.as_str()), "audit.query");
+                event.org_id = Some(org.as_str().to_owned());
+                self.record(&[event]).await?;
+                AuditScope::Chain(audit::org_chain(org.as_str()))
+            }
+            None => AuditScope::Principal(caller.principal.as_str().to_owned()),
+        };
+        let limit = params
+            .limit
+            .unwrap_or(DEFAULT_AUDIT_LIMIT)
+            .clamp(1, MAX_AUDIT_LIMIT);
+        let query = AuditQuery {
+            scope,
+            blob_id: params.blob_id.map(|b| b.to_string()),
+            blob_scope: params.scope.map(|s| s.as_str().to_owned()),
+            requester: params.requester.map(|p| p.as_str().to_owned()),
+            start_ms: params.start.map(|s| s.saturating_mul(1000)),
+            end_ms: params.end.map(|s| s.saturating_mul(1000)),
+            before_gid: params.cursor,
+            limit: limit + 1,
+        };
+        let mut rows = self.store.audit_query(&query).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|(gid, _)| gid.to_string())
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            events: rows.into_iter().map(|(_, e)| e).collect(),
+            next_cursor,
+        })
+    }
+
+    /// Verifies an org's chain (for its auditors) or the caller's own chain.
+    pub async fn verify_audit(
+        &self,
+        caller: &Caller,
+        org: Option<&OrgId>,
+    ) -> Result<Verification, ApiError> {
+        let chain = match org {
+            Some(org) => {
+                self.authorize_org_audit(caller, org, "audit.verify")
+                    .await?;
+                audit::org_chain(org.as_str())
+            }
+            None => audit::owner_chain(caller.principal.as_str()),
+        };
+        Ok(verify_chain(self.store.as_ref(), &chain).await?)
+    }
+}
