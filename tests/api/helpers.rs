@@ -342,3 +342,138 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String) {
     assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
     (status, body["code"].as_str().unwrap().to_owned())
 }
+
+/// The real `data-vault serve` in its own process, on the test app's database and key.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    pub fn start(app: &TestApp) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_data-vault"))
+            .arg("serve")
+            .env(
+                "DATA_VAULT_STORAGE__DATABASE_URL",
+                &app.config.storage.database_url,
+            )
+            .env(
+                "DATA_VAULT_KEYS__MASTER_KEY_FILE",
+                &app.config.keys.master_key_file,
+            )
+            .env("DATA_VAULT_SERVER__LISTEN", "127.0.0.1:0")
+            .env("DATA_VAULT_SERVER__METRICS_LISTEN", "127.0.0.1:0")
+            .env("DATA_VAULT_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keep draining the log so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(addr) = line.split_whitespace().find_map(|w| w.strip_prefix("api=")) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.to_owned());
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("server process did not report its address")
+            .parse()
+            .unwrap();
+        Self { child, addr }
+    }
+
+    pub fn client(&self, creds: &Credentials) -> VaultClient {
+        VaultClient::new(
+            &format!("http://{}", self.addr),
+            ClientAuth::Hmac {
+                principal: creds.principal.clone(),
+                secret: creds.secret.clone(),
+            },
+        )
+        .unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(mut self) -> bool {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestApp {
+    /// Runs SQL that may fail, returning the error text.
+    pub async fn try_sql(&self, statement: &str) -> Result<(), String> {
+        use sqlx::Connection;
+        let url = &self.config.storage.database_url;
+        let result = match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::query(statement).execute(&mut conn).await.map(|_| ())
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query(statement).execute(&mut conn).await.map(|_| ())
+            }
+        };
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Lets a test tamper with the audit table, as an attacker with database access could.
+    pub async fn disable_audit_triggers(&self) {
+        match self.backend {
+            Backend::Sqlite => {
+                self.sql("DROP TRIGGER audit_events_no_update").await;
+                self.sql("DROP TRIGGER audit_events_no_delete").await;
+            }
+            Backend::Postgres => {
+                self.sql("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update_delete")
+                    .await;
+            }
+        }
+    }
+
+    /// Makes every audit insert fail, simulating a broken audit store.
+    pub async fn break_audit_store(&self) {
+        match self.backend {
+            Backend::Sqlite => {
+                self.sql(
+                    "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_events \
+                     BEGIN SELECT RAISE(ABORT, 'simulated audit disk failure'); END",
+                )
+                .await;
+            }
+            Backend::Postgres => {
+                self.sql(
+                    "CREATE FUNCTION audit_broken() RETURNS trigger AS $$ BEGIN \
+                     RAISE EXCEPTION 'simulated audit disk failure'; END; $$ LANGUAGE plpgsql",
+                )
+                .await;
+                self.sql(
+                    "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_events \
+                     FOR EACH ROW EXECUTE FUNCTION audit_broken()",
+                )
+                .await;
+            }
+        }
+    }
+}

@@ -4,6 +4,8 @@
 
 mod helpers;
 
+mod access;
+mod audit;
 mod auth_hmac;
 mod blobs;
 mod cli;

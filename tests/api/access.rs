@@ -1,0 +1,378 @@
+//! The seed access matrix of DESIGN §4 end to end over HTTP, with the audit event each
+//! decision leaves behind.
+
+use crate::helpers::*;
+use crate::on_both_backends;
+use data_vault::cli::{Body, VaultClient};
+use reqwest::Method;
+use serde_json::Value;
+
+struct World {
+    app: TestApp,
+    owner: VaultClient,
+    admin: VaultClient,
+    agent: VaultClient,
+    provider: VaultClient,
+    member: VaultClient,
+    moderator: VaultClient,
+    outsider_admin: VaultClient,
+}
+
+async fn world(backend: Backend) -> World {
+    let app = TestApp::spawn(backend).await;
+    let mut clients = Vec::new();
+    for name in [
+        "owner",
+        "admin",
+        "agent",
+        "provider",
+        "member",
+        "moderator",
+        "outsider",
+    ] {
+        clients.push(app.client(&app.create_client(name).await));
+    }
+    app.create_org(
+        "acme",
+        &[
+            ("owner", ""),
+            ("admin", "administrator"),
+            ("agent", "support_agent"),
+            ("provider", "service_provider"),
+            ("member", ""),
+            ("moderator", "moderator"),
+        ],
+    )
+    .await;
+    app.create_org("globex", &[("outsider", "administrator")])
+        .await;
+    let mut it = clients.into_iter();
+    let mut next = || it.next().unwrap();
+    World {
+        owner: next(),
+        admin: next(),
+        agent: next(),
+        provider: next(),
+        member: next(),
+        moderator: next(),
+        outsider_admin: next(),
+        app,
+    }
+}
+
+async fn list(client: &VaultClient, query: &[(&str, &str)]) -> Value {
+    let response = client
+        .send(Method::GET, "/api/v1/vault/blobs", query, None, None)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn upload(client: &VaultClient, scope: &str, org: Option<&str>) -> String {
+    let envelope = age_envelope_of_size(700);
+    let mut query = vec![("scope", scope)];
+    if let Some(org) = org {
+        query.push(("org_id", org));
+    }
+    let body = Body {
+        bytes: &envelope,
+        content_type: "application/octet-stream",
+    };
+    let response = client
+        .send(
+            Method::POST,
+            "/api/v1/vault/blobs",
+            &query,
+            Some(body),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["metadata"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn read(client: &VaultClient, id: &str, query: &[(&str, &str)]) -> u16 {
+    let path = format!("/api/v1/vault/blobs/{id}");
+    client
+        .send(Method::GET, &path, query, None, None)
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn delete(client: &VaultClient, id: &str) -> u16 {
+    let path = format!("/api/v1/vault/blobs/{id}");
+    client
+        .send(Method::DELETE, &path, &[], None, None)
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The events of a blob, as an org auditor sees them, oldest first.
+async fn blob_events(w: &World, id: &str) -> Vec<Value> {
+    let response = w
+        .admin
+        .send(
+            Method::GET,
+            "/api/v1/vault/audit",
+            &[("org_id", "acme"), ("blob_id", id), ("limit", "500")],
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let mut events = body["events"].as_array().unwrap().clone();
+    events.reverse();
+    events
+}
+
+/// Caller, blob, query, expected status, expected outcome, expected denial reason.
+type Case<'a> = (
+    &'a VaultClient,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    u16,
+    &'a str,
+    Option<&'a str>,
+);
+
+async fn seed_matrix_holds_end_to_end(backend: Backend) {
+    let w = world(backend).await;
+    let support = upload(&w.owner, "support", Some("acme")).await;
+    let market = upload(&w.owner, "market", Some("acme")).await;
+    let audit = upload(&w.owner, "audit", Some("acme")).await;
+    let personal = upload(&w.owner, "veid", None).await;
+    let reason = [("reason", "ticket 42")];
+
+    let cases: Vec<Case> = vec![
+        (&w.owner, &support, &[], 200, "granted", None),
+        (&w.owner, &personal, &[], 200, "granted", None),
+        (&w.agent, &support, &reason, 200, "granted", None),
+        (
+            &w.agent,
+            &support,
+            &[],
+            403,
+            "denied",
+            Some("reason_required"),
+        ),
+        (
+            &w.agent,
+            &support,
+            &[("reason", " ")],
+            403,
+            "denied",
+            Some("reason_required"),
+        ),
+        (&w.admin, &support, &reason, 200, "granted", None),
+        (
+            &w.provider,
+            &support,
+            &reason,
+            403,
+            "denied",
+            Some("role_not_allowed"),
+        ),
+        (
+            &w.member,
+            &support,
+            &reason,
+            403,
+            "denied",
+            Some("role_not_allowed"),
+        ),
+        (&w.provider, &market, &[], 200, "granted", None),
+        (
+            &w.agent,
+            &market,
+            &reason,
+            403,
+            "denied",
+            Some("role_not_allowed"),
+        ),
+        (&w.moderator, &audit, &reason, 200, "granted", None),
+        (
+            &w.moderator,
+            &audit,
+            &[],
+            403,
+            "denied",
+            Some("reason_required"),
+        ),
+        (
+            &w.outsider_admin,
+            &support,
+            &reason,
+            403,
+            "denied",
+            Some("not_member"),
+        ),
+        (
+            &w.outsider_admin,
+            &support,
+            &[("reason", "x"), ("org_id", "globex")],
+            403,
+            "denied",
+            Some("org_mismatch"),
+        ),
+        (
+            &w.agent,
+            &support,
+            &[("reason", "x"), ("org_id", "globex")],
+            403,
+            "denied",
+            Some("org_mismatch"),
+        ),
+        (
+            &w.admin,
+            &personal,
+            &reason,
+            403,
+            "denied",
+            Some("not_owner"),
+        ),
+    ];
+    for (i, (client, blob, query, status, outcome, denial)) in cases.iter().enumerate() {
+        assert_eq!(read(client, blob, query).await, *status, "case {i}");
+        if *blob == personal.as_str() {
+            continue; // personal blobs are on the owner's chain, checked below
+        }
+        let events = blob_events(&w, blob).await;
+        let last = events.last().unwrap();
+        assert_eq!(last["event_type"], "blob.read", "case {i}");
+        assert_eq!(last["outcome"], *outcome, "case {i}");
+        assert_eq!(last["denial_reason"].as_str(), *denial, "case {i}");
+        assert_eq!(last["chain"], "org:acme", "case {i}");
+    }
+
+    // Deletes: a support agent may not, the org administrator may.
+    assert_eq!(delete(&w.agent, &support).await, 403);
+    let events = blob_events(&w, &support).await;
+    assert_eq!(
+        events.last().unwrap()["denial_reason"],
+        "delete_requires_administrator"
+    );
+    assert_eq!(delete(&w.admin, &support).await, 204);
+    let events = blob_events(&w, &support).await;
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last["event_type"].as_str(), last["outcome"].as_str()),
+        (Some("blob.delete"), Some("granted"))
+    );
+    assert_eq!(events.first().unwrap()["event_type"], "blob.create");
+
+    // The owner sees their personal blob's events, including the administrator's denied read.
+    let mine: Value = w
+        .owner
+        .send(
+            Method::GET,
+            "/api/v1/vault/audit",
+            &[("blob_id", &personal)],
+            None,
+            None,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outcomes: Vec<&str> = mine["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec!["denied", "granted", "granted"],
+        "newest first: admin denied, owner read, create"
+    );
+
+    // Denials are counted; not-founds are not.
+    let metrics = w.app.metrics_text().await;
+    assert!(
+        metrics.contains(
+            r#"virtengine_data_vault_access_denied_total{action="read",scope="support"} 7"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        r#"virtengine_data_vault_access_denied_total{action="delete",scope="support"} 1"#
+    ));
+}
+
+async fn creating_in_an_org_needs_membership(backend: Backend) {
+    let w = world(backend).await;
+    let envelope = age_envelope_of_size(300);
+    let body = Body {
+        bytes: &envelope,
+        content_type: "application/octet-stream",
+    };
+    let response = w
+        .outsider_admin
+        .send(
+            Method::POST,
+            "/api/v1/vault/blobs",
+            &[("scope", "market"), ("org_id", "acme")],
+            Some(body),
+            None,
+        )
+        .await
+        .unwrap();
+    let (status, code) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (403, "forbidden"));
+    assert_eq!(w.app.count_rows("blobs").await, 0);
+    let mine: Value = w
+        .outsider_admin
+        .send(Method::GET, "/api/v1/vault/audit", &[], None, None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event = &mine["events"][0];
+    assert_eq!(
+        (event["event_type"].as_str(), event["outcome"].as_str()),
+        (Some("blob.create"), Some("denied"))
+    );
+    assert_eq!(event["org_id"], "acme");
+}
+
+async fn org_listing_shows_what_roles_allow(backend: Backend) {
+    let w = world(backend).await;
+    upload(&w.owner, "support", Some("acme")).await;
+    upload(&w.owner, "market", Some("acme")).await;
+    upload(&w.owner, "veid", None).await;
+    let listed = |v: Value| v["blobs"].as_array().unwrap().len();
+    assert_eq!(
+        listed(list(&w.agent, &[("org_id", "acme")]).await),
+        1,
+        "support only"
+    );
+    assert_eq!(
+        listed(list(&w.provider, &[("org_id", "acme")]).await),
+        1,
+        "market only"
+    );
+    assert_eq!(listed(list(&w.admin, &[("org_id", "acme")]).await), 2);
+    assert_eq!(listed(list(&w.member, &[("org_id", "acme")]).await), 0);
+    assert_eq!(
+        listed(list(&w.outsider_admin, &[("org_id", "acme")]).await),
+        0
+    );
+    assert_eq!(listed(list(&w.owner, &[]).await), 3);
+}
+
+on_both_backends!(
+    seed_matrix_holds_end_to_end,
+    creating_in_an_org_needs_membership,
+    org_listing_shows_what_roles_allow,
+);

@@ -1,0 +1,573 @@
+//! The audit chain: append-only, tamper-evident, fail-closed, and free of forks when many
+//! processes append at once.
+
+use crate::helpers::*;
+use crate::on_both_backends;
+use data_vault::cli::{Body, VaultClient};
+use reqwest::Method;
+use serde_json::Value;
+use std::process::Command;
+
+async fn upload(client: &VaultClient, scope: &str, org: Option<&str>) -> String {
+    let envelope = age_envelope_of_size(600);
+    let mut query = vec![("scope", scope)];
+    if let Some(org) = org {
+        query.push(("org_id", org));
+    }
+    let body = Body {
+        bytes: &envelope,
+        content_type: "application/octet-stream",
+    };
+    let response = client
+        .send(
+            Method::POST,
+            "/api/v1/vault/blobs",
+            &query,
+            Some(body),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["metadata"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn query(client: &VaultClient, query: &[(&str, &str)]) -> reqwest::Response {
+    client
+        .send(Method::GET, "/api/v1/vault/audit", query, None, None)
+        .await
+        .unwrap()
+}
+
+async fn put(client: &VaultClient, path: &str, body: Option<Value>) -> reqwest::Response {
+    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+    let body = bytes.as_deref().map(|b| Body {
+        bytes: b,
+        content_type: "application/json",
+    });
+    client
+        .send(Method::PUT, path, &[], body, None)
+        .await
+        .unwrap()
+}
+
+async fn verify(client: &VaultClient, query: &[(&str, &str)]) -> Value {
+    let response = client
+        .send(Method::GET, "/api/v1/vault/audit/verify", query, None, None)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// `data-vault audit verify --org acme`, offline on the database.
+fn cli_verify(app: &TestApp) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_data-vault"))
+        .args(["audit", "verify", "--org", "acme"])
+        .env(
+            "DATA_VAULT_STORAGE__DATABASE_URL",
+            &app.config.storage.database_url,
+        )
+        .env(
+            "DATA_VAULT_KEYS__MASTER_KEY_FILE",
+            &app.config.keys.master_key_file,
+        )
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// An org whose chain holds seven events (a membership, an upload and five reads), seen by
+/// its administrator.
+async fn org_with_history(backend: Backend) -> (TestApp, VaultClient) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.client(&app.create_client("admin").await);
+    app.create_org("acme", &[("admin", "administrator")]).await;
+    let id = upload(&admin, "market", Some("acme")).await;
+    for _ in 0..5 {
+        let path = format!("/api/v1/vault/blobs/{id}");
+        assert_eq!(
+            admin
+                .send(Method::GET, &path, &[], None, None)
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let result = verify(&admin, &[("org_id", "acme")]).await;
+    // The administrator's membership, the upload, and five reads.
+    assert_eq!(
+        (result["valid"].as_bool(), result["length"].as_i64()),
+        (Some(true), Some(7))
+    );
+    let (ok, text) = cli_verify(&app);
+    assert!(ok, "{text}");
+    (app, admin)
+}
+
+async fn expect_broken_at(app: &TestApp, admin: &VaultClient, seq: i64) {
+    let result = verify(admin, &[("org_id", "acme")]).await;
+    assert_eq!(result["valid"], false, "{result}");
+    assert_eq!(result["first_invalid_seq"], seq, "{result}");
+    let (ok, text) = cli_verify(app);
+    assert!(!ok, "the CLI must exit non-zero on a broken chain: {text}");
+    assert!(text.contains(&format!("INVALID from seq {seq}")), "{text}");
+}
+
+async fn audit_rows_refuse_update_and_delete(backend: Backend) {
+    let (app, _) = org_with_history(backend).await;
+    let update = app
+        .try_sql("UPDATE audit_events SET reason = 'x' WHERE seq = 2")
+        .await;
+    assert!(update.unwrap_err().contains("append-only"));
+    let delete = app.try_sql("DELETE FROM audit_events WHERE seq = 2").await;
+    assert!(delete.unwrap_err().contains("append-only"));
+    if backend == Backend::Postgres {
+        assert!(app
+            .try_sql("TRUNCATE audit_events")
+            .await
+            .unwrap_err()
+            .contains("append-only"));
+    }
+}
+
+async fn an_edited_audit_row_is_detected(backend: Backend) {
+    let (app, admin) = org_with_history(backend).await;
+    app.disable_audit_triggers().await;
+    app.sql(
+        "UPDATE audit_events SET requester = 'someone-else' WHERE chain = 'org:acme' AND seq = 3",
+    )
+    .await;
+    expect_broken_at(&app, &admin, 3).await;
+}
+
+async fn a_deleted_audit_row_is_detected(backend: Backend) {
+    let (app, admin) = org_with_history(backend).await;
+    app.disable_audit_triggers().await;
+    app.sql("DELETE FROM audit_events WHERE chain = 'org:acme' AND seq = 4")
+        .await;
+    expect_broken_at(&app, &admin, 4).await;
+}
+
+async fn reordered_audit_rows_are_detected(backend: Backend) {
+    let (app, admin) = org_with_history(backend).await;
+    app.disable_audit_triggers().await;
+    app.sql("UPDATE audit_events SET seq = -2 WHERE chain = 'org:acme' AND seq = 2")
+        .await;
+    app.sql("UPDATE audit_events SET seq = 2 WHERE chain = 'org:acme' AND seq = 3")
+        .await;
+    app.sql("UPDATE audit_events SET seq = 3 WHERE chain = 'org:acme' AND seq = -2")
+        .await;
+    expect_broken_at(&app, &admin, 2).await;
+}
+
+async fn a_truncated_chain_tail_is_detected(backend: Backend) {
+    let (app, admin) = org_with_history(backend).await;
+    app.disable_audit_triggers().await;
+    app.sql("DELETE FROM audit_events WHERE chain = 'org:acme' AND seq = 7")
+        .await;
+    expect_broken_at(&app, &admin, 7).await;
+}
+
+async fn a_broken_audit_store_fails_reads_closed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = app.client(&app.create_client("svc").await);
+    let id = upload(&client, "veid", None).await;
+    app.break_audit_store().await;
+
+    let path = format!("/api/v1/vault/blobs/{id}");
+    let response = client
+        .send(
+            Method::GET,
+            &path,
+            &[],
+            None,
+            Some("application/octet-stream"),
+        )
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).expect("an error body, not the envelope");
+    assert_eq!(body["code"], "audit_unavailable");
+    assert!(
+        !text.contains("simulated"),
+        "no internal detail in the body: {text}"
+    );
+    assert!(!text.contains("data_base64"));
+
+    let envelope = age_envelope_of_size(600);
+    let body = Body {
+        bytes: &envelope,
+        content_type: "application/octet-stream",
+    };
+    let response = client
+        .send(
+            Method::POST,
+            "/api/v1/vault/blobs",
+            &[("scope", "veid")],
+            Some(body),
+            None,
+        )
+        .await
+        .unwrap();
+    let (status, code) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (503, "audit_unavailable"));
+    assert_eq!(
+        app.count_rows("blobs").await,
+        1,
+        "a write whose event fails is rolled back"
+    );
+
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("virtengine_data_vault_audit_failures_total 2"),
+        "{metrics}"
+    );
+}
+
+async fn concurrent_reads_across_two_processes_chain_without_forks(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let creds = app.create_client("reader").await;
+    app.create_org("acme", &[("reader", "administrator")]).await;
+    let id = upload(&app.client(&creds), "market", Some("acme")).await;
+    let before = verify(&app.client(&creds), &[("org_id", "acme")]).await["length"]
+        .as_i64()
+        .unwrap();
+
+    let servers = [ServerProcess::start(&app), ServerProcess::start(&app)];
+    let clients: Vec<VaultClient> = servers.iter().map(|s| s.client(&creds)).collect();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let client = clients[i % 2].url("/", &[]).unwrap().to_string();
+        let creds = Credentials {
+            principal: creds.principal.clone(),
+            secret: creds.secret.clone(),
+        };
+        let path = format!("/api/v1/vault/blobs/{id}");
+        tasks.push(tokio::spawn(async move {
+            let client = VaultClient::new(
+                &client,
+                data_vault::cli::ClientAuth::Hmac {
+                    principal: creds.principal,
+                    secret: creds.secret,
+                },
+            )
+            .unwrap();
+            client
+                .send(Method::GET, &path, &[], None, None)
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    let after = verify(&app.client(&creds), &[("org_id", "acme")]).await;
+    assert_eq!(after["valid"], true, "{after}");
+    assert_eq!(
+        after["length"].as_i64().unwrap(),
+        before + 200,
+        "exactly one event per read"
+    );
+    for server in servers {
+        assert!(server.terminate(), "SIGTERM exits cleanly");
+    }
+}
+
+async fn audit_queries_follow_the_visibility_rules(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.client(&app.create_client("owner").await);
+    let agent = app.client(&app.create_client("agent").await);
+    let moderator = app.client(&app.create_client("moderator").await);
+    let stranger = app.client(&app.create_client("stranger").await);
+    app.create_org(
+        "acme",
+        &[
+            ("owner", ""),
+            ("agent", "support_agent"),
+            ("moderator", "moderator"),
+        ],
+    )
+    .await;
+    let id = upload(&owner, "support", Some("acme")).await;
+    let path = format!("/api/v1/vault/blobs/{id}");
+    agent
+        .send(Method::GET, &path, &[("reason", "ticket 7")], None, None)
+        .await
+        .unwrap();
+    stranger
+        .send(Method::GET, &path, &[("reason", "curious")], None, None)
+        .await
+        .unwrap();
+
+    let events = |v: Value| v["events"].as_array().unwrap().clone();
+    // The owner sees everything about their blob: create, the agent's read, the denial.
+    let mine = events(
+        query(&owner, &[("blob_id", &id)])
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(mine.len(), 3);
+    assert_eq!(mine[0]["requester"], "stranger");
+    assert_eq!(mine[0]["outcome"], "denied");
+    assert_eq!(mine[1]["reason"], "ticket 7");
+
+    // The agent sees its own read (as requester), not the stranger's.
+    let theirs = events(query(&agent, &[]).await.json().await.unwrap());
+    assert!(
+        theirs
+            .iter()
+            .all(|e| e["requester"] == "agent" || e["owner"] == "agent"),
+        "{theirs:?}"
+    );
+    assert!(!theirs.iter().any(|e| e["requester"] == "stranger"));
+
+    // Org-wide: a moderator may, a support agent may not (and that denial is audited).
+    let response = query(&moderator, &[("org_id", "acme")]).await;
+    assert_eq!(response.status(), 200);
+    let (status, code) = error_of(query(&agent, &[("org_id", "acme")]).await).await;
+    assert_eq!((status, code.as_str()), (403, "forbidden"));
+    let agents = events(query(&agent, &[("limit", "1")]).await.json().await.unwrap());
+    assert_eq!(agents[0]["event_type"], "audit.query");
+    assert_eq!(agents[0]["denial_reason"], "auditor_required");
+    let (status, _) = error_of(query(&stranger, &[("org_id", "acme")]).await).await;
+    assert_eq!(status, 403);
+
+    // Filters and paging.
+    let by_requester = events(
+        query(&moderator, &[("org_id", "acme"), ("requester", "agent")])
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert!(!by_requester.is_empty() && by_requester.iter().all(|e| e["requester"] == "agent"));
+    let future = (data_vault::time::now_secs() + 3600).to_string();
+    let none = events(
+        query(&owner, &[("start", &future)])
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert!(none.is_empty());
+    let all = events(query(&owner, &[]).await.json().await.unwrap());
+    assert!(all.len() >= 4);
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = vec![("limit", "2")];
+        if let Some(c) = &cursor {
+            q.push(("cursor", c));
+        }
+        let page: Value = query(&owner, &q).await.json().await.unwrap();
+        assert!(page["events"].as_array().unwrap().len() <= 2);
+        paged.extend(events(page.clone()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        paged, all,
+        "paging returns every event once, in the same order"
+    );
+    for bad in [
+        ("limit", "0"),
+        ("start", "soon"),
+        ("blob_id", "nope"),
+        ("chain", "system"),
+    ] {
+        let (status, code) = error_of(query(&owner, &[bad]).await).await;
+        assert_eq!((status, code.as_str()), (400, "bad_request"), "{bad:?}");
+    }
+
+    // Everyone may verify their own chain.
+    let own = verify(&owner, &[]).await;
+    assert_eq!(own["chain"], "owner:owner");
+    assert_eq!(own["valid"], true);
+}
+
+async fn org_admin_api_manages_members_and_audits_it(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.auth.platform_admins = vec!["root-ops".into()]
+    })
+    .await;
+    let platform = app.client(&app.create_client("root-ops").await);
+    let admin = app.client(&app.create_client("admin").await);
+    let agent = app.client(&app.create_client("agent").await);
+    let (status, code) = error_of(put(&admin, "/api/v1/vault/orgs/acme", None).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (403, "forbidden"),
+        "only platform admins create orgs"
+    );
+    assert_eq!(
+        put(&platform, "/api/v1/vault/orgs/acme", None)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        put(&platform, "/api/v1/vault/orgs/acme", None)
+            .await
+            .status(),
+        200
+    );
+    let roles = |r: &[&str]| Some(serde_json::json!({ "roles": r }));
+    assert_eq!(
+        put(
+            &platform,
+            "/api/v1/vault/orgs/acme/members/admin",
+            roles(&["administrator"])
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        put(
+            &admin,
+            "/api/v1/vault/orgs/acme/members/agent",
+            roles(&["support_agent"])
+        )
+        .await
+        .status(),
+        200
+    );
+    let (status, _) = error_of(
+        put(
+            &agent,
+            "/api/v1/vault/orgs/acme/members/agent",
+            roles(&["administrator"]),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 403, "members cannot promote themselves");
+    let (status, code) = error_of(
+        put(
+            &admin,
+            "/api/v1/vault/orgs/acme/members/agent",
+            roles(&["root"]),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "bad_request"));
+    let (status, code) = error_of(
+        put(
+            &platform,
+            "/api/v1/vault/orgs/nowhere/members/agent",
+            roles(&[]),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (404, "not_found"));
+
+    let members: Value = admin
+        .send(
+            Method::GET,
+            "/api/v1/vault/orgs/acme/members",
+            &[],
+            None,
+            None,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["principal"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["admin", "agent"]);
+    let response = admin
+        .send(
+            Method::DELETE,
+            "/api/v1/vault/orgs/acme/members/agent",
+            &[],
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let response = admin
+        .send(
+            Method::DELETE,
+            "/api/v1/vault/orgs/acme/members/agent",
+            &[],
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await.0, 404);
+
+    let trail: Value = admin
+        .send(
+            Method::GET,
+            "/api/v1/vault/audit",
+            &[("org_id", "acme")],
+            None,
+            None,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<String> = trail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["event_type"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for expected in [
+        "org.member_set:granted",
+        "org.member_set:denied",
+        "org.member_remove:granted",
+        "org.member_list:granted",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == expected),
+            "{expected} in {kinds:?}"
+        );
+    }
+    let result = verify(&admin, &[("org_id", "acme")]).await;
+    assert_eq!(result["valid"], true);
+}
+
+on_both_backends!(
+    audit_rows_refuse_update_and_delete,
+    an_edited_audit_row_is_detected,
+    a_deleted_audit_row_is_detected,
+    reordered_audit_rows_are_detected,
+    a_truncated_chain_tail_is_detected,
+    a_broken_audit_store_fails_reads_closed,
+    concurrent_reads_across_two_processes_chain_without_forks,
+    audit_queries_follow_the_visibility_rules,
+    org_admin_api_manages_members_and_audits_it,
+);
