@@ -560,7 +560,116 @@ async fn org_admin_api_manages_members_and_audits_it(backend: Backend) {
     assert_eq!(result["valid"], true);
 }
 
+/// Runs the independent verifier (`tools/verify-audit-export.py`) on an export.
+fn python_verify(export: &str) -> Option<(bool, String)> {
+    use std::io::Write;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/verify-audit-export.py");
+    let child = Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but python3 is missing")
+        }
+        Err(_) => {
+            eprintln!(
+                "\n*** SKIPPING independent audit verification: python3 is not installed ***\n"
+            );
+            return None;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(export.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    Some((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    ))
+}
+
+async fn an_exported_chain_verifies_with_an_independent_implementation(backend: Backend) {
+    let (_app, admin) = org_with_history(backend).await;
+    let mut export = String::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = vec![("org_id", "acme"), ("limit", "3")];
+        if let Some(c) = &cursor {
+            q.push(("cursor", c));
+        }
+        let page: Value = query(&admin, &q).await.json().await.unwrap();
+        export.push_str(&page.to_string());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let Some((ok, out)) = python_verify(&export) else {
+        return;
+    };
+    assert!(ok, "{out}");
+    assert!(out.contains("org:acme: valid"), "{out}");
+    let tampered = export.replacen("\"outcome\":\"granted\"", "\"outcome\":\"denied\"", 1);
+    let (ok, out) = python_verify(&tampered).unwrap();
+    assert!(!ok, "{out}");
+    assert!(out.contains("INVALID"), "{out}");
+}
+
+async fn recorded_heads_catch_a_truncation_that_fixed_up_the_head(backend: Backend) {
+    let (app, admin) = org_with_history(backend).await;
+    let heads = app.dir.path().join("heads.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_data-vault"))
+        .args(["audit", "verify", "--json"])
+        .env(
+            "DATA_VAULT_STORAGE__DATABASE_URL",
+            &app.config.storage.database_url,
+        )
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    std::fs::write(&heads, &output.stdout).unwrap();
+
+    // A forger drops the last two events and rewinds the recorded head to match.
+    app.disable_audit_triggers().await;
+    app.sql("DELETE FROM audit_events WHERE chain = 'org:acme' AND seq > 5")
+        .await;
+    app.sql(
+        "UPDATE audit_heads SET seq = 5, hash = (SELECT hash FROM audit_events \
+         WHERE chain = 'org:acme' AND seq = 5) WHERE chain = 'org:acme'",
+    )
+    .await;
+    let result = verify(&admin, &[("org_id", "acme")]).await;
+    assert_eq!(
+        result["valid"], true,
+        "the chain alone cannot tell: {result}"
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_data-vault"))
+        .args(["audit", "verify", "--org", "acme", "--expect-heads"])
+        .arg(&heads)
+        .env(
+            "DATA_VAULT_STORAGE__DATABASE_URL",
+            &app.config.storage.database_url,
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("org:acme: RECORDED HEAD AT SEQ 7 NO LONGER MATCHES"),
+        "{stdout}"
+    );
+}
+
 on_both_backends!(
+    recorded_heads_catch_a_truncation_that_fixed_up_the_head,
+    an_exported_chain_verifies_with_an_independent_implementation,
     audit_rows_refuse_update_and_delete,
     an_edited_audit_row_is_detected,
     a_deleted_audit_row_is_detected,

@@ -57,7 +57,11 @@ fn canonical_json_sorts_keys_keeps_nulls_and_escapes_per_rfc_8785() {
         r#""scope":"veid","seq":1,"timestamp":"2023-11-14T22:13:20.001Z"}"#
     );
     assert_eq!(canonical_json(&event).unwrap(), expected);
-    assert_eq!(event.hash, hex::encode(Sha256::digest(expected.as_bytes())));
+    // The same digest as `printf '%s' "$expected" | sha256sum` (also in docs/audit-format.md).
+    assert_eq!(
+        event.hash,
+        "3e356b480a344d94cc03fb810a7a54c5e8d7ba88b9a89ba6425edf34a08ef637"
+    );
 }
 
 #[test]
