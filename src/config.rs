@@ -24,6 +24,8 @@ pub struct Config {
     pub keys: KeysConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub redis: RedisConfig,
     /// Replaces the default scope table (`scopes/default.toml`) when present.
     #[serde(default)]
     pub scopes: Option<BTreeMap<String, data_vault_scopes::RawRule>>,
@@ -112,6 +114,24 @@ impl Default for AuthConfig {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`; unset means in-process state only (one replica).
+    pub url: Option<String>,
+    /// Namespace of this deployment's keys.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "data-vault:".into(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration file {0} does not exist")]
@@ -188,6 +208,11 @@ impl Config {
                 return invalid(format!(
                     "auth.platform_admins holds an invalid principal {admin:?}"
                 ));
+            }
+        }
+        if let Some(url) = &self.redis.url {
+            if !url.starts_with("redis://") {
+                return invalid("redis.url must start with redis://".into());
             }
         }
         if self.auth.nonce_capacity < 1000 {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod nonce;
+pub mod redis_conn;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -2,7 +2,8 @@
 //! listener. Labels are bounded: scopes come from the scope table, never a principal or id.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -12,6 +13,9 @@ pub struct Metrics {
     pub audit_failures: IntCounter,
     auth_failures: IntCounterVec,
     request_duration: HistogramVec,
+    /// 1 while Redis is unreachable and shared state has fallen back to in-process state.
+    pub redis_fallback: IntGauge,
+    pub redis_errors: IntCounter,
 }
 
 impl Metrics {
@@ -52,6 +56,16 @@ impl Metrics {
             ]),
             &["route", "method", "status"],
         )?;
+        let redis_fallback = IntGauge::new(
+            "virtengine_data_vault_redis_fallback",
+            "1 while Redis is unreachable and the vault runs on in-process state.",
+        )?;
+        let redis_errors = IntCounter::new(
+            "virtengine_data_vault_redis_errors_total",
+            "Redis commands that failed or timed out.",
+        )?;
+        registry.register(Box::new(redis_fallback.clone()))?;
+        registry.register(Box::new(redis_errors.clone()))?;
         registry.register(Box::new(access.clone()))?;
         registry.register(Box::new(access_denied.clone()))?;
         registry.register(Box::new(audit_failures.clone()))?;
@@ -64,6 +78,8 @@ impl Metrics {
             audit_failures,
             auth_failures,
             request_duration,
+            redis_fallback,
+            redis_errors,
         })
     }
 

@@ -6,7 +6,8 @@ use crate::crypto::MasterKey;
 use crate::domain::Principal;
 use crate::http::{self, AppState, Authenticator};
 use crate::metrics::Metrics;
-use crate::nonce::MemoryNonceStore;
+use crate::nonce::{MemoryNonceStore, NonceStore, RedisNonceStore};
+use crate::redis_conn::Redis;
 use crate::service::{
     check_master_key, database_is_initialised, MasterKeyCheck, Vault, VaultParts,
 };
@@ -59,10 +60,27 @@ pub async fn open_vault(config: &Config) -> anyhow::Result<Arc<Vault>> {
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let vault = open_vault(config).await?;
-        let nonces = Arc::new(MemoryNonceStore::new(config.auth.nonce_capacity));
+        let local_nonces = MemoryNonceStore::new(config.auth.nonce_capacity);
+        let (redis, nonces): (_, Arc<dyn NonceStore>) = match &config.redis.url {
+            Some(url) => {
+                let redis = Arc::new(
+                    Redis::new(url, &config.redis.key_prefix, vault.metrics().clone())
+                        .context("invalid redis.url")?,
+                );
+                if !redis.ping().await {
+                    tracing::warn!(
+                        "redis is not reachable at start-up; serving degraded on in-process state"
+                    );
+                }
+                let nonces = Arc::new(RedisNonceStore::new(redis.clone(), local_nonces));
+                (Some(redis), nonces)
+            }
+            None => (None, Arc::new(local_nonces)),
+        };
         let state = AppState {
             auth: Arc::new(Authenticator::new(vault.clone(), nonces)),
             vault: vault.clone(),
+            redis,
         };
         let api = http::api_router(
             state,

@@ -24,17 +24,23 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         tokio::time::timeout(Duration::from_secs(2), state.vault.store().ping()).await,
         Ok(Ok(()))
     );
-    let (status, code) = if database_ok {
-        ("ready", StatusCode::OK)
-    } else {
-        ("unavailable", StatusCode::SERVICE_UNAVAILABLE)
+    let redis = match &state.redis {
+        None => "not_configured",
+        Some(redis) if redis.ping().await => "ok",
+        Some(_) => "unavailable",
+    };
+    // Without Redis the vault still serves, on in-process state: degraded, not down.
+    let (status, code) = match (database_ok, redis) {
+        (false, _) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+        (true, "unavailable") => ("degraded", StatusCode::OK),
+        (true, _) => ("ready", StatusCode::OK),
     };
     (
         code,
         Json(serde_json::json!({
             "status": status,
             "database": if database_ok { "ok" } else { "unavailable" },
-            "redis": "not_configured",
+            "redis": redis,
             "timestamp": crate::time::to_rfc3339(crate::time::now_secs()),
         })),
     )

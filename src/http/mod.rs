@@ -23,6 +23,8 @@ pub use auth::Authenticator;
 pub struct AppState {
     pub vault: Arc<Vault>,
     pub auth: Arc<Authenticator>,
+    /// Shared state across replicas, when configured.
+    pub redis: Option<Arc<crate::redis_conn::Redis>>,
 }
 
 /// The public API: `/api/v1/...` behind authentication, plus `/healthz` and `/readyz`.

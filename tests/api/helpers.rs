@@ -57,6 +57,88 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
+/// The shared Redis for tests, like `postgres_url`: required under CI, else skipped loudly.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("DATA_VAULT_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but DATA_VAULT_TEST_REDIS_URL is not set: Redis tests must run in CI")
+        }
+        _ => {
+            eprintln!("\n*** SKIPPING Redis test: DATA_VAULT_TEST_REDIS_URL is not set ***\n");
+            None
+        }
+    }
+}
+
+/// A private `redis-server` on a free port, which a test may stop and start again.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    /// Starts one, or returns `None` (loudly) when `redis-server` is not installed outside CI.
+    pub fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut redis = Self { port, child: None };
+        match redis.spawn() {
+            Ok(()) => Some(redis),
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI=true but redis-server cannot be started: {e}")
+            }
+            Err(e) => {
+                eprintln!("\n*** SKIPPING Redis outage test: redis-server unavailable ({e}) ***\n");
+                None
+            }
+        }
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(std::io::Error::other(
+            "redis-server did not start listening",
+        ))
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn().unwrap();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Creates a fresh database on the test server and returns its URL.
 async fn fresh_postgres_database() -> (String, String) {
     use sqlx::Connection;
@@ -351,9 +433,14 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(app: &TestApp) -> Self {
+        Self::start_with(app, &[])
+    }
+
+    pub fn start_with(app: &TestApp, env: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_data-vault"))
             .arg("serve")
+            .envs(env.iter().copied())
             .env(
                 "DATA_VAULT_STORAGE__DATABASE_URL",
                 &app.config.storage.database_url,

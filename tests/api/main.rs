@@ -9,4 +9,5 @@ mod audit;
 mod auth_hmac;
 mod blobs;
 mod cli;
+mod redis;
 mod sealing;

@@ -1,32 +1,9 @@
-//! Replay protection: a nonce is accepted once per principal within the replay window.
-//!
-//! The in-process store is a bounded map with expiry. Replicas that share no Redis each keep
-//! their own, which is why production runs with Redis (see `docs/architecture.md`).
+//! The in-process nonce store: a bounded map from `(principal, nonce)` to expiry.
 
+use super::{NonceError, NonceStore};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
-
-#[derive(Debug, thiserror::Error)]
-pub enum NonceError {
-    #[error("nonce store is full")]
-    Full,
-    #[error("nonce store unavailable: {0}")]
-    Unavailable(String),
-}
-
-#[async_trait]
-pub trait NonceStore: Send + Sync {
-    /// Records `nonce` for `principal` until `expires_at_ms`. Returns `false` when it was
-    /// already recorded (a replay). Check and record are one atomic step.
-    async fn check_and_record(
-        &self,
-        principal: &str,
-        nonce: &str,
-        now_ms: i64,
-        expires_at_ms: i64,
-    ) -> Result<bool, NonceError>;
-}
 
 /// The in-process store: a map from `(principal, nonce)` to expiry, swept when it grows.
 pub struct MemoryNonceStore {

@@ -1,0 +1,140 @@
+//! Redis as the shared nonce store of many replicas, and what happens when it goes away.
+
+use crate::helpers::*;
+use crate::on_both_backends;
+use data_vault_auth::{headers as h, sha256_hex, HmacRequest};
+use serde_json::Value;
+
+/// Headers of one signed `GET /api/v1/vault/blobs`, to be sent more than once.
+fn signed_list(creds: &Credentials) -> Vec<(&'static str, String)> {
+    let timestamp = data_vault::time::now_secs().to_string();
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let content_sha256 = sha256_hex(b"");
+    let signature = HmacRequest {
+        method: "GET",
+        path: "/api/v1/vault/blobs",
+        raw_query: "",
+        principal: &creds.principal,
+        timestamp: &timestamp,
+        nonce: &nonce,
+        content_sha256: &content_sha256,
+    }
+    .sign(creds.secret.as_bytes());
+    vec![
+        (h::PRINCIPAL, creds.principal.clone()),
+        (h::TIMESTAMP, timestamp),
+        (h::NONCE, nonce),
+        (h::CONTENT_SHA256, content_sha256),
+        (h::SIGNATURE, signature),
+    ]
+}
+
+async fn send(
+    http: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    headers: &[(&'static str, String)],
+) -> reqwest::Response {
+    let mut request = http.get(format!("http://{addr}/api/v1/vault/blobs"));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.send().await.unwrap()
+}
+
+async fn a_nonce_replayed_to_another_replica_is_rejected(backend: Backend) {
+    let Some(redis) = redis_url() else { return };
+    let app = TestApp::spawn(backend).await;
+    let creds = app.create_client("svc").await;
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
+    let env = [
+        ("DATA_VAULT_REDIS__URL", redis.as_str()),
+        ("DATA_VAULT_REDIS__KEY_PREFIX", prefix.as_str()),
+    ];
+    let first = ServerProcess::start_with(&app, &env);
+    let second = ServerProcess::start_with(&app, &env);
+    let headers = signed_list(&creds);
+    assert_eq!(send(&app.http, first.addr, &headers).await.status(), 200);
+    let (status, code) = error_of(send(&app.http, second.addr, &headers).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (401, "replayed"),
+        "the second replica knows the nonce through Redis"
+    );
+    let ready: Value = app
+        .http
+        .get(format!("http://{}/readyz", second.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (ready["status"].as_str(), ready["redis"].as_str()),
+        (Some("ready"), Some("ok"))
+    );
+}
+
+async fn a_redis_outage_degrades_and_recovers_by_itself(backend: Backend) {
+    let Some(mut redis) = PrivateRedis::start() else {
+        return;
+    };
+    let url = redis.url();
+    let app = TestApp::spawn_with(backend, |c| c.redis.url = Some(url)).await;
+    let creds = app.create_client("svc").await;
+    let client = app.client(&creds);
+    let ready = |app: &TestApp| {
+        let request = app.http.get(app.url("/readyz"));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    assert_eq!(ready(&app).await["status"], "ready");
+
+    redis.stop();
+    for _ in 0..5 {
+        let response = client
+            .send(reqwest::Method::GET, "/api/v1/vault/blobs", &[], None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "requests keep succeeding without Redis"
+        );
+    }
+    // Replays to this replica are still refused by the in-process record.
+    let headers = signed_list(&creds);
+    assert_eq!(send(&app.http, app.addr, &headers).await.status(), 200);
+    assert_eq!(
+        error_of(send(&app.http, app.addr, &headers).await).await.1,
+        "replayed"
+    );
+    let degraded = ready(&app).await;
+    assert_eq!(
+        (degraded["status"].as_str(), degraded["redis"].as_str()),
+        (Some("degraded"), Some("unavailable"))
+    );
+    assert!(app
+        .metrics_text()
+        .await
+        .contains("virtengine_data_vault_redis_fallback 1"));
+
+    redis.restart();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if ready(&app).await["status"] == "ready" {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "readiness returns to ready once Redis is back");
+    assert!(app
+        .metrics_text()
+        .await
+        .contains("virtengine_data_vault_redis_fallback 0"));
+}
+
+on_both_backends!(
+    a_nonce_replayed_to_another_replica_is_rejected,
+    a_redis_outage_degrades_and_recovers_by_itself,
+);
