@@ -26,6 +26,10 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub redis: RedisConfig,
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    #[serde(default)]
+    pub denial_spike: DenialSpikeConfig,
     /// Replaces the default scope table (`scopes/default.toml`) when present.
     #[serde(default)]
     pub scopes: Option<BTreeMap<String, data_vault_scopes::RawRule>>,
@@ -42,6 +46,9 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_secs: u64,
+    /// Behind a load balancer: the header whose last value is the client address the balancer
+    /// saw (e.g. `x-forwarded-for`). Unset: the TCP peer address.
+    pub client_ip_header: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +59,7 @@ impl Default for ServerConfig {
             max_payload_bytes: 10 * 1024 * 1024,
             request_timeout_secs: 30,
             shutdown_grace_secs: 30,
+            client_ip_header: None,
         }
     }
 }
@@ -128,6 +136,57 @@ impl Default for RedisConfig {
         Self {
             url: None,
             key_prefix: "data-vault:".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    pub principal_per_second: f64,
+    pub principal_burst: u32,
+    pub org_per_second: f64,
+    pub org_burst: u32,
+    pub ip_per_second: f64,
+    pub ip_burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            principal_per_second: 200.0,
+            principal_burst: 400,
+            org_per_second: 1000.0,
+            org_burst: 2000,
+            ip_per_second: 1000.0,
+            ip_burst: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DenialSpikeConfig {
+    pub enabled: bool,
+    /// Denials by one principal, or against one org, that make a spike...
+    pub threshold: u32,
+    /// ...within this many seconds.
+    pub window_secs: u64,
+    /// Also block the principal for `block_secs` (answered 429) when it spikes.
+    pub block_principal: bool,
+    pub block_secs: u64,
+}
+
+impl Default for DenialSpikeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: 20,
+            window_secs: 60,
+            block_principal: false,
+            block_secs: 300,
         }
     }
 }
@@ -214,6 +273,29 @@ impl Config {
             if !url.starts_with("redis://") {
                 return invalid("redis.url must start with redis://".into());
             }
+        }
+        let limits = &self.rate_limit;
+        for (name, per_second, burst) in [
+            (
+                "principal",
+                limits.principal_per_second,
+                limits.principal_burst,
+            ),
+            ("org", limits.org_per_second, limits.org_burst),
+            ("ip", limits.ip_per_second, limits.ip_burst),
+        ] {
+            if !(per_second > 0.0 && per_second <= 1e6) || burst == 0 {
+                return invalid(format!(
+                    "rate_limit.{name}_per_second must be in (0, 1000000] and {name}_burst at least 1"
+                ));
+            }
+        }
+        let spike = &self.denial_spike;
+        if spike.threshold < 2 || spike.window_secs == 0 || spike.block_secs == 0 {
+            return invalid(
+                "denial_spike.threshold must be at least 2, window_secs and block_secs at least 1"
+                    .into(),
+            );
         }
         if self.auth.nonce_capacity < 1000 {
             return invalid("auth.nonce_capacity must be at least 1000".into());

@@ -30,7 +30,7 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidEnvelope(String),
     #[error("rate limit exceeded")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited(crate::limits::Verdict),
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("audit log unavailable")]
@@ -51,7 +51,7 @@ impl ApiError {
             ApiError::Expired => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::InvalidEnvelope(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::AuditUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -71,7 +71,7 @@ impl ApiError {
             ApiError::Expired => "expired",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::InvalidEnvelope(_) => "invalid_envelope",
-            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::AuditUnavailable(_) => "audit_unavailable",
             ApiError::Internal(_) => "internal",
@@ -92,6 +92,16 @@ impl From<crate::domain::Invalid> for ApiError {
     fn from(err: crate::domain::Invalid) -> Self {
         ApiError::BadRequest(err.0)
     }
+}
+
+/// The `X-RateLimit-*` headers of a verdict.
+pub fn rate_limit_headers(headers: &mut axum::http::HeaderMap, verdict: &crate::limits::Verdict) {
+    headers.insert("x-ratelimit-limit", HeaderValue::from(verdict.limit));
+    headers.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(verdict.remaining),
+    );
+    headers.insert("x-ratelimit-reset", HeaderValue::from(verdict.reset_secs));
 }
 
 /// What the request-id middleware renders into the response body.
@@ -127,10 +137,13 @@ impl IntoResponse for ApiError {
             tracing::error!(code = self.code(), cause = %self.cause_chain(), "request failed");
         }
         let mut response = status.into_response();
-        if let ApiError::RateLimited { retry_after_secs } = &self {
-            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let ApiError::RateLimited(verdict) = &self {
+            let headers = response.headers_mut();
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(verdict.retry_after_secs),
+            );
+            rate_limit_headers(headers, verdict);
         }
         response.extensions_mut().insert(ErrorBody {
             code: self.code(),
@@ -177,9 +190,13 @@ mod tests {
                 "invalid_envelope",
             ),
             (
-                ApiError::RateLimited {
+                ApiError::RateLimited(crate::limits::Verdict {
+                    allowed: false,
+                    limit: 1,
+                    remaining: 0,
+                    reset_secs: 1,
                     retry_after_secs: 1,
-                },
+                }),
                 429,
                 "rate_limited",
             ),

@@ -2,8 +2,8 @@
 //! listener. Labels are bounded: scopes come from the scope table, never a principal or id.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -16,6 +16,11 @@ pub struct Metrics {
     /// 1 while Redis is unreachable and shared state has fallen back to in-process state.
     pub redis_fallback: IntGauge,
     pub redis_errors: IntCounter,
+    rate_limited: IntCounterVec,
+    replays: IntCounterVec,
+    denial_spikes: IntCounterVec,
+    pub principals_blocked: IntGauge,
+    key_age: IntGaugeVec,
 }
 
 impl Metrics {
@@ -64,6 +69,43 @@ impl Metrics {
             "virtengine_data_vault_redis_errors_total",
             "Redis commands that failed or timed out.",
         )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "virtengine_data_vault_rate_limited_total",
+                "Requests refused with 429, by the limit that refused them.",
+            ),
+            &["limit"],
+        )?;
+        let replays = IntCounterVec::new(
+            Opts::new(
+                "virtengine_data_vault_replays_total",
+                "Replayed nonces refused.",
+            ),
+            &["scheme"],
+        )?;
+        let denial_spikes = IntCounterVec::new(
+            Opts::new(
+                "virtengine_data_vault_denial_spikes_total",
+                "Bursts of denials by one principal or against one org within the window.",
+            ),
+            &["kind"],
+        )?;
+        let principals_blocked = IntGauge::new(
+            "virtengine_data_vault_principals_blocked",
+            "Principals temporarily blocked after a denial spike.",
+        )?;
+        let key_age = IntGaugeVec::new(
+            Opts::new(
+                "virtengine_data_vault_key_age_seconds",
+                "Age of the oldest live key of each kind.",
+            ),
+            &["key"],
+        )?;
+        for collector in [&rate_limited, &replays, &denial_spikes] {
+            registry.register(Box::new(collector.clone()))?;
+        }
+        registry.register(Box::new(principals_blocked.clone()))?;
+        registry.register(Box::new(key_age.clone()))?;
         registry.register(Box::new(redis_fallback.clone()))?;
         registry.register(Box::new(redis_errors.clone()))?;
         registry.register(Box::new(access.clone()))?;
@@ -80,6 +122,11 @@ impl Metrics {
             request_duration,
             redis_fallback,
             redis_errors,
+            rate_limited,
+            replays,
+            denial_spikes,
+            principals_blocked,
+            key_age,
         })
     }
 
@@ -104,6 +151,22 @@ impl Metrics {
         self.request_duration
             .with_label_values(&[route, method, &status.to_string()])
             .observe(seconds);
+    }
+
+    pub fn rate_limited(&self, limit: &str) {
+        self.rate_limited.with_label_values(&[limit]).inc();
+    }
+
+    pub fn replayed(&self, scheme: &str) {
+        self.replays.with_label_values(&[scheme]).inc();
+    }
+
+    pub fn denial_spike(&self, kind: &str) {
+        self.denial_spikes.with_label_values(&[kind]).inc();
+    }
+
+    pub fn set_key_age(&self, key: &str, seconds: i64) {
+        self.key_age.with_label_values(&[key]).set(seconds);
     }
 
     /// The text exposition format.

@@ -5,12 +5,14 @@ use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::domain::Principal;
 use crate::http::{self, AppState, Authenticator};
+use crate::limits::{Limiter, Rate};
 use crate::metrics::Metrics;
 use crate::nonce::{MemoryNonceStore, NonceStore, RedisNonceStore};
 use crate::redis_conn::Redis;
 use crate::service::{
-    check_master_key, database_is_initialised, MasterKeyCheck, Vault, VaultParts,
+    check_master_key, database_is_initialised, AbuseControl, MasterKeyCheck, Vault, VaultParts,
 };
+use crate::spikes::{SpikeDetector, SpikeSettings};
 use crate::store::{self, Store};
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -24,6 +26,7 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 pub struct Application {
+    vault: Arc<Vault>,
     api_listener: TcpListener,
     metrics_listener: TcpListener,
     api: axum::Router,
@@ -31,8 +34,18 @@ pub struct Application {
     grace: Duration,
 }
 
-/// Opens the configured database and the vault over it, with the master key checked.
+/// Opens the configured database and the vault over it, with the master key checked, and no
+/// abuse control (the admin CLI and tests that act as it).
 pub async fn open_vault(config: &Config) -> anyhow::Result<Arc<Vault>> {
+    let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+    open_vault_with(config, metrics, AbuseControl::default()).await
+}
+
+async fn open_vault_with(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    abuse: AbuseControl,
+) -> anyhow::Result<Arc<Vault>> {
     let store = store::connect(&config.storage.database_url, config.storage.max_connections)
         .await
         .context("cannot open the database")?;
@@ -40,7 +53,6 @@ pub async fn open_vault(config: &Config) -> anyhow::Result<Arc<Vault>> {
     if check_master_key(store.as_ref(), &master).await? == MasterKeyCheck::Recorded {
         tracing::info!("recorded the master key's fingerprint in a new database");
     }
-    let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
     let platform_admins = config
         .auth
         .platform_admins
@@ -54,17 +66,43 @@ pub async fn open_vault(config: &Config) -> anyhow::Result<Arc<Vault>> {
         max_payload_bytes: config.server.max_payload_bytes,
         platform_admins,
         metrics,
+        abuse,
     })))
+}
+
+/// The limiter and spike detector the configuration asks for.
+fn abuse_control(config: &Config, redis: Option<Arc<Redis>>) -> AbuseControl {
+    let limits = &config.rate_limit;
+    let limiter = limits.enabled.then(|| {
+        let rate = |per_second, burst| Rate { per_second, burst };
+        Arc::new(Limiter::new(
+            rate(limits.ip_per_second, limits.ip_burst),
+            rate(limits.principal_per_second, limits.principal_burst),
+            rate(limits.org_per_second, limits.org_burst),
+            redis.clone(),
+        ))
+    });
+    let spike = &config.denial_spike;
+    let spikes = spike.enabled.then(|| {
+        Arc::new(SpikeDetector::new(
+            SpikeSettings {
+                threshold: spike.threshold,
+                window_secs: spike.window_secs,
+                block_secs: spike.block_principal.then_some(spike.block_secs),
+            },
+            redis,
+        ))
+    });
+    AbuseControl { limiter, spikes }
 }
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let vault = open_vault(config).await?;
-        let local_nonces = MemoryNonceStore::new(config.auth.nonce_capacity);
-        let (redis, nonces): (_, Arc<dyn NonceStore>) = match &config.redis.url {
+        let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+        let redis = match &config.redis.url {
             Some(url) => {
                 let redis = Arc::new(
-                    Redis::new(url, &config.redis.key_prefix, vault.metrics().clone())
+                    Redis::new(url, &config.redis.key_prefix, metrics.clone())
                         .context("invalid redis.url")?,
                 );
                 if !redis.ping().await {
@@ -72,15 +110,22 @@ impl Application {
                         "redis is not reachable at start-up; serving degraded on in-process state"
                     );
                 }
-                let nonces = Arc::new(RedisNonceStore::new(redis.clone(), local_nonces));
-                (Some(redis), nonces)
+                Some(redis)
             }
-            None => (None, Arc::new(local_nonces)),
+            None => None,
+        };
+        let abuse = abuse_control(config, redis.clone());
+        let vault = open_vault_with(config, metrics, abuse).await?;
+        let local_nonces = MemoryNonceStore::new(config.auth.nonce_capacity);
+        let nonces: Arc<dyn NonceStore> = match &redis {
+            Some(redis) => Arc::new(RedisNonceStore::new(redis.clone(), local_nonces)),
+            None => Arc::new(local_nonces),
         };
         let state = AppState {
             auth: Arc::new(Authenticator::new(vault.clone(), nonces)),
             vault: vault.clone(),
             redis,
+            client_ip_header: config.server.client_ip_header.clone(),
         };
         let api = http::api_router(
             state,
@@ -94,6 +139,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", config.server.metrics_listen))?;
         Ok(Self {
+            vault: vault.clone(),
             api_listener,
             metrics_listener,
             api,
@@ -127,6 +173,7 @@ impl Application {
         .with_graceful_shutdown(stopped(stop_rx.clone()));
         let metrics = axum::serve(self.metrics_listener, self.metrics)
             .with_graceful_shutdown(stopped(stop_rx));
+        let housekeeping = tokio::spawn(housekeeping(self.vault.clone()));
         let mut api = tokio::spawn(async move { api.await });
         let mut metrics = tokio::spawn(async move { metrics.await });
         tokio::select! {
@@ -134,6 +181,7 @@ impl Application {
             result = &mut api => return result?.context("API server failed"),
             result = &mut metrics => return result?.context("metrics server failed"),
         }
+        housekeeping.abort();
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(self.grace, async {
@@ -151,6 +199,30 @@ impl Application {
                 );
                 Ok(())
             }
+        }
+    }
+}
+
+/// Periodic upkeep: bound the in-process limiter state and refresh the key-age gauges.
+async fn housekeeping(vault: Arc<Vault>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Some(limiter) = &vault.abuse().limiter {
+            limiter.sweep();
+        }
+        if let Some(spikes) = &vault.abuse().spikes {
+            let count = spikes.blocked_count(crate::time::now_millis());
+            vault.metrics().principals_blocked.set(count);
+        }
+        match vault.store().oldest_keys().await {
+            Ok((tenant, secret)) => {
+                let now = crate::time::now_secs();
+                let metrics = vault.metrics();
+                metrics.set_key_age("tenant_oldest", tenant.map_or(0, |t| now - t));
+                metrics.set_key_age("client_secret_oldest", secret.map_or(0, |t| now - t));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read key ages"),
         }
     }
 }

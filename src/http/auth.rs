@@ -8,6 +8,7 @@
 use super::request_id::RequestId;
 use crate::domain::ClientName;
 use crate::error::ApiError;
+use crate::limits::{LimitKind, Verdict};
 use crate::metrics::Metrics;
 use crate::nonce::{NonceError, NonceStore};
 use crate::service::{AuthMethod, Caller, Vault};
@@ -142,9 +143,48 @@ pub async fn authenticate(
             ApiError::Unauthenticated("body does not match X-VE-Content-SHA256"),
         ));
     }
+    let verdict = limit_principal(&auth, &caller).await?;
     let mut request = Request::from_parts(parts, Body::from(bytes));
     request.extensions_mut().insert(caller);
-    Ok(next.run(request).await)
+    let mut response = next.run(request).await;
+    if let Some(verdict) = verdict {
+        crate::error::rate_limit_headers(response.headers_mut(), &verdict);
+    }
+    Ok(response)
+}
+
+/// The per-principal limit, and a block after a denial spike (both answered 429). Returns
+/// the verdict whose `X-RateLimit-*` headers the response carries.
+async fn limit_principal(
+    auth: &Authenticator,
+    caller: &Caller,
+) -> Result<Option<Verdict>, ApiError> {
+    let abuse = auth.vault.abuse();
+    let principal = caller.principal.as_str();
+    if let Some(spikes) = &abuse.spikes {
+        let now = time::now_millis();
+        if let Some(until) = spikes.blocked_until(principal, now).await {
+            let wait = ((until - now).max(0) as u64).div_ceil(1000).max(1);
+            auth.metrics.rate_limited("blocked");
+            return Err(ApiError::RateLimited(Verdict {
+                allowed: false,
+                limit: 0,
+                remaining: 0,
+                reset_secs: wait,
+                retry_after_secs: wait,
+            }));
+        }
+    }
+    let Some(limiter) = &abuse.limiter else {
+        return Ok(None);
+    };
+    let verdict = limiter.check(LimitKind::Principal, principal).await;
+    if verdict.allowed {
+        Ok(Some(verdict))
+    } else {
+        auth.metrics.rate_limited(LimitKind::Principal.as_str());
+        Err(ApiError::RateLimited(verdict))
+    }
 }
 
 /// Verifies the HMAC headers and records the nonce. Returns the caller and the body hash the
@@ -241,7 +281,10 @@ async fn verify_hmac(
         .await
     {
         Ok(true) => {}
-        Ok(false) => return Err(auth.fail(scheme, "replayed", ApiError::Replayed)),
+        Ok(false) => {
+            auth.metrics.replayed(scheme);
+            return Err(auth.fail(scheme, "replayed", ApiError::Replayed));
+        }
         Err(NonceError::Full) => {
             return Err(ApiError::Unavailable(anyhow::anyhow!(
                 "nonce store is full"

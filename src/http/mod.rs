@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod blobs;
 mod health;
+mod limits;
 mod orgs;
 mod query;
 mod request_id;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Shared state across replicas, when configured.
     pub redis: Option<Arc<crate::redis_conn::Redis>>,
+    /// `server.client_ip_header`, for the per-IP limit behind a load balancer.
+    pub client_ip_header: Option<String>,
 }
 
 /// The public API: `/api/v1/...` behind authentication, plus `/healthz` and `/readyz`.
@@ -36,6 +39,11 @@ pub fn api_router(state: AppState, request_timeout: Duration) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.auth.clone(),
             auth::authenticate,
+        ))
+        // Added last, so it runs first: before any signature is checked.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_ip,
         ))
         .with_state(state.clone());
     Router::new()

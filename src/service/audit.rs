@@ -72,7 +72,7 @@ impl Vault {
                 event.org_id = Some(org.as_str().to_owned());
                 event.outcome = Outcome::Denied;
                 event.denial_reason = Some(reason.as_str());
-                self.record(&[event]).await?;
+                self.record_denial(event).await?;
                 Err(ApiError::Forbidden(reason))
             }
         }

@@ -172,7 +172,7 @@ impl Vault {
             Ok(()) => Ok(()),
             Err(denial) => {
                 let event = blob_event(caller, action, meta, params);
-                self.record(&[with_outcome(event, Outcome::Denied, Some(denial.as_str()))])
+                self.record_denial(with_outcome(event, Outcome::Denied, Some(denial.as_str())))
                     .await?;
                 Err(ApiError::Forbidden(denial))
             }
@@ -247,6 +247,7 @@ impl Vault {
             ));
         }
         let org = new.org_id.as_ref().map(OrgId::as_str);
+        self.limit_org(org).await?;
         let owner = caller.principal.as_str();
         let record = BlobRecord {
             id: BlobId::new().to_string(),
@@ -282,7 +283,7 @@ impl Vault {
             // on the caller's own chain rather than open a chain for any name.
             let mut event = with_outcome(event, Outcome::Denied, Some(denial.as_str()));
             event.chain = audit::owner_chain(owner);
-            self.record(&[event]).await?;
+            self.record_denial(event).await?;
             return Err(ApiError::Forbidden(denial));
         }
 
@@ -347,6 +348,7 @@ impl Vault {
             return Err(ApiError::NotFound("blob"));
         };
         scope.clone_from(&blob.meta.scope);
+        self.limit_org(blob.meta.org_id.as_deref()).await?;
         self.authorize(caller, Action::Read, &blob.meta, params)
             .await?;
         let event = blob_event(caller, Action::Read, &blob.meta, params);
@@ -395,6 +397,7 @@ impl Vault {
                 return Err(ApiError::NotFound("blob"));
             };
             scope.clone_from(&meta.scope);
+            self.limit_org(meta.org_id.as_deref()).await?;
             self.authorize(caller, Action::ReadMetadata, &meta, params)
                 .await?;
             let event = blob_event(caller, Action::ReadMetadata, &meta, params);
@@ -425,6 +428,7 @@ impl Vault {
                 return Err(ApiError::NotFound("blob"));
             };
             scope.clone_from(&meta.scope);
+            self.limit_org(meta.org_id.as_deref()).await?;
             self.authorize(caller, Action::Delete, &meta, params)
                 .await?;
             let event = blob_event(caller, Action::Delete, &meta, params);
@@ -469,6 +473,8 @@ impl Vault {
         caller: &Caller,
         params: ListParams,
     ) -> Result<BlobPage, ApiError> {
+        self.limit_org(params.org_id.as_ref().map(OrgId::as_str))
+            .await?;
         let org_scopes = match &params.org_id {
             Some(org) => match self.roles_in(caller, org.as_str()).await? {
                 Some(roles) => self

@@ -7,11 +7,13 @@ mod clients;
 mod keys;
 mod orgs;
 
-use crate::audit::NewEvent;
+use crate::audit::{NewEvent, Outcome};
 use crate::crypto::MasterKey;
 use crate::domain::Principal;
 use crate::error::ApiError;
+use crate::limits::{LimitKind, Limiter};
 use crate::metrics::Metrics;
+use crate::spikes::{SpikeDetector, SpikeKind};
 use crate::store::Store;
 use crate::store::StoreError;
 use data_vault_scopes::ScopeTable;
@@ -23,6 +25,7 @@ pub use blobs::{
 };
 pub use clients::ClientError;
 pub use keys::{check_master_key, database_is_initialised, MasterKeyCheck};
+
 pub use orgs::Member;
 
 /// How a caller proved who they are.
@@ -84,6 +87,14 @@ pub struct Vault {
     max_payload_bytes: usize,
     platform_admins: Vec<Principal>,
     metrics: Arc<Metrics>,
+    abuse: AbuseControl,
+}
+
+/// Rate limits and denial-spike detection; both absent for the admin CLI.
+#[derive(Default, Clone)]
+pub struct AbuseControl {
+    pub limiter: Option<Arc<Limiter>>,
+    pub spikes: Option<Arc<SpikeDetector>>,
 }
 
 /// What a vault is built from.
@@ -94,6 +105,7 @@ pub struct VaultParts {
     pub max_payload_bytes: usize,
     pub platform_admins: Vec<Principal>,
     pub metrics: Arc<Metrics>,
+    pub abuse: AbuseControl,
 }
 
 impl Vault {
@@ -105,6 +117,7 @@ impl Vault {
             max_payload_bytes: parts.max_payload_bytes,
             platform_admins: parts.platform_admins,
             metrics: parts.metrics,
+            abuse: parts.abuse,
         }
     }
 
@@ -131,6 +144,86 @@ impl Vault {
             return ApiError::AuditUnavailable(err.into());
         }
         err.into()
+    }
+
+    pub fn abuse(&self) -> &AbuseControl {
+        &self.abuse
+    }
+
+    /// Applies the per-org rate limit to a request that touches `org`.
+    async fn limit_org(&self, org: Option<&str>) -> Result<(), ApiError> {
+        let (Some(limiter), Some(org)) = (&self.abuse.limiter, org) else {
+            return Ok(());
+        };
+        let verdict = limiter.check(LimitKind::Org, org).await;
+        if verdict.allowed {
+            Ok(())
+        } else {
+            self.metrics.rate_limited(LimitKind::Org.as_str());
+            Err(ApiError::RateLimited(verdict))
+        }
+    }
+
+    /// Appends a denial, and with it any denial spike it completes (DESIGN §10): the spike's
+    /// `security.denial_spike` event and, if configured, the block of the principal.
+    async fn record_denial(&self, denied: NewEvent) -> Result<(), ApiError> {
+        let Some(spikes) = &self.abuse.spikes else {
+            return self.record(&[denied]).await;
+        };
+        let now = crate::time::now_millis();
+        let detected = spikes
+            .observe(&denied.requester, denied.org_id.as_deref(), now)
+            .await;
+        let mut events = vec![denied.clone()];
+        for spike in detected {
+            self.metrics.denial_spike(spike.kind.as_str());
+            tracing::warn!(kind = spike.kind.as_str(), subject = %spike.subject, "denial spike");
+            let chain = match spike.kind {
+                SpikeKind::Principal => crate::audit::owner_chain(&spike.subject),
+                SpikeKind::Org => crate::audit::org_chain(&spike.subject),
+            };
+            let mut event = NewEvent::new(
+                chain,
+                "security.denial_spike",
+                &denied.requester,
+                denied.auth_method,
+                &denied.request_id,
+            );
+            event.org_id = denied.org_id.clone();
+            event.outcome = Outcome::Denied;
+            event.denial_reason = Some(match spike.kind {
+                SpikeKind::Principal => "principal_denial_spike",
+                SpikeKind::Org => "org_denial_spike",
+            });
+            event.reason = Some(format!(
+                "{} denials within {} s",
+                spikes.settings().threshold,
+                spikes.settings().window_secs
+            ));
+            events.push(event);
+            if let (SpikeKind::Principal, Some(block_secs)) =
+                (spike.kind, spikes.settings().block_secs)
+            {
+                spikes
+                    .block(&spike.subject, now + block_secs as i64 * 1000, now)
+                    .await;
+                self.metrics
+                    .principals_blocked
+                    .set(spikes.blocked_count(now));
+                let mut block = NewEvent::new(
+                    crate::audit::owner_chain(&spike.subject),
+                    "security.principal_blocked",
+                    &denied.requester,
+                    denied.auth_method,
+                    &denied.request_id,
+                );
+                block.outcome = Outcome::Denied;
+                block.denial_reason = Some("principal_denial_spike");
+                block.reason = Some(format!("blocked for {block_secs} s"));
+                events.push(block);
+            }
+        }
+        self.record(&events).await
     }
 
     /// Appends events durably; nothing is answered until this returns.

@@ -45,7 +45,7 @@ impl Vault {
                 let mut denied = event.clone();
                 denied.outcome = Outcome::Denied;
                 denied.denial_reason = Some(reason.as_str());
-                self.record(&[denied]).await?;
+                self.record_denial(denied).await?;
                 Err(ApiError::Forbidden(reason))
             }
         }

@@ -219,6 +219,10 @@ pub trait Store: Send + Sync {
     async fn audit_head(&self, chain: &str) -> StoreResult<Option<(i64, String)>>;
     /// Every chain that has a head.
     async fn audit_chains(&self) -> StoreResult<Vec<String>>;
+
+    /// Creation times (Unix seconds) of the oldest tenant key and the oldest live client
+    /// secret, for the key-age metrics.
+    async fn oldest_keys(&self) -> StoreResult<(Option<i64>, Option<i64>)>;
 }
 
 /// Connects to the database the URL names and applies its migrations.

@@ -675,6 +675,17 @@ macro_rules! impl_store {
                     .fetch_all(&self.pool)
                     .await?)
             }
+
+            async fn oldest_keys(
+                &self,
+            ) -> $crate::store::StoreResult<(Option<i64>, Option<i64>)> {
+                Ok(sqlx::query_as(
+                    "SELECT (SELECT MIN(created_at) FROM tenant_keys), \
+                     (SELECT MIN(created_at) FROM client_secrets)",
+                )
+                .fetch_one(&self.pool)
+                .await?)
+            }
         }
     };
 }

@@ -1,0 +1,126 @@
+//! In-process GCRA limiters (governor), one keyed limiter per kind of limit.
+
+use super::{LimitKind, Rate, Verdict};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+type Keyed =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+pub struct LocalLimiter {
+    limiters: HashMap<LimitKind, (Keyed, Rate)>,
+    clock: DefaultClock,
+}
+
+fn quota(rate: Rate) -> Option<Quota> {
+    let period = Duration::from_secs_f64(1.0 / rate.per_second);
+    Some(Quota::with_period(period)?.allow_burst(NonZeroU32::new(rate.burst)?))
+}
+
+impl LocalLimiter {
+    /// Rates must be positive (the configuration is validated before this is built); a kind
+    /// whose rate is unusable is left unlimited rather than panicking.
+    pub fn new(rates: &[(LimitKind, Rate)]) -> Self {
+        let limiters = rates
+            .iter()
+            .filter_map(|(kind, rate)| {
+                let limiter = RateLimiter::keyed(quota(*rate)?)
+                    .with_middleware::<StateInformationMiddleware>();
+                Some((*kind, (limiter, *rate)))
+            })
+            .collect();
+        Self {
+            limiters,
+            clock: DefaultClock::default(),
+        }
+    }
+
+    pub fn check(&self, kind: LimitKind, key: &str) -> Verdict {
+        let Some((limiter, rate)) = self.limiters.get(&kind) else {
+            return Verdict {
+                allowed: true,
+                limit: 0,
+                remaining: 0,
+                reset_secs: 0,
+                retry_after_secs: 0,
+            };
+        };
+        let full_after = |remaining: u32| {
+            let missing = rate.burst.saturating_sub(remaining) as f64;
+            (missing / rate.per_second).ceil() as u64
+        };
+        match limiter.check_key(&key.to_owned()) {
+            Ok(state) => {
+                let remaining = state.remaining_burst_capacity();
+                Verdict {
+                    allowed: true,
+                    limit: rate.burst,
+                    remaining,
+                    reset_secs: full_after(remaining),
+                    retry_after_secs: 0,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                Verdict {
+                    allowed: false,
+                    limit: rate.burst,
+                    remaining: 0,
+                    reset_secs: full_after(0),
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                }
+            }
+        }
+    }
+
+    pub fn sweep(&self) {
+        for (limiter, _) in self.limiters.values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_over_its_burst_is_refused_and_others_are_not() {
+        let limiter = LocalLimiter::new(&[(
+            LimitKind::Principal,
+            Rate {
+                per_second: 0.5,
+                burst: 3,
+            },
+        )]);
+        let seen: Vec<bool> = (0..4)
+            .map(|_| limiter.check(LimitKind::Principal, "a").allowed)
+            .collect();
+        assert_eq!(seen, vec![true, true, true, false]);
+        let refused = limiter.check(LimitKind::Principal, "a");
+        assert_eq!((refused.remaining, refused.limit), (0, 3));
+        assert!(refused.retry_after_secs >= 1);
+        assert!(limiter.check(LimitKind::Principal, "b").allowed);
+    }
+
+    #[test]
+    fn remaining_counts_down() {
+        let limiter = LocalLimiter::new(&[(
+            LimitKind::Ip,
+            Rate {
+                per_second: 1.0,
+                burst: 5,
+            },
+        )]);
+        let remaining: Vec<u32> = (0..5)
+            .map(|_| limiter.check(LimitKind::Ip, "x").remaining)
+            .collect();
+        assert_eq!(remaining, vec![4, 3, 2, 1, 0]);
+    }
+}

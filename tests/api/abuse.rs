@@ -1,0 +1,310 @@
+//! Abuse control over the wire: rate limits with their headers, one limit shared by replicas
+//! through Redis, denial spikes, blocks, and a metrics endpoint that promtool accepts.
+
+use crate::helpers::*;
+use crate::on_both_backends;
+use data_vault::cli::VaultClient;
+use reqwest::Method;
+use serde_json::Value;
+
+async fn list(client: &VaultClient) -> reqwest::Response {
+    client
+        .send(Method::GET, "/api/v1/vault/blobs", &[], None, None)
+        .await
+        .unwrap()
+}
+
+async fn a_principal_over_its_limit_is_refused_while_others_are_not(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.rate_limit.principal_per_second = 0.2;
+        c.rate_limit.principal_burst = 3;
+    })
+    .await;
+    let noisy = app.client(&app.create_client("noisy").await);
+    let quiet = app.client(&app.create_client("quiet").await);
+    for expected_remaining in ["2", "1", "0"] {
+        let response = list(&noisy).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-ratelimit-limit"], "3");
+        assert_eq!(
+            response.headers()["x-ratelimit-remaining"],
+            expected_remaining
+        );
+    }
+    let refused = list(&noisy).await;
+    assert_eq!(refused.status(), 429);
+    let headers = refused.headers().clone();
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=5).contains(&retry_after), "{retry_after}");
+    assert_eq!(headers["x-ratelimit-limit"], "3");
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    assert!(headers.contains_key("x-ratelimit-reset"));
+    assert_eq!(error_of(refused).await.1, "rate_limited");
+    assert_eq!(
+        list(&quiet).await.status(),
+        200,
+        "another principal is unaffected"
+    );
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains(r#"virtengine_data_vault_rate_limited_total{limit="principal"} 1"#),
+        "{metrics}"
+    );
+}
+
+async fn the_ip_limit_applies_before_authentication(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.rate_limit.ip_per_second = 0.2;
+        c.rate_limit.ip_burst = 2;
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.http
+                .get(app.url("/api/v1/vault/blobs"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+    }
+    let (status, code) = error_of(
+        app.http
+            .get(app.url("/api/v1/vault/blobs"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (429, "rate_limited"),
+        "forged requests stop costing signature checks"
+    );
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "health is never limited"
+    );
+}
+
+async fn replicas_sharing_redis_enforce_one_limit(backend: Backend) {
+    let Some(redis) = redis_url() else { return };
+    let app = TestApp::spawn(backend).await;
+    let creds = app.create_client("svc").await;
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
+    let env = [
+        ("DATA_VAULT_REDIS__URL", redis.as_str()),
+        ("DATA_VAULT_REDIS__KEY_PREFIX", prefix.as_str()),
+        ("DATA_VAULT_RATE_LIMIT__PRINCIPAL_PER_SECOND", "0.05"),
+        ("DATA_VAULT_RATE_LIMIT__PRINCIPAL_BURST", "4"),
+    ];
+    let replicas = [
+        ServerProcess::start_with(&app, &env),
+        ServerProcess::start_with(&app, &env),
+    ];
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        statuses.push(
+            list(&replicas[i % 2].client(&creds))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(
+        statuses,
+        vec![200, 200, 200, 200, 429, 429],
+        "one budget of 4 across both replicas"
+    );
+}
+
+async fn a_burst_of_denials_raises_exactly_one_spike_per_window(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.denial_spike.threshold = 5;
+        c.denial_spike.window_secs = 3600;
+    })
+    .await;
+    let owner = app.client(&app.create_client("owner").await);
+    let prober = app.client(&app.create_client("prober").await);
+    let envelope = age_envelope_of_size(300);
+    let body = data_vault::cli::Body {
+        bytes: &envelope,
+        content_type: "application/octet-stream",
+    };
+    let created: Value = owner
+        .send(
+            Method::POST,
+            "/api/v1/vault/blobs",
+            &[("scope", "veid")],
+            Some(body),
+            None,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = format!(
+        "/api/v1/vault/blobs/{}",
+        created["metadata"]["id"].as_str().unwrap()
+    );
+    for _ in 0..12 {
+        let response = prober
+            .send(Method::GET, &path, &[], None, None)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+    }
+    let mine: Value = prober
+        .send(
+            Method::GET,
+            "/api/v1/vault/audit",
+            &[("limit", "500")],
+            None,
+            None,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let spikes: Vec<&Value> = mine["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "security.denial_spike")
+        .collect();
+    assert_eq!(spikes.len(), 1, "{spikes:?}");
+    assert_eq!(spikes[0]["chain"], "owner:prober");
+    assert_eq!(spikes[0]["denial_reason"], "principal_denial_spike");
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains(r#"virtengine_data_vault_denial_spikes_total{kind="principal"} 1"#),
+        "{metrics}"
+    );
+    assert_eq!(
+        list(&prober).await.status(),
+        200,
+        "blocking is off by default"
+    );
+}
+
+async fn a_spiking_principal_can_be_blocked_and_the_block_is_audited(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.denial_spike.threshold = 3;
+        c.denial_spike.window_secs = 3600;
+        c.denial_spike.block_principal = true;
+        c.denial_spike.block_secs = 600;
+    })
+    .await;
+    let prober = app.client(&app.create_client("prober").await);
+    for _ in 0..3 {
+        let response = prober
+            .send(
+                Method::GET,
+                "/api/v1/vault/audit",
+                &[("org_id", "acme")],
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+    }
+    let blocked = list(&prober).await;
+    assert_eq!(blocked.status(), 429);
+    let retry: u64 = blocked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 500 && retry <= 600, "{retry}");
+    let other = app.client(&app.create_client("bystander").await);
+    assert_eq!(list(&other).await.status(), 200);
+    let vault = data_vault::startup::open_vault(&app.config).await.unwrap();
+    let chain = data_vault::service::verify_chain(vault.store().as_ref(), "owner:prober")
+        .await
+        .unwrap();
+    assert!(chain.valid);
+    let events = vault
+        .store()
+        .audit_chain_page("owner:prober", 0, 100)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "audit.query",
+            "audit.query",
+            "audit.query",
+            "security.denial_spike",
+            "security.principal_blocked"
+        ]
+    );
+    assert!(app
+        .metrics_text()
+        .await
+        .contains("virtengine_data_vault_principals_blocked 1"));
+}
+
+async fn the_metrics_endpoint_passes_promtool(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = app.client(&app.create_client("svc").await);
+    assert_eq!(list(&client).await.status(), 200);
+    let text = app.metrics_text().await;
+    for name in [
+        "virtengine_data_vault_access_total",
+        "virtengine_data_vault_audit_failures_total",
+        "virtengine_data_vault_http_request_duration_seconds_bucket",
+        "virtengine_data_vault_redis_fallback",
+    ] {
+        assert!(text.contains(name), "{name} missing");
+    }
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match promtool {
+        Ok(child) => child,
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but promtool is missing")
+        }
+        Err(_) => {
+            eprintln!("\n*** SKIPPING promtool check: promtool is not installed ***\n");
+            return;
+        }
+    };
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+on_both_backends!(
+    a_principal_over_its_limit_is_refused_while_others_are_not,
+    the_ip_limit_applies_before_authentication,
+    replicas_sharing_redis_enforce_one_limit,
+    a_burst_of_denials_raises_exactly_one_spike_per_window,
+    a_spiking_principal_can_be_blocked_and_the_block_is_audited,
+    the_metrics_endpoint_passes_promtool,
+);
