@@ -21,8 +21,7 @@ fn client_ip(request: &Request, header: Option<&str>) -> String {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .next_back()
+            .rfind(|v| !v.is_empty())
             .and_then(|v| v.parse::<std::net::IpAddr>().ok())
     });
     forwarded
