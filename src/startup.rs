@@ -190,6 +190,8 @@ impl Application {
             m?.context("metrics server failed")
         })
         .await;
+        // Requests still in flight have handed their events over; commit them before exit.
+        self.vault.flush_audit().await;
         match drained {
             Ok(result) => result,
             Err(_) => {

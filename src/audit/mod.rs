@@ -3,6 +3,7 @@
 //! appends; the service decides what is recorded.
 
 pub mod chain;
+pub mod writer;
 
 use serde::Serialize;
 

@@ -7,6 +7,7 @@ mod clients;
 mod keys;
 mod orgs;
 
+use crate::audit::writer::AuditWriter;
 use crate::audit::{NewEvent, Outcome};
 use crate::crypto::MasterKey;
 use crate::domain::Principal;
@@ -88,6 +89,7 @@ pub struct Vault {
     platform_admins: Vec<Principal>,
     metrics: Arc<Metrics>,
     abuse: AbuseControl,
+    audit: AuditWriter,
 }
 
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
@@ -111,13 +113,14 @@ pub struct VaultParts {
 impl Vault {
     pub fn new(parts: VaultParts) -> Self {
         Self {
-            store: parts.store,
+            store: parts.store.clone(),
             master: parts.master,
             scopes: parts.scopes,
             max_payload_bytes: parts.max_payload_bytes,
             platform_admins: parts.platform_admins,
             metrics: parts.metrics,
             abuse: parts.abuse,
+            audit: AuditWriter::start(parts.store.clone()),
         }
     }
 
@@ -226,14 +229,20 @@ impl Vault {
         self.record(&events).await
     }
 
-    /// Appends events durably; nothing is answered until this returns.
+    /// Appends events durably, group-committed with other requests' events; nothing is
+    /// answered until this returns.
     async fn record(&self, events: &[NewEvent]) -> Result<(), ApiError> {
-        self.store.append_events(events).await.map_err(|e| {
-            self.store_error(match e {
-                // Any failure to append is an audit failure, even a connection error.
-                StoreError::Unavailable(e) | StoreError::Database(e) => StoreError::Audit(e),
-                other => other,
-            })
-        })
+        match self.audit.append(events.to_vec()).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.metrics.audit_failures.inc();
+                Err(ApiError::AuditUnavailable(e.into()))
+            }
+        }
+    }
+
+    /// Commits the events still queued for the audit log; called at shutdown.
+    pub async fn flush_audit(&self) {
+        self.audit.close().await;
     }
 }

@@ -77,57 +77,73 @@ where
 macro_rules! impl_store {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Appends one event inside `tx`: lock the chain head (an upsert, so the first
-            /// statement is a write on both backends), link, insert, advance the head.
+            /// Appends one event inside `tx`.
             async fn append_in_tx(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 event: &$crate::audit::NewEvent,
             ) -> $crate::store::StoreResult<()> {
+                Self::append_chain_in_tx(tx, std::slice::from_ref(event)).await
+            }
+
+            /// Appends events of one chain inside `tx`: lock the chain head (an upsert, so the
+            /// first statement is a write on both backends), link and insert each event, then
+            /// advance the head once.
+            async fn append_chain_in_tx(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                events: &[$crate::audit::NewEvent],
+            ) -> $crate::store::StoreResult<()> {
                 use $crate::store::StoreError;
-                let (seq, previous): (i64, String) = sqlx::query_as(
+                let Some(first) = events.first() else {
+                    return Ok(());
+                };
+                let (mut seq, mut previous): (i64, String) = sqlx::query_as(
                     "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) \
                      ON CONFLICT (chain) DO UPDATE SET seq = audit_heads.seq \
                      RETURNING seq, hash",
                 )
-                .bind(&event.chain)
+                .bind(&first.chain)
                 .bind($crate::audit::chain::GENESIS_HASH)
                 .fetch_one(&mut **tx)
                 .await
                 .map_err(StoreError::audit)?;
-                let linked = $crate::audit::chain::link(event, seq + 1, &previous)
-                    .map_err(|e| StoreError::Audit(sqlx::Error::Encode(Box::new(e))))?;
-                sqlx::query(
-                    "INSERT INTO audit_events (chain, seq, id, ts_ms, event_type, blob_id, scope, \
-                     owner, org_id, requester, auth_method, outcome, denial_reason, purpose, \
-                     reason, request_id, previous_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                     $16, $17, $18)",
-                )
-                .bind(&linked.chain)
-                .bind(linked.seq)
-                .bind(&linked.id)
-                .bind(event.timestamp_ms)
-                .bind(&linked.event_type)
-                .bind(&linked.blob_id)
-                .bind(&linked.scope)
-                .bind(&linked.owner)
-                .bind(&linked.org_id)
-                .bind(&linked.requester)
-                .bind(&linked.auth_method)
-                .bind(&linked.outcome)
-                .bind(&linked.denial_reason)
-                .bind(&linked.purpose)
-                .bind(&linked.reason)
-                .bind(&linked.request_id)
-                .bind(&linked.previous_hash)
-                .bind(&linked.hash)
-                .execute(&mut **tx)
-                .await
-                .map_err(StoreError::audit)?;
-                sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE chain = $3")
-                    .bind(linked.seq)
-                    .bind(&linked.hash)
+                for event in events {
+                    seq += 1;
+                    let linked = $crate::audit::chain::link(event, seq, &previous)
+                        .map_err(|e| StoreError::Audit(sqlx::Error::Encode(Box::new(e))))?;
+                    sqlx::query(
+                        "INSERT INTO audit_events (chain, seq, id, ts_ms, event_type, blob_id, \
+                         scope, owner, org_id, requester, auth_method, outcome, denial_reason, \
+                         purpose, reason, request_id, previous_hash, hash) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                         $15, $16, $17, $18)",
+                    )
                     .bind(&linked.chain)
+                    .bind(linked.seq)
+                    .bind(&linked.id)
+                    .bind(event.timestamp_ms)
+                    .bind(&linked.event_type)
+                    .bind(&linked.blob_id)
+                    .bind(&linked.scope)
+                    .bind(&linked.owner)
+                    .bind(&linked.org_id)
+                    .bind(&linked.requester)
+                    .bind(&linked.auth_method)
+                    .bind(&linked.outcome)
+                    .bind(&linked.denial_reason)
+                    .bind(&linked.purpose)
+                    .bind(&linked.reason)
+                    .bind(&linked.request_id)
+                    .bind(&linked.previous_hash)
+                    .bind(&linked.hash)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(StoreError::audit)?;
+                    previous = linked.hash;
+                }
+                sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE chain = $3")
+                    .bind(seq)
+                    .bind(&previous)
+                    .bind(&first.chain)
                     .execute(&mut **tx)
                     .await
                     .map_err(StoreError::audit)?;
@@ -583,11 +599,12 @@ macro_rules! impl_store {
                     return Ok(());
                 }
                 let mut tx = self.pool.begin().await.map_err($crate::store::StoreError::from)?;
-                // Lock chain heads in one order, so concurrent batches cannot deadlock.
-                let mut ordered: Vec<&$crate::audit::NewEvent> = events.iter().collect();
+                // Lock chain heads in one order, so concurrent batches cannot deadlock; the
+                // sort is stable, so each chain keeps its events' order.
+                let mut ordered: Vec<$crate::audit::NewEvent> = events.to_vec();
                 ordered.sort_by(|a, b| a.chain.cmp(&b.chain));
-                for event in ordered {
-                    Self::append_in_tx(&mut tx, event).await?;
+                for chain in ordered.chunk_by(|a, b| a.chain == b.chain) {
+                    Self::append_chain_in_tx(&mut tx, chain).await?;
                 }
                 Self::commit(tx).await
             }

@@ -7,6 +7,7 @@ mod helpers;
 mod abuse;
 mod access;
 mod audit;
+mod audit_writer;
 mod auth_hmac;
 mod blobs;
 mod cli;

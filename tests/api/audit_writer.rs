@@ -1,0 +1,192 @@
+//! The group-committing audit writer: batches fail as a whole, chains stay continuous across
+//! batches, and closing the writer commits what was already handed over.
+
+use crate::helpers::*;
+use crate::on_both_backends;
+use data_vault::audit::writer::AuditWriter;
+use data_vault::audit::{org_chain, NewEvent};
+use data_vault::service::verify_chain;
+use data_vault::store::Store;
+use reqwest::Method;
+use std::sync::Arc;
+
+async fn store_of(app: &TestApp) -> Arc<dyn Store> {
+    data_vault::store::connect(&app.config.storage.database_url, 8)
+        .await
+        .unwrap()
+}
+
+fn event(chain: &str, n: usize) -> NewEvent {
+    let mut event = NewEvent::new(
+        chain.to_owned(),
+        "blob.read",
+        "tester",
+        "hmac",
+        &format!("req-{n}"),
+    );
+    event.reason = Some(format!("n={n}"));
+    event
+}
+
+async fn a_failed_batch_fails_every_request_in_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let creds = app.create_client("svc").await;
+    let client = app.client(&creds);
+    let envelope = age_envelope_of_size(500);
+    let body = data_vault::cli::Body {
+        bytes: &envelope,
+        content_type: "application/octet-stream",
+    };
+    let created: serde_json::Value = client
+        .call(
+            Method::POST,
+            "/api/v1/vault/blobs",
+            &[("scope", "veid")],
+            Some(body),
+            None,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = format!(
+        "/api/v1/vault/blobs/{}",
+        created["metadata"]["id"].as_str().unwrap()
+    );
+    app.break_audit_store().await;
+
+    let mut reads = Vec::new();
+    for _ in 0..20 {
+        let client = app.client(&creds);
+        let path = path.clone();
+        reads.push(tokio::spawn(async move {
+            let response = client
+                .send(Method::GET, &path, &[], None, None)
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }));
+    }
+    for read in reads {
+        let (status, body) = read.await.unwrap();
+        assert_eq!(status, 503);
+        assert!(
+            body.contains("audit_unavailable") && !body.contains("data_base64"),
+            "{body}"
+        );
+    }
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("virtengine_data_vault_audit_failures_total 20"),
+        "{metrics}"
+    );
+}
+
+async fn chains_stay_continuous_across_batches(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = store_of(&app).await;
+    let writer = Arc::new(AuditWriter::start(store.clone()));
+    let mut tasks = Vec::new();
+    for n in 0..600 {
+        let writer = writer.clone();
+        let chain = org_chain(["a", "b", "c"][n % 3]);
+        tasks.push(tokio::spawn(async move {
+            writer.append(vec![event(&chain, n)]).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    // More than one batch was needed: 600 events exceed the batch bound.
+    assert!(600 > data_vault::audit::writer::MAX_BATCH_EVENTS);
+    for org in ["a", "b", "c"] {
+        let result = verify_chain(store.as_ref(), &org_chain(org)).await.unwrap();
+        assert!(result.valid, "{result:?}");
+        assert_eq!(result.length, 200);
+    }
+}
+
+async fn closing_the_writer_commits_what_was_handed_over(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = store_of(&app).await;
+    let writer = Arc::new(AuditWriter::start(store.clone()));
+
+    // Hold the database so the writer's first batch waits and the rest queue up behind it.
+    let lock = LockedDatabase::take(&app).await;
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let writer = writer.clone();
+        tasks.push(tokio::spawn(async move {
+            writer.append(vec![event("org:z", n)]).await
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let closing = {
+        let writer = writer.clone();
+        tokio::spawn(async move { writer.close().await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    lock.release().await;
+    closing.await.unwrap();
+    for task in tasks {
+        task.await
+            .unwrap()
+            .expect("every event handed over before close is committed");
+    }
+    let result = verify_chain(store.as_ref(), "org:z").await.unwrap();
+    assert_eq!((result.valid, result.length), (true, 50));
+    assert!(
+        writer.append(vec![event("org:z", 99)]).await.is_err(),
+        "a closed writer takes nothing"
+    );
+}
+
+/// A transaction that holds the audit heads locked until released.
+enum LockedDatabase {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl LockedDatabase {
+    async fn take(app: &TestApp) -> Self {
+        use sqlx::Connection;
+        let url = &app.config.storage.database_url;
+        match app.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Self::Sqlite(conn)
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+                sqlx::query("LOCK TABLE audit_heads IN EXCLUSIVE MODE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Self::Postgres(conn)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Self::Sqlite(mut conn) => {
+                sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+            }
+            Self::Postgres(mut conn) => {
+                sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+}
+
+on_both_backends!(
+    a_failed_batch_fails_every_request_in_it,
+    chains_stay_continuous_across_batches,
+    closing_the_writer_commits_what_was_handed_over,
+);
