@@ -99,7 +99,7 @@ async fn chains_stay_continuous_across_batches(backend: Backend) {
         task.await.unwrap().unwrap();
     }
     // More than one batch was needed: 600 events exceed the batch bound.
-    assert!(600 > data_vault::audit::writer::MAX_BATCH_EVENTS);
+    const { assert!(600 > data_vault::audit::writer::MAX_BATCH_EVENTS) };
     for org in ["a", "b", "c"] {
         let result = verify_chain(store.as_ref(), &org_chain(org)).await.unwrap();
         assert!(result.valid, "{result:?}");
