@@ -36,9 +36,15 @@ fn random_nonce() -> String {
 
 impl VaultClient {
     pub fn new(base: &str, auth: ClientAuth) -> anyhow::Result<Self> {
+        Self::with_pool(base, auth, 4)
+    }
+
+    /// A client that keeps up to `idle` connections open (the load generator's concurrency).
+    pub fn with_pool(base: &str, auth: ClientAuth, idle: usize) -> anyhow::Result<Self> {
         let base = Url::parse(base).with_context(|| format!("invalid vault URL {base:?}"))?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(120))
+            .pool_max_idle_per_host(idle)
             .build()?;
         Ok(Self { base, auth, http })
     }

@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod blob;
 mod client;
+mod loadgen;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ pub enum Command {
     /// Check the audit log, directly on the configured database.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Load-test a running vault with signed requests (see docs/performance.md).
+    Loadgen(loadgen::LoadArgs),
 }
 
 impl Cli {
@@ -67,6 +70,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(command) => admin::run(&config()?, command).await,
         Command::Blob(command) => blob::run(command).await,
         Command::Audit(command) => audit::run(&config()?, command).await,
+        Command::Loadgen(args) => loadgen::run(args).await,
     }
 }
 

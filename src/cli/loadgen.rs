@@ -1,0 +1,275 @@
+//! `data-vault loadgen`: the project's own load generator. It signs real requests (HMAC),
+//! runs a fixed number of requests or a fixed duration at a given concurrency against a running
+//! vault, and reports throughput, latency percentiles and errors by status. Method and
+//! figures: docs/performance.md.
+
+use super::client::{ClientAuth, VaultClient};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use reqwest::Method;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Scenario {
+    /// GET of existing blobs, spread over many ids (every read durably audited).
+    Get,
+    /// PUT of new blobs.
+    Put,
+    /// Metadata reads.
+    Meta,
+    /// 90 % GET, 10 % PUT.
+    Mixed,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Base URL of the vault.
+    #[arg(long, env = "DATA_VAULT_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// HMAC client name.
+    #[arg(long, env = "DATA_VAULT_PRINCIPAL")]
+    principal: String,
+    /// File holding the client secret (or set DATA_VAULT_SECRET).
+    #[arg(long)]
+    secret_file: Option<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value = "get")]
+    scenario: Scenario,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Run for this many seconds...
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// ...or stop after this many requests.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Envelope size in bytes.
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// Blobs stored before a read scenario starts (reads are spread over them).
+    #[arg(long, default_value_t = 1000)]
+    blobs: usize,
+    #[arg(long, default_value = "market")]
+    scope: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one worker saw.
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u32>,
+    by_status: BTreeMap<u16, u64>,
+    transport_errors: u64,
+}
+
+/// An age envelope of about `size` bytes, encrypted once and uploaded many times: the server
+/// treats every upload as a new blob.
+fn envelope(size: usize) -> anyhow::Result<Vec<u8>> {
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public();
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))?;
+    let mut out = Vec::with_capacity(size + 512);
+    let mut writer = encryptor.wrap_output(&mut out)?;
+    // Overhead is about 200 bytes of header and 16 per 64 KiB chunk.
+    writer.write_all(&vec![0x42; size.saturating_sub(250).max(1)])?;
+    writer.finish()?;
+    Ok(out)
+}
+
+/// A small, fast generator for picking blob ids (no need for cryptographic randomness here).
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+async fn put(
+    client: &VaultClient,
+    envelope: &[u8],
+    scope: &str,
+) -> anyhow::Result<(u16, Option<String>)> {
+    let body = super::client::Body {
+        bytes: envelope,
+        content_type: "application/octet-stream",
+    };
+    let response = client
+        .send(
+            Method::POST,
+            "/api/v1/vault/blobs",
+            &[("scope", scope)],
+            Some(body),
+            None,
+        )
+        .await?;
+    let status = response.status().as_u16();
+    if status != 201 {
+        return Ok((status, None));
+    }
+    let value: serde_json::Value = response.json().await?;
+    Ok((status, value["metadata"]["id"].as_str().map(str::to_owned)))
+}
+
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let secret = match &args.secret_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .trim()
+            .to_owned(),
+        None => std::env::var("DATA_VAULT_SECRET")
+            .context("no secret: pass --secret-file or set DATA_VAULT_SECRET")?,
+    };
+    let auth = || ClientAuth::Hmac {
+        principal: args.principal.clone(),
+        secret: zeroize::Zeroizing::new(secret.clone()),
+    };
+    let client = Arc::new(VaultClient::with_pool(&args.url, auth(), args.concurrency)?);
+    let envelope = Arc::new(envelope(args.size)?);
+
+    let mut ids = Vec::new();
+    if args.scenario != Scenario::Put {
+        eprintln!(
+            "storing {} blobs of {} bytes to read from...",
+            args.blobs,
+            envelope.len()
+        );
+        for _ in 0..args.blobs {
+            match put(&client, &envelope, &args.scope).await? {
+                (201, Some(id)) => ids.push(format!("/api/v1/vault/blobs/{id}")),
+                (status, _) => anyhow::bail!("seeding failed with status {status}"),
+            }
+        }
+    }
+    let ids = Arc::new(ids);
+    let budget = Arc::new(AtomicU64::new(args.requests.unwrap_or(u64::MAX)));
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..args.concurrency {
+        let (client, envelope, ids, budget) = (
+            client.clone(),
+            envelope.clone(),
+            ids.clone(),
+            budget.clone(),
+        );
+        let (scenario, scope) = (args.scenario, args.scope.clone());
+        workers.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let mut rng =
+                XorShift(0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1) * 0x2545_f491_4f6c_dd1d);
+            while Instant::now() < deadline
+                && budget
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                let roll = rng.next();
+                let is_put = match scenario {
+                    Scenario::Put => true,
+                    Scenario::Mixed => roll % 10 == 0,
+                    _ => false,
+                };
+                let began = Instant::now();
+                let status = if is_put {
+                    put(&client, &envelope, &scope).await.map(|(s, _)| s)
+                } else {
+                    let path = &ids[(roll % ids.len() as u64) as usize];
+                    let path = if scenario == Scenario::Meta {
+                        format!("{path}/metadata")
+                    } else {
+                        path.clone()
+                    };
+                    let accept = (scenario != Scenario::Meta).then_some("application/octet-stream");
+                    match client.send(Method::GET, &path, &[], None, accept).await {
+                        Ok(response) => {
+                            let status = response.status().as_u16();
+                            response.bytes().await.map(|_| status).map_err(Into::into)
+                        }
+                        Err(e) => Err(e),
+                    }
+                };
+                let elapsed = began.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                match status {
+                    Ok(status) => {
+                        tally.latencies_us.push(elapsed);
+                        *tally.by_status.entry(status).or_default() += 1;
+                    }
+                    Err(_) => tally.transport_errors += 1,
+                }
+            }
+            tally
+        }));
+    }
+    let mut total = Tally::default();
+    for worker in workers {
+        let tally = worker.await?;
+        total.latencies_us.extend(tally.latencies_us);
+        for (status, n) in tally.by_status {
+            *total.by_status.entry(status).or_default() += n;
+        }
+        total.transport_errors += tally.transport_errors;
+    }
+    report(&args, &mut total, started.elapsed());
+    Ok(())
+}
+
+fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
+    tally.latencies_us.sort_unstable();
+    let n = tally.latencies_us.len();
+    let pct = |p: f64| {
+        if n == 0 {
+            0.0
+        } else {
+            let i = ((p / 100.0) * n as f64).ceil() as usize;
+            f64::from(tally.latencies_us[i.clamp(1, n) - 1]) / 1000.0
+        }
+    };
+    let ok = tally
+        .by_status
+        .iter()
+        .filter(|(s, _)| (200..300).contains(*s))
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    let secs = elapsed.as_secs_f64();
+    let summary = serde_json::json!({
+        "scenario": format!("{:?}", args.scenario).to_lowercase(),
+        "concurrency": args.concurrency,
+        "envelope_bytes": args.size,
+        "requests": n,
+        "seconds": (secs * 100.0).round() / 100.0,
+        "requests_per_second": (n as f64 / secs).round(),
+        "ok": ok,
+        "latency_ms": {"p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0), "max": pct(100.0)},
+        "by_status": tally.by_status,
+        "transport_errors": tally.transport_errors,
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "{} x{}: {} requests in {:.2} s = {:.0} req/s ({} ok)\nlatency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\nby status: {:?}  transport errors: {}",
+            summary["scenario"].as_str().unwrap_or("?"),
+            args.concurrency,
+            n,
+            secs,
+            n as f64 / secs,
+            ok,
+            pct(50.0),
+            pct(90.0),
+            pct(99.0),
+            pct(100.0),
+            tally.by_status,
+            tally.transport_errors
+        );
+    }
+}
