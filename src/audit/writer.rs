@@ -1,11 +1,12 @@
-//! Group commit for audit events. Concurrent requests hand their events to one writer task,
-//! which appends everything that queued up while the previous transaction was committing in a
-//! single transaction, then tells each request whether its own events are durable. Nothing is
+//! Group commit for audit events and the blob writes they record. Concurrent requests hand
+//! their jobs (events, with an optional blob insert or delete) to one writer task, which
+//! commits everything that queued up while the previous transaction was committing in a
+//! single transaction, then tells each request whether its own job is durable. Nothing is
 //! delayed on purpose: a lone request is committed at once, and under load batches form by
 //! themselves. A failed batch fails every request in it (they then answer 503, fail-closed).
 
 use super::NewEvent;
-use crate::store::{Store, StoreError};
+use crate::store::{BatchJob, BlobWrite, Store, StoreError};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -16,8 +17,8 @@ pub const MAX_BATCH_EVENTS: usize = 256;
 const QUEUE: usize = 4096;
 
 struct Pending {
-    events: Vec<NewEvent>,
-    done: oneshot::Sender<Result<(), Arc<StoreError>>>,
+    job: BatchJob,
+    done: oneshot::Sender<Result<bool, Arc<StoreError>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,17 @@ impl AuditWriter {
 
     /// Appends `events` (to their chains, in order) and returns once they are durable.
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<(), AppendError> {
+        self.submit(None, events).await.map(|_| ())
+    }
+
+    /// Applies `write` and appends `events` in one group-committed transaction; returns once
+    /// both are durable, with whether the write applied (a delete may find nothing, and then
+    /// its events are not recorded).
+    pub async fn submit(
+        &self,
+        write: Option<BlobWrite>,
+        events: Vec<NewEvent>,
+    ) -> Result<bool, AppendError> {
         let sender = self
             .sender
             .lock()
@@ -54,11 +66,14 @@ impl AuditWriter {
             .ok_or(AppendError::Stopped)?;
         let (done, result) = oneshot::channel();
         sender
-            .send(Pending { events, done })
+            .send(Pending {
+                job: BatchJob { write, events },
+                done,
+            })
             .await
             .map_err(|_| AppendError::Stopped)?;
         match result.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(applied)) => Ok(applied),
             Ok(Err(e)) => Err(AppendError::Store(e)),
             Err(_) => Err(AppendError::Stopped),
         }
@@ -77,25 +92,32 @@ impl AuditWriter {
 
 async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
     while let Some(first) = receiver.recv().await {
-        let mut count = first.events.len();
+        let mut count = first.job.events.len();
         let mut batch = vec![first];
         while count < MAX_BATCH_EVENTS {
             match receiver.try_recv() {
                 Ok(next) => {
-                    count += next.events.len();
+                    count += next.job.events.len();
                     batch.push(next);
                 }
                 Err(_) => break,
             }
         }
-        let events: Vec<NewEvent> = batch
-            .iter()
-            .flat_map(|p| p.events.iter().cloned())
-            .collect();
-        let result = store.append_events(&events).await.map_err(Arc::new);
-        for pending in batch {
-            // A request that gave up waiting (client gone) is no reason to stop.
-            let _ = pending.done.send(result.clone());
+        let (jobs, waiting): (Vec<BatchJob>, Vec<_>) =
+            batch.into_iter().map(|p| (p.job, p.done)).unzip();
+        match store.commit_batch(&jobs).await {
+            Ok(applied) => {
+                for (done, applied) in waiting.into_iter().zip(applied) {
+                    // A request that gave up waiting (client gone) is no reason to stop.
+                    let _ = done.send(Ok(applied));
+                }
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                for done in waiting {
+                    let _ = done.send(Err(e.clone()));
+                }
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::crypto::{BlobBinding, DataKey};
 use crate::domain::{BlobId, Note, OrgId, RetentionPolicy, Scope, Tags};
 use crate::envelope;
 use crate::error::ApiError;
-use crate::store::{BlobRecord, ListQuery};
+use crate::store::{BlobRecord, BlobWrite, ListQuery};
 use crate::time;
 use data_vault_scopes::{decide, Action, Decision, DenialReason, RoleSet};
 use serde::Serialize;
@@ -295,11 +295,14 @@ impl Vault {
         };
         let sealed = DataKey::seal_new(&tenant_key, &binding(&record), &new.envelope)
             .map_err(|e| ApiError::Internal(e.into()))?;
-        self.store
-            .insert_blob(&record, &sealed.wrapped_key, &sealed.ciphertext, &event)
-            .await
-            .map_err(|e| self.store_error(e))?;
-        Ok(BlobMetadata::from(&record))
+        let metadata = BlobMetadata::from(&record);
+        let write = BlobWrite::Insert {
+            meta: record,
+            wrapped_key: sealed.wrapped_key,
+            ciphertext: sealed.ciphertext,
+        };
+        self.commit(Some(write), vec![event]).await?;
+        Ok(metadata)
     }
 
     /// Records a request for a blob id that does not exist, on the caller's own chain.
@@ -432,12 +435,10 @@ impl Vault {
             self.authorize(caller, Action::Delete, &meta, params)
                 .await?;
             let event = blob_event(caller, Action::Delete, &meta, params);
-            if self
-                .store
-                .delete_blob(&meta.id, &event)
-                .await
-                .map_err(|e| self.store_error(e))?
-            {
+            let write = BlobWrite::Delete {
+                id: meta.id.clone(),
+            };
+            if self.commit(Some(write), vec![event]).await? {
                 Ok(())
             } else {
                 // Deleted by someone else in the meantime.

@@ -7,7 +7,7 @@ mod clients;
 mod keys;
 mod orgs;
 
-use crate::audit::writer::AuditWriter;
+use crate::audit::writer::{AppendError, AuditWriter};
 use crate::audit::{NewEvent, Outcome};
 use crate::crypto::MasterKey;
 use crate::domain::Principal;
@@ -16,7 +16,7 @@ use crate::limits::{LimitKind, Limiter};
 use crate::metrics::Metrics;
 use crate::spikes::{SpikeDetector, SpikeKind};
 use crate::store::Store;
-use crate::store::StoreError;
+use crate::store::{BlobWrite, StoreError};
 use data_vault_scopes::ScopeTable;
 use std::sync::Arc;
 
@@ -232,8 +232,21 @@ impl Vault {
     /// Appends events durably, group-committed with other requests' events; nothing is
     /// answered until this returns.
     async fn record(&self, events: &[NewEvent]) -> Result<(), ApiError> {
-        match self.audit.append(events.to_vec()).await {
-            Ok(()) => Ok(()),
+        self.commit(None, events.to_vec()).await.map(|_| ())
+    }
+
+    /// Commits a blob write with its events (group-committed); whether the write applied.
+    async fn commit(
+        &self,
+        write: Option<BlobWrite>,
+        events: Vec<NewEvent>,
+    ) -> Result<bool, ApiError> {
+        match self.audit.submit(write, events).await {
+            Ok(applied) => Ok(applied),
+            // The batch failed while writing data, not events: report that as it is.
+            Err(AppendError::Store(e)) if matches!(*e, StoreError::Database(_)) => {
+                Err(ApiError::Internal(anyhow::anyhow!("{e:#}")))
+            }
             Err(e) => {
                 self.metrics.audit_failures.inc();
                 Err(ApiError::AuditUnavailable(e.into()))

@@ -50,6 +50,27 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A change to the blobs table that commits together with its audit events.
+#[derive(Debug, Clone)]
+pub enum BlobWrite {
+    /// Insert a new blob. Ids are fresh UUIDs: an existing id is an error, never an update.
+    Insert {
+        meta: BlobRecord,
+        wrapped_key: Vec<u8>,
+        ciphertext: Vec<u8>,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+/// One request's share of a group commit.
+#[derive(Debug, Clone)]
+pub struct BatchJob {
+    pub write: Option<BlobWrite>,
+    pub events: Vec<NewEvent>,
+}
+
 /// Which events an audit query may return.
 #[derive(Debug, Clone)]
 pub enum AuditScope {
@@ -190,22 +211,14 @@ pub trait Store: Send + Sync {
     /// Inserts a tenant key; `false` if that tenant version exists (lost a creation race).
     async fn insert_tenant_key(&self, key: &TenantKeyRecord) -> StoreResult<bool>;
 
-    /// Inserts a new blob. Ids are fresh UUIDs: an existing id is an error, never an update.
-    async fn insert_blob(
-        &self,
-        meta: &BlobRecord,
-        wrapped_key: &[u8],
-        ciphertext: &[u8],
-        event: &NewEvent,
-    ) -> StoreResult<()>;
     async fn fetch_blob(&self, id: &str) -> StoreResult<Option<SealedBlobRecord>>;
     async fn blob_meta(&self, id: &str) -> StoreResult<Option<BlobRecord>>;
-    /// Deletes a blob and records `event` in one transaction; `false` if it was gone.
-    async fn delete_blob(&self, id: &str, event: &NewEvent) -> StoreResult<bool>;
     async fn list_blobs(&self, query: &ListQuery) -> StoreResult<Vec<BlobRecord>>;
 
-    /// Appends events to their chains, durably, in one transaction.
-    async fn append_events(&self, events: &[NewEvent]) -> StoreResult<()>;
+    /// Applies a batch of jobs in one transaction: each job's blob write, then its events
+    /// appended to their chains. A delete that finds nothing records nothing. Returns, per
+    /// job, whether its write applied (always `true` for jobs without one).
+    async fn commit_batch(&self, jobs: &[BatchJob]) -> StoreResult<Vec<bool>>;
     /// Events matching `query`, newest first, each with its global position (the cursor).
     async fn audit_query(&self, query: &AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>>;
     /// Up to `limit` events of `chain` with `seq > after_seq`, in `seq` order.

@@ -466,40 +466,6 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn insert_blob(
-                &self,
-                meta: &$crate::store::BlobRecord,
-                wrapped_key: &[u8],
-                ciphertext: &[u8],
-                event: &$crate::audit::NewEvent,
-            ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "INSERT INTO blobs (id, scope, owner, org_id, created_at, expires_at, \
-                     retention_policy, tags, size, content_hash, key_id, key_version, \
-                     wrapped_key, ciphertext) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                )
-                .bind(&meta.id)
-                .bind(&meta.scope)
-                .bind(&meta.owner)
-                .bind(&meta.org_id)
-                .bind(meta.created_at)
-                .bind(meta.expires_at)
-                .bind(&meta.retention_policy)
-                .bind(&meta.tags_json)
-                .bind(meta.size)
-                .bind(&meta.content_hash)
-                .bind(&meta.key_id)
-                .bind(meta.key_version)
-                .bind(wrapped_key)
-                .bind(ciphertext)
-                .execute(&mut *tx)
-                .await?;
-                Self::append_in_tx(&mut tx, event).await?;
-                Self::commit(tx).await
-            }
-
             async fn fetch_blob(
                 &self,
                 id: &str,
@@ -533,26 +499,6 @@ macro_rules! impl_store {
                 );
                 let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
                 Ok(row.map(|r| $crate::store::sql::blob_record(&r)).transpose()?)
-            }
-
-            async fn delete_blob(
-                &self,
-                id: &str,
-                event: &$crate::audit::NewEvent,
-            ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                let gone = sqlx::query("DELETE FROM blobs WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
-                if !gone {
-                    return Ok(false);
-                }
-                Self::append_in_tx(&mut tx, event).await?;
-                Self::commit(tx).await?;
-                Ok(true)
             }
 
             async fn list_blobs(
@@ -591,22 +537,64 @@ macro_rules! impl_store {
                     .collect::<Result<_, _>>()?)
             }
 
-            async fn append_events(
+            async fn commit_batch(
                 &self,
-                events: &[$crate::audit::NewEvent],
-            ) -> $crate::store::StoreResult<()> {
-                if events.is_empty() {
-                    return Ok(());
+                jobs: &[$crate::store::BatchJob],
+            ) -> $crate::store::StoreResult<Vec<bool>> {
+                use $crate::store::BlobWrite;
+                let mut tx = self.pool.begin().await?;
+                let mut applied = Vec::with_capacity(jobs.len());
+                let mut events: Vec<$crate::audit::NewEvent> = Vec::new();
+                for job in jobs {
+                    let done = match &job.write {
+                        None => true,
+                        Some(BlobWrite::Insert { meta, wrapped_key, ciphertext }) => {
+                            sqlx::query(
+                                "INSERT INTO blobs (id, scope, owner, org_id, created_at, \
+                                 expires_at, retention_policy, tags, size, content_hash, key_id, \
+                                 key_version, wrapped_key, ciphertext) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                            )
+                            .bind(&meta.id)
+                            .bind(&meta.scope)
+                            .bind(&meta.owner)
+                            .bind(&meta.org_id)
+                            .bind(meta.created_at)
+                            .bind(meta.expires_at)
+                            .bind(&meta.retention_policy)
+                            .bind(&meta.tags_json)
+                            .bind(meta.size)
+                            .bind(&meta.content_hash)
+                            .bind(&meta.key_id)
+                            .bind(meta.key_version)
+                            .bind(wrapped_key)
+                            .bind(ciphertext)
+                            .execute(&mut *tx)
+                            .await?;
+                            true
+                        }
+                        Some(BlobWrite::Delete { id }) => {
+                            sqlx::query("DELETE FROM blobs WHERE id = $1")
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected()
+                                == 1
+                        }
+                    };
+                    if done {
+                        events.extend(job.events.iter().cloned());
+                    }
+                    applied.push(done);
                 }
-                let mut tx = self.pool.begin().await.map_err($crate::store::StoreError::from)?;
                 // Lock chain heads in one order, so concurrent batches cannot deadlock; the
                 // sort is stable, so each chain keeps its events' order.
-                let mut ordered: Vec<$crate::audit::NewEvent> = events.to_vec();
-                ordered.sort_by(|a, b| a.chain.cmp(&b.chain));
-                for chain in ordered.chunk_by(|a, b| a.chain == b.chain) {
+                events.sort_by(|a, b| a.chain.cmp(&b.chain));
+                for chain in events.chunk_by(|a, b| a.chain == b.chain) {
                     Self::append_chain_in_tx(&mut tx, chain).await?;
                 }
-                Self::commit(tx).await
+                Self::commit(tx).await?;
+                Ok(applied)
             }
 
             async fn audit_query(
