@@ -167,7 +167,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         workers.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let mut rng =
-                XorShift(0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1) * 0x2545_f491_4f6c_dd1d);
+                XorShift(0x9e37_79b9_7f4a_7c15 ^ ((worker as u64 + 1) * 0x2545_f491_4f6c_dd1d));
             while Instant::now() < deadline
                 && budget
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))

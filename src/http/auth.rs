@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::limits::{LimitKind, Verdict};
 use crate::metrics::Metrics;
 use crate::nonce::{NonceError, NonceStore};
-use crate::service::{AuthMethod, Caller, Vault};
+use crate::service::{AuthMethod, Caller, Secrets, Vault};
 use crate::time;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -251,7 +251,6 @@ async fn verify_hmac(
         ));
     }
 
-    let secrets = auth.vault.client_secrets(name.as_str()).await?;
     let signed = HmacRequest {
         method: request.method.as_str(),
         path: request.uri.path(),
@@ -261,12 +260,20 @@ async fn verify_hmac(
         nonce,
         content_sha256,
     };
+    let verifies = |secrets: &Secrets| {
+        !secrets.is_empty()
+            && signed
+                .verify(signature, secrets.iter().map(|s| s.as_slice()))
+                .is_ok()
+    };
+    // Secrets may come from a short-lived cache; a secret added since (a rotation) must work
+    // at once, so a failure is checked once more against the database.
+    let mut verified = verifies(&auth.vault.client_secrets(name.as_str(), true).await?);
+    if !verified {
+        verified = verifies(&auth.vault.client_secrets(name.as_str(), false).await?);
+    }
     // An unknown client and a wrong signature get the same answer, so names cannot be probed.
-    if signed
-        .verify(signature, secrets.iter().map(|s| s.as_slice()))
-        .is_err()
-        || secrets.is_empty()
-    {
+    if !verified {
         return Err(auth.fail(
             scheme,
             "bad_signature",

@@ -297,7 +297,7 @@ impl Vault {
             .map_err(|e| ApiError::Internal(e.into()))?;
         let metadata = BlobMetadata::from(&record);
         let write = BlobWrite::Insert {
-            meta: record,
+            meta: Box::new(record),
             wrapped_key: sealed.wrapped_key,
             ciphertext: sealed.ciphertext,
         };

@@ -8,6 +8,9 @@ use crate::audit::{NewEvent, SYSTEM_CHAIN};
 use crate::domain::ClientName;
 use crate::error::ApiError;
 use rand::RngCore;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,45 @@ pub enum ClientError {
 impl From<crate::store::StoreError> for ClientError {
     fn from(e: crate::store::StoreError) -> Self {
         ClientError::Vault(e.into())
+    }
+}
+
+/// A client's opened secrets, shared with the cache.
+pub type Secrets = Arc<Vec<Zeroizing<Vec<u8>>>>;
+
+/// How long opened secrets are reused before the database is asked again.
+const SECRET_TTL: Duration = Duration::from_secs(2);
+const SECRET_CACHE_MAX: usize = 10_000;
+
+/// Recently used client secrets (bounded; entries expire after `SECRET_TTL`).
+#[derive(Default)]
+pub struct SecretCache {
+    entries: Mutex<HashMap<String, (Instant, Secrets)>>,
+}
+
+impl SecretCache {
+    fn get(&self, name: &str) -> Option<Secrets> {
+        let entries = self.entries.lock().ok()?;
+        let (at, secrets) = entries.get(name)?;
+        (at.elapsed() < SECRET_TTL).then(|| secrets.clone())
+    }
+
+    fn insert(&self, name: &str, secrets: Secrets) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= SECRET_CACHE_MAX {
+                entries.retain(|_, (at, _)| at.elapsed() < SECRET_TTL);
+            }
+            if entries.len() < SECRET_CACHE_MAX {
+                entries.insert(name.to_owned(), (Instant::now(), secrets));
+            }
+        }
+    }
+
+    /// Forgets a client at once (after a change made through this process).
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(name);
+        }
     }
 }
 
@@ -99,6 +141,7 @@ impl Vault {
             )
             .await
             .map_err(|e| self.store_error(e))?;
+        self.secret_cache.forget(name.as_str());
         if added {
             Ok(secret)
         } else {
@@ -116,6 +159,7 @@ impl Vault {
             return Err(ClientError::Missing(name.as_str().to_owned()));
         }
         let event = client_event(caller, "client.prune", name);
+        self.secret_cache.forget(name.as_str());
         self.store
             .prune_client_secrets(name.as_str(), &event)
             .await
@@ -128,6 +172,7 @@ impl Vault {
         name: &ClientName,
     ) -> Result<(), ClientError> {
         let event = client_event(caller, "client.delete", name);
+        self.secret_cache.forget(name.as_str());
         let deleted = self
             .store
             .delete_client(name.as_str(), &event)
@@ -141,12 +186,18 @@ impl Vault {
     }
 
     /// The live secrets of a client (none if it does not exist), opened for verification.
+    /// Found clients are cached for a couple of seconds (`cached`): every request needs them,
+    /// and a revocation reaches all replicas within that time.
     pub async fn client_secrets(
         &self,
         name: &str,
-    ) -> Result<Vec<Zeroizing<Vec<u8>>>, crate::store::StoreError> {
+        cached: bool,
+    ) -> Result<Secrets, crate::store::StoreError> {
+        if let Some(secrets) = cached.then(|| self.secret_cache.get(name)).flatten() {
+            return Ok(secrets);
+        }
         let records = self.store.client_secrets(name).await?;
-        Ok(records
+        let opened: Vec<Zeroizing<Vec<u8>>> = records
             .iter()
             .filter_map(|r| {
                 let opened = self.master.open_client_secret(name, r.slot, &r.sealed);
@@ -159,6 +210,11 @@ impl Vault {
                 }
                 opened.ok()
             })
-            .collect())
+            .collect();
+        let secrets = Arc::new(opened);
+        if !secrets.is_empty() {
+            self.secret_cache.insert(name, secrets.clone());
+        }
+        Ok(secrets)
     }
 }

@@ -24,7 +24,7 @@ pub use audit::{verify_chain, AuditPage, AuditParams, MAX_AUDIT_LIMIT};
 pub use blobs::{
     BlobMetadata, BlobPage, ListParams, NewBlob, ReadParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
 };
-pub use clients::ClientError;
+pub use clients::{ClientError, Secrets};
 pub use keys::{check_master_key, database_is_initialised, MasterKeyCheck};
 
 pub use orgs::Member;
@@ -90,6 +90,7 @@ pub struct Vault {
     metrics: Arc<Metrics>,
     abuse: AbuseControl,
     audit: AuditWriter,
+    secret_cache: clients::SecretCache,
 }
 
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
@@ -121,6 +122,7 @@ impl Vault {
             metrics: parts.metrics,
             abuse: parts.abuse,
             audit: AuditWriter::start(parts.store.clone()),
+            secret_cache: clients::SecretCache::default(),
         }
     }
 

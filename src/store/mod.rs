@@ -55,7 +55,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum BlobWrite {
     /// Insert a new blob. Ids are fresh UUIDs: an existing id is an error, never an update.
     Insert {
-        meta: BlobRecord,
+        meta: Box<BlobRecord>,
         wrapped_key: Vec<u8>,
         ciphertext: Vec<u8>,
     },
