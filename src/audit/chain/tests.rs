@@ -132,3 +132,19 @@ proptest! {
         prop_assert_eq!(verify(&events, head).first_invalid_seq, Some(i as i64 + 1));
     }
 }
+
+proptest! {
+    #[test]
+    fn the_fast_canonical_form_equals_a_general_jcs_canonicaliser(
+        reason in proptest::option::of("\\PC{0,40}|[\u{0}-\u{1f}\"\\\\/\u{7f}\u{2028}\u{e9}\u{1f600}]{0,12}"),
+        requester in "[a-z0-9._-]{1,20}",
+        // Sequence numbers stay within I-JSON's exact integers (2^53), as JCS requires.
+        seq in 1i64..(1i64 << 53),
+    ) {
+        let mut event = link(&new_event("org:acme", 1), 1, GENESIS_HASH).unwrap();
+        event.reason = reason;
+        event.requester = requester;
+        event.seq = seq;
+        prop_assert_eq!(canonical_bytes(&event).unwrap(), canonical_bytes_reference(&event).unwrap());
+    }
+}
