@@ -133,28 +133,7 @@ async fn a_burst_of_denials_raises_exactly_one_spike_per_window(backend: Backend
     .await;
     let owner = app.client(&app.create_client("owner").await);
     let prober = app.client(&app.create_client("prober").await);
-    let envelope = age_envelope_of_size(300);
-    let body = data_vault::cli::Body {
-        bytes: &envelope,
-        content_type: "application/octet-stream",
-    };
-    let created: Value = owner
-        .send(
-            Method::POST,
-            "/api/v1/vault/blobs",
-            &[("scope", "veid")],
-            Some(body),
-            None,
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let path = format!(
-        "/api/v1/vault/blobs/{}",
-        created["metadata"]["id"].as_str().unwrap()
-    );
+    let path = format!("/api/v1/vault/blobs/{}", upload(&owner, "veid", None).await);
     for _ in 0..12 {
         let response = prober
             .send(Method::GET, &path, &[], None, None)

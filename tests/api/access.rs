@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use crate::on_both_backends;
-use data_vault::cli::{Body, VaultClient};
+use data_vault::cli::VaultClient;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -67,31 +67,6 @@ async fn list(client: &VaultClient, query: &[(&str, &str)]) -> Value {
         .unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
-}
-
-async fn upload(client: &VaultClient, scope: &str, org: Option<&str>) -> String {
-    let envelope = age_envelope_of_size(700);
-    let mut query = vec![("scope", scope)];
-    if let Some(org) = org {
-        query.push(("org_id", org));
-    }
-    let body = Body {
-        bytes: &envelope,
-        content_type: "application/octet-stream",
-    };
-    let response = client
-        .send(
-            Method::POST,
-            "/api/v1/vault/blobs",
-            &query,
-            Some(body),
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["metadata"]["id"].as_str().unwrap().to_owned()
 }
 
 async fn read(client: &VaultClient, id: &str, query: &[(&str, &str)]) -> u16 {
@@ -312,21 +287,8 @@ async fn seed_matrix_holds_end_to_end(backend: Backend) {
 async fn creating_in_an_org_needs_membership(backend: Backend) {
     let w = world(backend).await;
     let envelope = age_envelope_of_size(300);
-    let body = Body {
-        bytes: &envelope,
-        content_type: "application/octet-stream",
-    };
-    let response = w
-        .outsider_admin
-        .send(
-            Method::POST,
-            "/api/v1/vault/blobs",
-            &[("scope", "market"), ("org_id", "acme")],
-            Some(body),
-            None,
-        )
-        .await
-        .unwrap();
+    let query = [("scope", "market"), ("org_id", "acme")];
+    let response = put_raw(&w.outsider_admin, &envelope, &query).await;
     let (status, code) = error_of(response).await;
     assert_eq!((status, code.as_str()), (403, "forbidden"));
     assert_eq!(w.app.count_rows("blobs").await, 0);

@@ -8,31 +8,6 @@ use reqwest::Method;
 use serde_json::Value;
 use std::process::Command;
 
-async fn upload(client: &VaultClient, scope: &str, org: Option<&str>) -> String {
-    let envelope = age_envelope_of_size(600);
-    let mut query = vec![("scope", scope)];
-    if let Some(org) = org {
-        query.push(("org_id", org));
-    }
-    let body = Body {
-        bytes: &envelope,
-        content_type: "application/octet-stream",
-    };
-    let response = client
-        .send(
-            Method::POST,
-            "/api/v1/vault/blobs",
-            &query,
-            Some(body),
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["metadata"]["id"].as_str().unwrap().to_owned()
-}
-
 async fn query(client: &VaultClient, query: &[(&str, &str)]) -> reqwest::Response {
     client
         .send(Method::GET, "/api/v1/vault/audit", query, None, None)
@@ -202,21 +177,7 @@ async fn a_broken_audit_store_fails_reads_closed(backend: Backend) {
     );
     assert!(!text.contains("data_base64"));
 
-    let envelope = age_envelope_of_size(600);
-    let body = Body {
-        bytes: &envelope,
-        content_type: "application/octet-stream",
-    };
-    let response = client
-        .send(
-            Method::POST,
-            "/api/v1/vault/blobs",
-            &[("scope", "veid")],
-            Some(body),
-            None,
-        )
-        .await
-        .unwrap();
+    let response = put_raw(&client, &age_envelope_of_size(600), &[("scope", "veid")]).await;
     let (status, code) = error_of(response).await;
     assert_eq!((status, code.as_str()), (503, "audit_unavailable"));
     assert_eq!(

@@ -32,27 +32,9 @@ async fn a_failed_batch_fails_every_request_in_it(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let creds = app.create_client("svc").await;
     let client = app.client(&creds);
-    let envelope = age_envelope_of_size(500);
-    let body = data_vault::cli::Body {
-        bytes: &envelope,
-        content_type: "application/octet-stream",
-    };
-    let created: serde_json::Value = client
-        .call(
-            Method::POST,
-            "/api/v1/vault/blobs",
-            &[("scope", "veid")],
-            Some(body),
-            None,
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let path = format!(
         "/api/v1/vault/blobs/{}",
-        created["metadata"]["id"].as_str().unwrap()
+        upload(&client, "veid", None).await
     );
     app.break_audit_store().await;
 

@@ -10,21 +10,6 @@ use serde_json::{json, Value};
 const TEN_MIB: usize = 10 * 1024 * 1024;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-async fn put_raw(
-    client: &VaultClient,
-    envelope: &[u8],
-    query: &[(&str, &str)],
-) -> reqwest::Response {
-    let body = data_vault::cli::Body {
-        bytes: envelope,
-        content_type: "application/octet-stream",
-    };
-    client
-        .send(Method::POST, "/api/v1/vault/blobs", query, Some(body), None)
-        .await
-        .unwrap()
-}
-
 async fn put_json(client: &VaultClient, body: &Value) -> reqwest::Response {
     let bytes = serde_json::to_vec(body).unwrap();
     let body = data_vault::cli::Body {

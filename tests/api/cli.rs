@@ -243,23 +243,9 @@ async fn file_encrypted_by_the_age_cli_round_trips(backend: Backend) {
     assert!(encrypted.status.success());
 
     let envelope = std::fs::read(&sealed).unwrap();
-    let body = data_vault::cli::Body {
-        bytes: &envelope,
-        content_type: "application/octet-stream",
-    };
-    let created: serde_json::Value = client
-        .call(
-            Method::POST,
-            "/api/v1/vault/blobs",
-            &[("scope", "support")],
-            Some(body),
-            None,
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response = put_raw(&client, &envelope, &[("scope", "support")]).await;
+    assert_eq!(response.status(), 201);
+    let created: serde_json::Value = response.json().await.unwrap();
     let id = created["metadata"]["id"].as_str().unwrap();
     let fetched = client
         .call(

@@ -408,6 +408,41 @@ pub fn age_envelope_of_size(size: usize) -> Vec<u8> {
     envelope
 }
 
+/// Uploads `envelope` raw (`application/octet-stream`) with `query` parameters.
+pub async fn put_raw(
+    client: &VaultClient,
+    envelope: &[u8],
+    query: &[(&str, &str)],
+) -> reqwest::Response {
+    let body = data_vault::cli::Body {
+        bytes: envelope,
+        content_type: "application/octet-stream",
+    };
+    client
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/vault/blobs",
+            query,
+            Some(body),
+            None,
+        )
+        .await
+        .unwrap()
+}
+
+/// Stores a fresh small envelope in `scope` (and `org`) and returns its id.
+pub async fn upload(client: &VaultClient, scope: &str, org: Option<&str>) -> String {
+    let envelope = age_envelope_of_size(600);
+    let mut query = vec![("scope", scope)];
+    if let Some(org) = org {
+        query.push(("org_id", org));
+    }
+    let response = put_raw(client, &envelope, &query).await;
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["metadata"]["id"].as_str().unwrap().to_owned()
+}
+
 /// The JSON error body of a response, with the request id checked against the header.
 pub async fn error_of(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();

@@ -9,25 +9,7 @@ async fn sealed_row_copied_to_another_owner_does_not_open(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alice = app.client(&app.create_client("alice").await);
     let mallory = app.client(&app.create_client("mallory").await);
-    let envelope = age_envelope_of_size(1024);
-    let body = data_vault::cli::Body {
-        bytes: &envelope,
-        content_type: "application/octet-stream",
-    };
-    let created: serde_json::Value = alice
-        .send(
-            Method::POST,
-            "/api/v1/vault/blobs",
-            &[("scope", "veid")],
-            Some(body),
-            None,
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["metadata"]["id"].as_str().unwrap().to_owned();
+    let id = upload(&alice, "veid", None).await;
 
     // Someone with database access re-assigns the row to mallory.
     app.sql(&format!(
@@ -57,20 +39,7 @@ async fn the_database_never_holds_the_envelope_in_the_clear(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alice = app.client(&app.create_client("alice").await);
     let envelope = age_envelope_of_size(4096);
-    let body = data_vault::cli::Body {
-        bytes: &envelope,
-        content_type: "application/octet-stream",
-    };
-    let response = alice
-        .send(
-            Method::POST,
-            "/api/v1/vault/blobs",
-            &[("scope", "veid")],
-            Some(body),
-            None,
-        )
-        .await
-        .unwrap();
+    let response = put_raw(&alice, &envelope, &[("scope", "veid")]).await;
     assert_eq!(response.status(), 201);
     if backend == Backend::Sqlite {
         // Checkpoint so the file on disk holds everything, then look for the envelope in it.
