@@ -150,6 +150,20 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// Ends a one-change transaction: with its event when the change applied, else
+            /// rolled back with nothing recorded. Returns whether it applied.
+            async fn record_if(
+                mut tx: sqlx::Transaction<'_, $db>,
+                applied: bool,
+                event: &$crate::audit::NewEvent,
+            ) -> $crate::store::StoreResult<bool> {
+                if applied {
+                    Self::append_in_tx(&mut tx, event).await?;
+                    Self::commit(tx).await?;
+                }
+                Ok(applied)
+            }
+
             async fn commit(tx: sqlx::Transaction<'_, $db>) -> $crate::store::StoreResult<()> {
                 // A failed commit of a transaction that carries an audit event means the event
                 // is not durable: report it as an audit failure.
@@ -214,9 +228,7 @@ macro_rules! impl_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                Self::append_in_tx(&mut tx, event).await?;
-                Self::commit(tx).await?;
-                Ok(true)
+                Self::record_if(tx, true, event).await
             }
 
             async fn client_secrets(
@@ -265,9 +277,7 @@ macro_rules! impl_store {
                     .bind(slot - 1)
                     .execute(&mut *tx)
                     .await?;
-                Self::append_in_tx(&mut tx, event).await?;
-                Self::commit(tx).await?;
-                Ok(true)
+                Self::record_if(tx, true, event).await
             }
 
             async fn prune_client_secrets(
@@ -304,12 +314,7 @@ macro_rules! impl_store {
                     .await?
                     .rows_affected()
                     == 1;
-                if !gone {
-                    return Ok(false);
-                }
-                Self::append_in_tx(&mut tx, event).await?;
-                Self::commit(tx).await?;
-                Ok(true)
+                Self::record_if(tx, gone, event).await
             }
 
             async fn create_org(
@@ -328,12 +333,7 @@ macro_rules! impl_store {
                 .await?
                 .rows_affected()
                     == 1;
-                if !created {
-                    return Ok(false);
-                }
-                Self::append_in_tx(&mut tx, event).await?;
-                Self::commit(tx).await?;
-                Ok(true)
+                Self::record_if(tx, created, event).await
             }
 
             async fn org_exists(&self, id: &str) -> $crate::store::StoreResult<bool> {
@@ -368,12 +368,7 @@ macro_rules! impl_store {
                 .await?
                 .rows_affected()
                     == 1;
-                if !stored {
-                    return Ok(false);
-                }
-                Self::append_in_tx(&mut tx, event).await?;
-                Self::commit(tx).await?;
-                Ok(true)
+                Self::record_if(tx, stored, event).await
             }
 
             async fn remove_member(
@@ -391,12 +386,7 @@ macro_rules! impl_store {
                         .await?
                         .rows_affected()
                         == 1;
-                if !removed {
-                    return Ok(false);
-                }
-                Self::append_in_tx(&mut tx, event).await?;
-                Self::commit(tx).await?;
-                Ok(true)
+                Self::record_if(tx, removed, event).await
             }
 
             async fn member_roles(
