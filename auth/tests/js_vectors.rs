@@ -318,3 +318,30 @@ fn our_hmac_canonical_strings_and_signatures_equal_nodes() {
         );
     }
 }
+
+#[test]
+fn docs_auth_md_shows_the_generated_vectors() {
+    // The document is what Go and TypeScript client authors copy from: it must not drift from
+    // the JSON the tests check.
+    let doc = include_str!("../../docs/auth.md");
+    let v = vectors();
+    let prose = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (library, version) in &v.generator {
+        let named = format!("**{library} {version}**");
+        assert!(prose.contains(&named), "{named}");
+    }
+    for wallet in &v.wallets {
+        assert!(doc.contains(&wallet.address), "{}", wallet.name);
+        assert!(doc.contains(&wallet.pubkey_base64), "{}", wallet.name);
+    }
+    for t in &v.wallet_vectors {
+        for field in [&t.signed_data, &t.sign_doc, &t.signature_base64] {
+            assert!(doc.contains(field.as_str()), "{}: {field}", t.name);
+        }
+    }
+    for t in &v.hmac_vectors {
+        for field in [&t.canonical_string, &t.signature_hex] {
+            assert!(doc.contains(field.as_str()), "hmac/{}: {field}", t.name);
+        }
+    }
+}
