@@ -1,7 +1,7 @@
 //! The HMAC scheme for services (DESIGN §6): HMAC-SHA256, keyed with the client secret's ASCII
 //! bytes, over `METHOD\nPATH\nRAW_QUERY\nPRINCIPAL\nTIMESTAMP\nNONCE\nCONTENT_SHA256`.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;

@@ -4,11 +4,16 @@
 pub mod headers;
 pub mod hmac_scheme;
 pub mod timestamp;
+pub mod wallet;
 
 use sha2::{Digest, Sha256};
 
 pub use hmac_scheme::{HmacError, HmacRequest};
 pub use timestamp::{check_window, WindowError, MAX_AGE_SECS, MAX_AHEAD_SECS};
+pub use wallet::{
+    address_from_public_key, body_hash_field, sign_doc, WalletError, WalletRequest,
+    WalletSetupError, WalletSigner, WalletVerifier, COSMOS_HD_PATH, DEFAULT_PREFIX,
+};
 
 /// Hex SHA-256 of `bytes`, lowercase: the form of `X-VE-Content-SHA256`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
