@@ -70,6 +70,13 @@ async fn open_vault_with(
     })))
 }
 
+/// The wallet verifier for the configured prefix and (older clients') chain id.
+fn wallet_verifier(config: &Config) -> anyhow::Result<data_vault_auth::WalletVerifier> {
+    let chain_id = Some(config.auth.chain_id.as_str()).filter(|c| !c.is_empty());
+    data_vault_auth::WalletVerifier::new(&config.auth.wallet_prefix, chain_id)
+        .map_err(|e| anyhow::anyhow!("auth.wallet_prefix / auth.chain_id: {e}"))
+}
+
 /// The limiter and spike detector the configuration asks for.
 fn abuse_control(config: &Config, redis: Option<Arc<Redis>>) -> AbuseControl {
     let limits = &config.rate_limit;
@@ -122,7 +129,11 @@ impl Application {
             None => Arc::new(local_nonces),
         };
         let state = AppState {
-            auth: Arc::new(Authenticator::new(vault.clone(), nonces)),
+            auth: Arc::new(Authenticator::new(
+                vault.clone(),
+                nonces,
+                wallet_verifier(config)?,
+            )),
             vault: vault.clone(),
             redis,
             client_ip_header: config.server.client_ip_header.clone(),

@@ -21,6 +21,13 @@ pub struct Connection {
     /// File holding the client secret (or set DATA_VAULT_SECRET).
     #[arg(long)]
     secret_file: Option<PathBuf>,
+    /// Act as a wallet principal: a file holding a hex private key or a BIP-39 mnemonic (or
+    /// set DATA_VAULT_WALLET_KEY). Requests are then signed ADR-036 style, not with HMAC.
+    #[arg(long)]
+    wallet_key_file: Option<PathBuf>,
+    /// Bech32 prefix of the wallet address.
+    #[arg(long, env = "DATA_VAULT_WALLET_PREFIX", default_value = "virtengine")]
+    wallet_prefix: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,10 +98,23 @@ pub enum BlobCommand {
 
 impl Connection {
     fn client(&self) -> anyhow::Result<VaultClient> {
-        let principal = self
-            .principal
-            .clone()
-            .context("no principal: pass --principal or set DATA_VAULT_PRINCIPAL")?;
+        let wallet_key = match (
+            &self.wallet_key_file,
+            std::env::var("DATA_VAULT_WALLET_KEY"),
+        ) {
+            (Some(path), _) => Some(Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            )),
+            (None, Ok(key)) => Some(Zeroizing::new(key)),
+            (None, Err(_)) => None,
+        };
+        if let Some(key) = wallet_key {
+            return VaultClient::new(&self.url, ClientAuth::wallet(&key, &self.wallet_prefix)?);
+        }
+        let principal = self.principal.clone().context(
+            "no credentials: pass --principal and a secret (HMAC), or --wallet-key-file",
+        )?;
         let secret = match (&self.secret_file, std::env::var("DATA_VAULT_SECRET")) {
             (Some(path), _) => Zeroizing::new(
                 std::fs::read_to_string(path)

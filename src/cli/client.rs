@@ -2,7 +2,9 @@
 //! Rust caller). It signs exactly the path and query it sends.
 
 use anyhow::Context;
-use data_vault_auth::{headers as h, sha256_hex, HmacRequest};
+use data_vault_auth::{
+    body_hash_field, headers as h, sha256_hex, HmacRequest, WalletRequest, WalletSigner,
+};
 use rand::RngCore;
 use reqwest::{Method, Response};
 use url::Url;
@@ -14,6 +16,24 @@ pub enum ClientAuth {
         principal: String,
         secret: Zeroizing<String>,
     },
+    /// A portal user's wallet key (ADR-036 signatures).
+    Wallet { signer: Box<WalletSigner> },
+}
+
+impl ClientAuth {
+    /// A wallet from a hex private key (64 hex characters) or a BIP-39 mnemonic.
+    pub fn wallet(key: &str, prefix: &str) -> anyhow::Result<Self> {
+        let key = key.trim();
+        let signer = if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            WalletSigner::from_private_key_hex(key, prefix)
+        } else {
+            WalletSigner::from_mnemonic(key, prefix)
+        }
+        .map_err(|e| anyhow::anyhow!("invalid wallet key: {e}"))?;
+        Ok(ClientAuth::Wallet {
+            signer: Box::new(signer),
+        })
+    }
 }
 
 pub struct VaultClient {
@@ -59,31 +79,73 @@ impl VaultClient {
     }
 
     /// The authentication headers for a request to `url` with `body`, signed now.
-    pub fn sign(&self, method: &Method, url: &Url, body: &[u8]) -> Vec<(&'static str, String)> {
-        let timestamp = crate::time::now_secs().to_string();
+    pub fn sign(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: &[u8],
+    ) -> anyhow::Result<Vec<(&'static str, String)>> {
         let nonce = random_nonce();
-        let content_sha256 = sha256_hex(body);
         match &self.auth {
-            ClientAuth::Hmac { principal, secret } => {
-                let signature = HmacRequest {
+            ClientAuth::Wallet { signer } => {
+                let timestamp_ms = crate::time::now_millis();
+                let path_and_query = match url.query() {
+                    Some(query) => format!("{}?{query}", url.path()),
+                    None => url.path().to_owned(),
+                };
+                let signed = WalletRequest {
                     method: method.as_str(),
-                    path: url.path(),
-                    raw_query: url.query().unwrap_or(""),
-                    principal,
-                    timestamp: &timestamp,
+                    path_and_query: &path_and_query,
+                    timestamp_ms,
                     nonce: &nonce,
-                    content_sha256: &content_sha256,
+                    body_sha256_hex: &body_hash_field(body),
                 }
-                .sign(secret.as_bytes());
-                vec![
-                    (h::PRINCIPAL, principal.clone()),
-                    (h::TIMESTAMP, timestamp),
+                .signed_data();
+                let signature = signer
+                    .sign(&signed, "")
+                    .map_err(|e| anyhow::anyhow!("cannot sign: {e}"))?;
+                Ok(vec![
+                    (h::ADDRESS, signer.address().to_owned()),
+                    (h::TIMESTAMP, timestamp_ms.to_string()),
                     (h::NONCE, nonce),
-                    (h::CONTENT_SHA256, content_sha256),
+                    (h::PUBKEY, signer.public_key_b64()),
                     (h::SIGNATURE, signature),
-                ]
+                ])
+            }
+            ClientAuth::Hmac { principal, secret } => {
+                Ok(Self::sign_hmac(principal, secret, method, url, body, nonce))
             }
         }
+    }
+
+    /// The HMAC scheme's headers (DESIGN §6).
+    fn sign_hmac(
+        principal: &str,
+        secret: &str,
+        method: &Method,
+        url: &Url,
+        body: &[u8],
+        nonce: String,
+    ) -> Vec<(&'static str, String)> {
+        let timestamp = crate::time::now_secs().to_string();
+        let content_sha256 = sha256_hex(body);
+        let signature = HmacRequest {
+            method: method.as_str(),
+            path: url.path(),
+            raw_query: url.query().unwrap_or(""),
+            principal,
+            timestamp: &timestamp,
+            nonce: &nonce,
+            content_sha256: &content_sha256,
+        }
+        .sign(secret.as_bytes());
+        vec![
+            (h::PRINCIPAL, principal.to_owned()),
+            (h::TIMESTAMP, timestamp),
+            (h::NONCE, nonce),
+            (h::CONTENT_SHA256, content_sha256),
+            (h::SIGNATURE, signature),
+        ]
     }
 
     /// Sends a signed request and returns the response, whatever its status.
@@ -98,7 +160,7 @@ impl VaultClient {
         let url = self.url(path, query)?;
         let bytes = body.as_ref().map_or(&[][..], |b| b.bytes);
         let mut request = self.http.request(method.clone(), url.clone());
-        for (name, value) in self.sign(&method, &url, bytes) {
+        for (name, value) in self.sign(&method, &url, bytes)? {
             request = request.header(name, value);
         }
         if let Some(body) = body {

@@ -31,8 +31,16 @@ pub struct LoadArgs {
     #[arg(long, env = "DATA_VAULT_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
     /// HMAC client name.
-    #[arg(long, env = "DATA_VAULT_PRINCIPAL")]
-    principal: String,
+    #[arg(
+        long,
+        env = "DATA_VAULT_PRINCIPAL",
+        required_unless_present = "wallet_key_file"
+    )]
+    principal: Option<String>,
+    /// Sign as a wallet instead (hex private key or mnemonic in the file): the wallet-signed
+    /// scenarios.
+    #[arg(long)]
+    wallet_key_file: Option<std::path::PathBuf>,
     /// File holding the client secret (or set DATA_VAULT_SECRET).
     #[arg(long)]
     secret_file: Option<std::path::PathBuf>,
@@ -121,7 +129,14 @@ async fn put(
     Ok((status, value["metadata"]["id"].as_str().map(str::to_owned)))
 }
 
-pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+fn credentials(args: &LoadArgs) -> anyhow::Result<ClientAuth> {
+    if let Some(path) = &args.wallet_key_file {
+        let key = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        );
+        return ClientAuth::wallet(&key, "virtengine");
+    }
     let secret = match &args.secret_file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?
@@ -130,11 +145,21 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         None => std::env::var("DATA_VAULT_SECRET")
             .context("no secret: pass --secret-file or set DATA_VAULT_SECRET")?,
     };
-    let auth = || ClientAuth::Hmac {
-        principal: args.principal.clone(),
-        secret: zeroize::Zeroizing::new(secret.clone()),
-    };
-    let client = Arc::new(VaultClient::with_pool(&args.url, auth(), args.concurrency)?);
+    Ok(ClientAuth::Hmac {
+        principal: args
+            .principal
+            .clone()
+            .context("--principal is required for HMAC")?,
+        secret: zeroize::Zeroizing::new(secret),
+    })
+}
+
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let client = Arc::new(VaultClient::with_pool(
+        &args.url,
+        credentials(&args)?,
+        args.concurrency,
+    )?);
     let envelope = Arc::new(envelope(args.size)?);
 
     let mut ids = Vec::new();

@@ -6,7 +6,7 @@
 //! unauthenticated client can make the server neither buffer a body nor burn a nonce.
 
 use super::request_id::RequestId;
-use crate::domain::ClientName;
+use crate::domain::{ClientName, Principal};
 use crate::error::ApiError;
 use crate::limits::{LimitKind, Verdict};
 use crate::metrics::Metrics;
@@ -19,7 +19,9 @@ use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::BytesMut;
-use data_vault_auth::{headers as h, timestamp, HmacRequest};
+use data_vault_auth::{
+    headers as h, timestamp, HmacRequest, WalletError, WalletRequest, WalletVerifier,
+};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -30,15 +32,17 @@ const MAX_AUTH_HEADER_LEN: usize = 512;
 pub struct Authenticator {
     vault: Arc<Vault>,
     nonces: Arc<dyn NonceStore>,
+    wallet: WalletVerifier,
     metrics: Arc<Metrics>,
 }
 
 impl Authenticator {
-    pub fn new(vault: Arc<Vault>, nonces: Arc<dyn NonceStore>) -> Self {
+    pub fn new(vault: Arc<Vault>, nonces: Arc<dyn NonceStore>, wallet: WalletVerifier) -> Self {
         let metrics = vault.metrics().clone();
         Self {
             vault,
             nonces,
+            wallet,
             metrics,
         }
     }
@@ -111,17 +115,42 @@ pub async fn authenticate(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if request.headers().contains_key(h::ADDRESS) {
-        return Err(auth.fail(
-            "wallet",
-            "unsupported",
-            ApiError::Unauthenticated("wallet signatures are not enabled on this server"),
-        ));
-    }
     // Split first: the body is not `Sync`, so the request cannot be borrowed across awaits.
     let (parts, body) = request.into_parts();
-    let (caller, claimed_hash) = verify_hmac(&auth, &parts).await?;
+    let (caller, bytes) = if parts.headers.contains_key(h::ADDRESS) {
+        // The wallet scheme signs the body's hash without sending it, so the body is read
+        // (bounded, and after the cheap checks) before the signature can be checked.
+        let claims = wallet_claims(&auth, &parts)?;
+        let bytes = read_request_body(&auth, &parts, body).await?;
+        (verify_wallet(&auth, &parts, claims, &bytes).await?, bytes)
+    } else {
+        let (caller, claimed_hash) = verify_hmac(&auth, &parts).await?;
+        let bytes = read_request_body(&auth, &parts, body).await?;
+        if Sha256::digest(&bytes).as_slice() != claimed_hash.as_slice() {
+            return Err(auth.fail(
+                "hmac",
+                "content_hash",
+                ApiError::Unauthenticated("body does not match X-VE-Content-SHA256"),
+            ));
+        }
+        (caller, bytes)
+    };
+    let verdict = limit_principal(&auth, &caller).await?;
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(caller);
+    let mut response = next.run(request).await;
+    if let Some(verdict) = verdict {
+        crate::error::rate_limit_headers(response.headers_mut(), &verdict);
+    }
+    Ok(response)
+}
 
+/// Reads the body within the payload limit (413 beyond it).
+async fn read_request_body(
+    auth: &Authenticator,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Bytes, ApiError> {
     let max_payload = auth.vault.max_payload_bytes();
     let limit = body_limit(&parts.headers, max_payload);
     let declared = parts
@@ -132,25 +161,181 @@ pub async fn authenticate(
     if declared.is_some_and(|len| len > drain_cap(limit) as u64) {
         return Err(ApiError::PayloadTooLarge(max_payload));
     }
-    let bytes = read_body(body, limit).await.map_err(|e| match e {
+    read_body(body, limit).await.map_err(|e| match e {
         BodyError::TooLarge => ApiError::PayloadTooLarge(max_payload),
         BodyError::Read => ApiError::BadRequest("could not read the request body".into()),
-    })?;
-    if Sha256::digest(&bytes).as_slice() != claimed_hash.as_slice() {
+    })
+}
+
+/// The wallet headers, checked for shape and time before the body is read.
+struct WalletClaims {
+    address: String,
+    timestamp_ms: i64,
+    nonce: String,
+    public_key: String,
+    signature: String,
+}
+
+fn wallet_claims(
+    auth: &Authenticator,
+    parts: &axum::http::request::Parts,
+) -> Result<WalletClaims, ApiError> {
+    let scheme = "wallet";
+    let get = |name: &'static str, what: &'static str| {
+        header(&parts.headers, name)
+            .map(str::to_owned)
+            .map_err(|reason| auth.fail(scheme, reason, ApiError::Unauthenticated(what)))
+    };
+    let claims = WalletClaims {
+        address: get(h::ADDRESS, "missing or malformed X-VE-Address header")?,
+        timestamp_ms: 0,
+        nonce: get(h::NONCE, "missing or malformed X-VE-Nonce header")?,
+        public_key: get(h::PUBKEY, "missing or malformed X-VE-PubKey header")?,
+        signature: get(h::SIGNATURE, "missing or malformed X-VE-Signature header")?,
+    };
+    let timestamp = get(h::TIMESTAMP, "missing or malformed X-VE-Timestamp header")?;
+    let Some(timestamp_ms) = timestamp::parse_decimal(&timestamp) else {
         return Err(auth.fail(
-            "hmac",
-            "content_hash",
-            ApiError::Unauthenticated("body does not match X-VE-Content-SHA256"),
+            scheme,
+            "malformed",
+            ApiError::Unauthenticated("X-VE-Timestamp must be Unix milliseconds"),
+        ));
+    };
+    check_time(auth, scheme, timestamp_ms)?;
+    if !data_vault_auth::is_valid_nonce(&claims.nonce) {
+        return Err(auth.fail(
+            scheme,
+            "malformed",
+            ApiError::Unauthenticated("X-VE-Nonce must be 16-64 hexadecimal characters"),
         ));
     }
-    let verdict = limit_principal(&auth, &caller).await?;
-    let mut request = Request::from_parts(parts, Body::from(bytes));
-    request.extensions_mut().insert(caller);
-    let mut response = next.run(request).await;
-    if let Some(verdict) = verdict {
-        crate::error::rate_limit_headers(response.headers_mut(), &verdict);
+    Ok(WalletClaims {
+        timestamp_ms,
+        ..claims
+    })
+}
+
+/// Checks the signature over the request as sent (path and raw query, body hash), then
+/// records the nonce. The principal is the address.
+async fn verify_wallet(
+    auth: &Authenticator,
+    parts: &axum::http::request::Parts,
+    claims: WalletClaims,
+    body: &[u8],
+) -> Result<Caller, ApiError> {
+    let scheme = "wallet";
+    let body_hash = data_vault_auth::body_hash_field(body);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+    let signed = WalletRequest {
+        method: parts.method.as_str(),
+        path_and_query,
+        timestamp_ms: claims.timestamp_ms,
+        nonce: &claims.nonce,
+        body_sha256_hex: &body_hash,
     }
-    Ok(response)
+    .signed_data();
+    auth.wallet
+        .verify(
+            &claims.address,
+            &claims.public_key,
+            &claims.signature,
+            &signed,
+        )
+        .map_err(|e| {
+            auth.fail(
+                scheme,
+                e.reason(),
+                ApiError::Unauthenticated(match e {
+                    WalletError::WrongPrefix => "address has another bech32 prefix",
+                    WalletError::AddressMismatch => "address does not belong to the public key",
+                    WalletError::MalformedAddress => "X-VE-Address is not a valid address",
+                    WalletError::MalformedPublicKey => {
+                        "X-VE-PubKey must be a base64 33-byte compressed secp256k1 key"
+                    }
+                    WalletError::MalformedSignature => {
+                        "X-VE-Signature must be a base64 64-byte r||s signature"
+                    }
+                    WalletError::HighS => "signature is not in low-S form",
+                    WalletError::BadSignature => "signature does not verify",
+                }),
+            )
+        })?;
+    let principal = Principal::parse(&claims.address).map_err(|_| {
+        auth.fail(
+            scheme,
+            "malformed",
+            ApiError::Unauthenticated("X-VE-Address is not a valid principal"),
+        )
+    })?;
+    record_nonce(
+        auth,
+        scheme,
+        principal.as_str(),
+        &claims.nonce,
+        claims.timestamp_ms,
+    )
+    .await?;
+    Ok(Caller {
+        principal,
+        method: AuthMethod::Wallet,
+        request_id: request_id(parts),
+    })
+}
+
+fn request_id(parts: &axum::http::request::Parts) -> String {
+    parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default()
+}
+
+/// The replay window of both schemes, in milliseconds.
+fn check_time(auth: &Authenticator, scheme: &str, request_ms: i64) -> Result<(), ApiError> {
+    data_vault_auth::check_window(request_ms, time::now_millis()).map_err(|e| {
+        auth.fail(
+            scheme,
+            "clock_skew",
+            ApiError::ClockSkew(match e {
+                data_vault_auth::WindowError::TooOld => "request timestamp is more than 300 s old",
+                data_vault_auth::WindowError::TooFarAhead => {
+                    "request timestamp is more than 60 s in the future"
+                }
+            }),
+        )
+    })
+}
+
+/// Accepts a nonce once per principal within the window (it is remembered until the request's
+/// timestamp leaves the window).
+async fn record_nonce(
+    auth: &Authenticator,
+    scheme: &str,
+    principal: &str,
+    nonce: &str,
+    request_ms: i64,
+) -> Result<(), ApiError> {
+    let expires_ms = request_ms.saturating_add(data_vault_auth::MAX_AGE_SECS * 1000 + 1000);
+    match auth
+        .nonces
+        .check_and_record(principal, nonce, time::now_millis(), expires_ms)
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            auth.metrics.replayed(scheme);
+            Err(auth.fail(scheme, "replayed", ApiError::Replayed))
+        }
+        Err(NonceError::Full) => Err(ApiError::Unavailable(anyhow::anyhow!(
+            "nonce store is full"
+        ))),
+        Err(NonceError::Unavailable(e)) => {
+            Err(ApiError::Unavailable(anyhow::anyhow!("nonce store: {e}")))
+        }
+    }
 }
 
 /// The per-principal limit, and a block after a denial spike (both answered 429). Returns
@@ -222,19 +407,7 @@ async fn verify_hmac(
             ApiError::Unauthenticated("X-VE-Timestamp must be Unix seconds"),
         ));
     };
-    let now_ms = time::now_millis();
-    data_vault_auth::check_window(seconds.saturating_mul(1000), now_ms).map_err(|e| {
-        auth.fail(
-            scheme,
-            "clock_skew",
-            ApiError::ClockSkew(match e {
-                data_vault_auth::WindowError::TooOld => "request timestamp is more than 300 s old",
-                data_vault_auth::WindowError::TooFarAhead => {
-                    "request timestamp is more than 60 s in the future"
-                }
-            }),
-        )
-    })?;
+    check_time(auth, scheme, seconds.saturating_mul(1000))?;
     if !data_vault_auth::is_valid_nonce(nonce) {
         return Err(auth.fail(
             scheme,
@@ -281,35 +454,12 @@ async fn verify_hmac(
         ));
     }
 
-    let expires_ms = seconds.saturating_mul(1000) + data_vault_auth::MAX_AGE_SECS * 1000 + 1000;
-    match auth
-        .nonces
-        .check_and_record(principal, nonce, now_ms, expires_ms)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            auth.metrics.replayed(scheme);
-            return Err(auth.fail(scheme, "replayed", ApiError::Replayed));
-        }
-        Err(NonceError::Full) => {
-            return Err(ApiError::Unavailable(anyhow::anyhow!(
-                "nonce store is full"
-            )))
-        }
-        Err(NonceError::Unavailable(e)) => {
-            return Err(ApiError::Unavailable(anyhow::anyhow!("nonce store: {e}")))
-        }
-    }
+    record_nonce(auth, scheme, principal, nonce, seconds.saturating_mul(1000)).await?;
     Ok((
         Caller {
             principal: name.principal().clone(),
             method: AuthMethod::Hmac,
-            request_id: request
-                .extensions
-                .get::<RequestId>()
-                .map(|r| r.0.clone())
-                .unwrap_or_default(),
+            request_id: request_id(request),
         },
         claimed_hash,
     ))

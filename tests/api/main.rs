@@ -13,3 +13,4 @@ mod blobs;
 mod cli;
 mod redis;
 mod sealing;
+mod wallet;
