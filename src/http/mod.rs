@@ -49,11 +49,17 @@ pub fn api_router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .merge(authenticated)
         .merge(health::router().with_state(state))
-        .route_layer(middleware::from_fn_with_state(metrics, request_id::observe))
+        .route_layer(middleware::from_fn_with_state(
+            metrics.clone(),
+            request_id::observe,
+        ))
         // The authentication middleware enforces the body limit itself, before buffering.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
-            request_timeout,
+            request_id::ContextState {
+                timeout: request_timeout,
+                metrics: metrics.clone(),
+            },
             request_id::request_context,
         ))
 }

@@ -18,12 +18,21 @@ pub const REQUEST_ID: &str = "x-request-id";
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// What the outermost layer needs.
+#[derive(Clone)]
+pub struct ContextState {
+    pub timeout: Duration,
+    pub metrics: Arc<Metrics>,
+}
+
 /// Outermost layer: assigns the id, bounds the time, and renders error bodies.
 pub async fn request_context(
-    State(timeout): State<Duration>,
+    State(context): State<ContextState>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let timeout = context.timeout;
+    let method = request.method().as_str().to_owned();
     // Our own id, never the client's: a caller-chosen id could forge log lines.
     let id = uuid::Uuid::new_v4().simple().to_string();
     request.extensions_mut().insert(RequestId(id.clone()));
@@ -33,6 +42,11 @@ pub async fn request_context(
             Ok(response) => response,
             Err(_) => {
                 span.in_scope(|| tracing::warn!("request timed out"));
+                // The inner latency layer never finishes for these: count them here, so
+                // error-rate and latency alerts see time-outs too.
+                context
+                    .metrics
+                    .observe_request("timed_out", &method, 503, timeout.as_secs_f64());
                 let mut response = StatusCode::SERVICE_UNAVAILABLE.into_response();
                 response.extensions_mut().insert(ErrorBody {
                     code: "unavailable",

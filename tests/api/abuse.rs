@@ -287,3 +287,75 @@ on_both_backends!(
     a_spiking_principal_can_be_blocked_and_the_block_is_audited,
     the_metrics_endpoint_passes_promtool,
 );
+
+/// promtool, required under CI and skipped loudly elsewhere.
+fn promtool() -> Option<std::process::Command> {
+    if std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return Some(std::process::Command::new("promtool"));
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but promtool is missing");
+    }
+    eprintln!("\n*** SKIPPING alert rule tests: promtool is not installed ***\n");
+    None
+}
+
+#[test]
+fn alert_rules_are_valid_and_pass_their_unit_tests() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus");
+    let Some(mut check) = promtool() else { return };
+    let output = check
+        .args(["check", "rules", "alerts.yml"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let output = std::process::Command::new("promtool")
+        .args(["test", "rules", "alerts_test.yml"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn alert_rules_and_dashboard_use_only_metrics_the_vault_exports() {
+    let metrics =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/metrics.rs")).unwrap();
+    for file in [
+        "deploy/prometheus/alerts.yml",
+        "deploy/grafana/data-vault.json",
+    ] {
+        let text =
+            std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("virtengine_data_vault_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let base = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                metrics.contains(&format!("\"{base}\"")),
+                "{file} uses {name}, which the vault does not export"
+            );
+            rest = &rest[at + name.len()..];
+        }
+    }
+}

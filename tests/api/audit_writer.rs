@@ -125,13 +125,13 @@ async fn closing_the_writer_commits_what_was_handed_over(backend: Backend) {
 }
 
 /// A transaction that holds the audit heads locked until released.
-enum LockedDatabase {
+pub enum LockedDatabase {
     Sqlite(sqlx::SqliteConnection),
     Postgres(sqlx::PgConnection),
 }
 
 impl LockedDatabase {
-    async fn take(app: &TestApp) -> Self {
+    pub async fn take(app: &TestApp) -> Self {
         use sqlx::Connection;
         let url = &app.config.storage.database_url;
         match app.backend {
@@ -155,7 +155,7 @@ impl LockedDatabase {
         }
     }
 
-    async fn release(self) {
+    pub async fn release(self) {
         match self {
             Self::Sqlite(mut conn) => {
                 sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
@@ -167,7 +167,31 @@ impl LockedDatabase {
     }
 }
 
+async fn a_request_that_outlives_its_time_limit_gets_503_and_is_counted(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.server.request_timeout_secs = 1).await;
+    let client = app.client(&app.create_client("svc").await);
+    let path = format!(
+        "/api/v1/vault/blobs/{}",
+        upload(&client, "veid", None).await
+    );
+    // The read's audit append waits on the locked database longer than the time limit.
+    let lock = LockedDatabase::take(&app).await;
+    let response = client
+        .send(Method::GET, &path, &[], None, None)
+        .await
+        .unwrap();
+    lock.release().await;
+    let (status, code) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (503, "unavailable"));
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains(r#"route="timed_out",status="503""#),
+        "time-outs reach the latency histogram: {metrics}"
+    );
+}
+
 on_both_backends!(
+    a_request_that_outlives_its_time_limit_gets_503_and_is_counted,
     a_failed_batch_fails_every_request_in_it,
     chains_stay_continuous_across_batches,
     closing_the_writer_commits_what_was_handed_over,
