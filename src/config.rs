@@ -150,6 +150,16 @@ pub struct RateLimitConfig {
     pub org_burst: u32,
     pub ip_per_second: f64,
     pub ip_burst: u32,
+    /// Tighter per-principal limits in some scopes (e.g. identity documents), on top of the
+    /// general ones: `[rate_limit.scopes.veid] per_second = 5.0, burst = 20`.
+    pub scopes: BTreeMap<String, ScopeRate>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeRate {
+    pub per_second: f64,
+    pub burst: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -162,6 +172,7 @@ impl Default for RateLimitConfig {
             org_burst: 2000,
             ip_per_second: 1000.0,
             ip_burst: 2000,
+            scopes: BTreeMap::new(),
         }
     }
 }
@@ -286,7 +297,7 @@ impl Config {
         ] {
             if !(per_second > 0.0 && per_second <= 1e6) || burst == 0 {
                 return invalid(format!(
-                    "rate_limit.{name}_per_second must be in (0, 1000000] and {name}_burst at least 1"
+                    "rate_limit: the {name} rate must be in (0, 1000000] per second with a burst of at least 1"
                 ));
             }
         }

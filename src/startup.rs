@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::domain::Principal;
 use crate::http::{self, AppState, Authenticator};
-use crate::limits::{Limiter, Rate};
+use crate::limits::{scope_limit, LimitKind, Limiter, Rate};
 use crate::metrics::Metrics;
 use crate::nonce::{MemoryNonceStore, NonceStore, RedisNonceStore};
 use crate::redis_conn::Redis;
@@ -82,12 +82,24 @@ fn abuse_control(config: &Config, redis: Option<Arc<Redis>>) -> AbuseControl {
     let limits = &config.rate_limit;
     let limiter = limits.enabled.then(|| {
         let rate = |per_second, burst| Rate { per_second, burst };
-        Arc::new(Limiter::new(
-            rate(limits.ip_per_second, limits.ip_burst),
-            rate(limits.principal_per_second, limits.principal_burst),
-            rate(limits.org_per_second, limits.org_burst),
-            redis.clone(),
-        ))
+        let mut rates = vec![
+            (
+                LimitKind::Ip.as_str().to_owned(),
+                rate(limits.ip_per_second, limits.ip_burst),
+            ),
+            (
+                LimitKind::Principal.as_str().to_owned(),
+                rate(limits.principal_per_second, limits.principal_burst),
+            ),
+            (
+                LimitKind::Org.as_str().to_owned(),
+                rate(limits.org_per_second, limits.org_burst),
+            ),
+        ];
+        for (scope, limit) in &limits.scopes {
+            rates.push((scope_limit(scope), rate(limit.per_second, limit.burst)));
+        }
+        Arc::new(Limiter::new(rates, redis.clone()))
     });
     let spike = &config.denial_spike;
     let spikes = spike.enabled.then(|| {

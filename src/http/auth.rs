@@ -363,7 +363,9 @@ async fn limit_principal(
     let Some(limiter) = &abuse.limiter else {
         return Ok(None);
     };
-    let verdict = limiter.check(LimitKind::Principal, principal).await;
+    let verdict = limiter
+        .check(LimitKind::Principal.as_str(), principal)
+        .await;
     if verdict.allowed {
         Ok(Some(verdict))
     } else {

@@ -41,7 +41,7 @@ pub async fn limit_ip(
 ) -> Result<Response, ApiError> {
     if let Some(limiter) = &state.vault.abuse().limiter {
         let ip = client_ip(&request, state.client_ip_header.as_deref());
-        let verdict = limiter.check(LimitKind::Ip, &ip).await;
+        let verdict = limiter.check(LimitKind::Ip.as_str(), &ip).await;
         if !verdict.allowed {
             state.vault.metrics().rate_limited(LimitKind::Ip.as_str());
             return Err(ApiError::RateLimited(verdict));

@@ -1,6 +1,6 @@
 //! In-process GCRA limiters (governor), one keyed limiter per kind of limit.
 
-use super::{LimitKind, Rate, Verdict};
+use super::{Rate, Verdict};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
@@ -13,7 +13,7 @@ type Keyed =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
 pub struct LocalLimiter {
-    limiters: HashMap<LimitKind, (Keyed, Rate)>,
+    limiters: HashMap<String, (Keyed, Rate)>,
     clock: DefaultClock,
 }
 
@@ -25,13 +25,13 @@ fn quota(rate: Rate) -> Option<Quota> {
 impl LocalLimiter {
     /// Rates must be positive (the configuration is validated before this is built); a kind
     /// whose rate is unusable is left unlimited rather than panicking.
-    pub fn new(rates: &[(LimitKind, Rate)]) -> Self {
+    pub fn new(rates: &[(String, Rate)]) -> Self {
         let limiters = rates
             .iter()
             .filter_map(|(kind, rate)| {
                 let limiter = RateLimiter::keyed(quota(*rate)?)
                     .with_middleware::<StateInformationMiddleware>();
-                Some((*kind, (limiter, *rate)))
+                Some((kind.clone(), (limiter, *rate)))
             })
             .collect();
         Self {
@@ -40,8 +40,12 @@ impl LocalLimiter {
         }
     }
 
-    pub fn check(&self, kind: LimitKind, key: &str) -> Verdict {
-        let Some((limiter, rate)) = self.limiters.get(&kind) else {
+    pub fn has(&self, limit: &str) -> bool {
+        self.limiters.contains_key(limit)
+    }
+
+    pub fn check(&self, limit: &str, key: &str) -> Verdict {
+        let Some((limiter, rate)) = self.limiters.get(limit) else {
             return Verdict {
                 allowed: true,
                 limit: 0,
@@ -93,34 +97,32 @@ mod tests {
     #[test]
     fn a_key_over_its_burst_is_refused_and_others_are_not() {
         let limiter = LocalLimiter::new(&[(
-            LimitKind::Principal,
+            "principal".to_owned(),
             Rate {
                 per_second: 0.5,
                 burst: 3,
             },
         )]);
         let seen: Vec<bool> = (0..4)
-            .map(|_| limiter.check(LimitKind::Principal, "a").allowed)
+            .map(|_| limiter.check("principal", "a").allowed)
             .collect();
         assert_eq!(seen, vec![true, true, true, false]);
-        let refused = limiter.check(LimitKind::Principal, "a");
+        let refused = limiter.check("principal", "a");
         assert_eq!((refused.remaining, refused.limit), (0, 3));
         assert!(refused.retry_after_secs >= 1);
-        assert!(limiter.check(LimitKind::Principal, "b").allowed);
+        assert!(limiter.check("principal", "b").allowed);
     }
 
     #[test]
     fn remaining_counts_down() {
         let limiter = LocalLimiter::new(&[(
-            LimitKind::Ip,
+            "ip".to_owned(),
             Rate {
                 per_second: 1.0,
                 burst: 5,
             },
         )]);
-        let remaining: Vec<u32> = (0..5)
-            .map(|_| limiter.check(LimitKind::Ip, "x").remaining)
-            .collect();
+        let remaining: Vec<u32> = (0..5).map(|_| limiter.check("ip", "x").remaining).collect();
         assert_eq!(remaining, vec![4, 3, 2, 1, 0]);
     }
 }

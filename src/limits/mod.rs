@@ -29,6 +29,11 @@ impl LimitKind {
     }
 }
 
+/// The name of a per-principal limit in one scope.
+pub fn scope_limit(scope: &str) -> String {
+    format!("scope:{scope}")
+}
+
 /// A rate: a sustained number of requests per second and a burst allowed at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
@@ -56,23 +61,25 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    pub fn new(ip: Rate, principal: Rate, org: Rate, redis: Option<Arc<Redis>>) -> Self {
-        let rates = [
-            (LimitKind::Ip, ip),
-            (LimitKind::Principal, principal),
-            (LimitKind::Org, org),
-        ];
+    /// `rates` names each limit: `ip`, `principal`, `org`, and `scope:<name>` for the scopes
+    /// that have a limit of their own.
+    pub fn new(rates: Vec<(String, Rate)>, redis: Option<Arc<Redis>>) -> Self {
         Self {
             local: LocalLimiter::new(&rates),
             shared: redis.map(|r| SharedLimiter::new(r, &rates)),
         }
     }
 
-    pub async fn check(&self, kind: LimitKind, key: &str) -> Verdict {
+    /// Whether a limit of that name is configured.
+    pub fn has(&self, limit: &str) -> bool {
+        self.local.has(limit)
+    }
+
+    pub async fn check(&self, limit: &str, key: &str) -> Verdict {
         // The local limiter sees every request, so it is warm when Redis goes away.
-        let local = self.local.check(kind, key);
+        let local = self.local.check(limit, key);
         match &self.shared {
-            Some(shared) => shared.check(kind, key).await.unwrap_or(local),
+            Some(shared) => shared.check(limit, key).await.unwrap_or(local),
             None => local,
         }
     }

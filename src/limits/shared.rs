@@ -1,7 +1,7 @@
 //! GCRA in Redis: one Lua script, atomic, using Redis's own clock so that every replica
 //! agrees on time. The key holds the bucket's "theoretical arrival time" in milliseconds.
 
-use super::{LimitKind, Rate, Verdict};
+use super::{Rate, Verdict};
 use crate::redis_conn::{Redis, RedisUnavailable};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,24 +27,24 @@ return {1, math.floor((tolerance - (new_tat - now)) / interval), 0, math.ceil(ne
 pub struct SharedLimiter {
     redis: Arc<Redis>,
     script: redis::Script,
-    rates: HashMap<LimitKind, Rate>,
+    rates: HashMap<String, Rate>,
 }
 
 impl SharedLimiter {
-    pub fn new(redis: Arc<Redis>, rates: &[(LimitKind, Rate)]) -> Self {
+    pub fn new(redis: Arc<Redis>, rates: &[(String, Rate)]) -> Self {
         Self {
             redis,
             script: redis::Script::new(GCRA),
-            rates: rates.iter().copied().collect(),
+            rates: rates.iter().cloned().collect(),
         }
     }
 
-    pub async fn check(&self, kind: LimitKind, key: &str) -> Result<Verdict, RedisUnavailable> {
-        let Some(rate) = self.rates.get(&kind).copied() else {
+    pub async fn check(&self, limit: &str, key: &str) -> Result<Verdict, RedisUnavailable> {
+        let Some(rate) = self.rates.get(limit).copied() else {
             return Err(RedisUnavailable::Error("no rate for this kind".into()));
         };
         let interval_ms = (1000.0 / rate.per_second).max(1.0);
-        let redis_key = self.redis.key(&["rl", kind.as_str(), key]);
+        let redis_key = self.redis.key(&["rl", limit, key]);
         let script = &self.script;
         let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) = self
             .redis

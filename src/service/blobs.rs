@@ -247,6 +247,7 @@ impl Vault {
             ));
         }
         let org = new.org_id.as_ref().map(OrgId::as_str);
+        self.limit_scope(caller, new.scope.as_str()).await?;
         self.limit_org(org).await?;
         let owner = caller.principal.as_str();
         let record = BlobRecord {
@@ -351,6 +352,7 @@ impl Vault {
             return Err(ApiError::NotFound("blob"));
         };
         scope.clone_from(&blob.meta.scope);
+        self.limit_scope(caller, &blob.meta.scope).await?;
         self.limit_org(blob.meta.org_id.as_deref()).await?;
         self.authorize(caller, Action::Read, &blob.meta, params)
             .await?;
@@ -400,6 +402,7 @@ impl Vault {
                 return Err(ApiError::NotFound("blob"));
             };
             scope.clone_from(&meta.scope);
+            self.limit_scope(caller, &meta.scope).await?;
             self.limit_org(meta.org_id.as_deref()).await?;
             self.authorize(caller, Action::ReadMetadata, &meta, params)
                 .await?;
@@ -431,6 +434,7 @@ impl Vault {
                 return Err(ApiError::NotFound("blob"));
             };
             scope.clone_from(&meta.scope);
+            self.limit_scope(caller, &meta.scope).await?;
             self.limit_org(meta.org_id.as_deref()).await?;
             self.authorize(caller, Action::Delete, &meta, params)
                 .await?;

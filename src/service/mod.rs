@@ -12,7 +12,7 @@ use crate::audit::{NewEvent, Outcome};
 use crate::crypto::MasterKey;
 use crate::domain::Principal;
 use crate::error::ApiError;
-use crate::limits::{LimitKind, Limiter};
+use crate::limits::{scope_limit, LimitKind, Limiter};
 use crate::metrics::Metrics;
 use crate::spikes::{SpikeDetector, SpikeKind};
 use crate::store::Store;
@@ -160,11 +160,29 @@ impl Vault {
         let (Some(limiter), Some(org)) = (&self.abuse.limiter, org) else {
             return Ok(());
         };
-        let verdict = limiter.check(LimitKind::Org, org).await;
+        let verdict = limiter.check(LimitKind::Org.as_str(), org).await;
         if verdict.allowed {
             Ok(())
         } else {
             self.metrics.rate_limited(LimitKind::Org.as_str());
+            Err(ApiError::RateLimited(verdict))
+        }
+    }
+
+    /// Applies a scope's own per-principal limit, when the configuration gives it one.
+    async fn limit_scope(&self, caller: &Caller, scope: &str) -> Result<(), ApiError> {
+        let Some(limiter) = &self.abuse.limiter else {
+            return Ok(());
+        };
+        let name = scope_limit(scope);
+        if !limiter.has(&name) {
+            return Ok(());
+        }
+        let verdict = limiter.check(&name, caller.principal.as_str()).await;
+        if verdict.allowed {
+            Ok(())
+        } else {
+            self.metrics.rate_limited("scope");
             Err(ApiError::RateLimited(verdict))
         }
     }

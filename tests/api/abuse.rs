@@ -279,7 +279,49 @@ async fn the_metrics_endpoint_passes_promtool(backend: Backend) {
     );
 }
 
+async fn a_scope_can_have_a_tighter_limit_of_its_own(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.rate_limit.scopes.insert(
+            "veid".into(),
+            data_vault::config::ScopeRate {
+                per_second: 0.1,
+                burst: 3,
+            },
+        );
+    })
+    .await;
+    let client = app.client(&app.create_client("svc").await);
+    let veid = upload(&client, "veid", None).await;
+    let market = upload(&client, "market", None).await;
+    let read = |id: String| {
+        let client = &client;
+        async move {
+            let path = format!("/api/v1/vault/blobs/{id}");
+            client
+                .send(Method::GET, &path, &[], None, None)
+                .await
+                .unwrap()
+        }
+    };
+    // The upload took one of the three; two reads fit, the third does not.
+    assert_eq!(read(veid.clone()).await.status(), 200);
+    assert_eq!(read(veid.clone()).await.status(), 200);
+    let refused = read(veid.clone()).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(error_of(refused).await, (429, "rate_limited".to_owned()));
+    assert_eq!(
+        read(market).await.status(),
+        200,
+        "other scopes keep the general limit"
+    );
+    assert!(app
+        .metrics_text()
+        .await
+        .contains(r#"virtengine_data_vault_rate_limited_total{limit="scope"} 1"#));
+}
+
 on_both_backends!(
+    a_scope_can_have_a_tighter_limit_of_its_own,
     a_principal_over_its_limit_is_refused_while_others_are_not,
     the_ip_limit_applies_before_authentication,
     replicas_sharing_redis_enforce_one_limit,
