@@ -47,7 +47,8 @@ impl Cli {
     /// Commands that run a server log at info; client and admin commands only warn.
     pub fn default_log_level(&self) -> &'static str {
         match self.command {
-            Command::Serve => "info",
+            // sqlx reports every statement's notices at info; its warnings are enough.
+            Command::Serve => "info,sqlx=warn",
             _ => "warn",
         }
     }

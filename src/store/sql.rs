@@ -106,40 +106,47 @@ macro_rules! impl_store {
                 .fetch_one(&mut **tx)
                 .await
                 .map_err(StoreError::audit)?;
+                let mut linked = Vec::with_capacity(events.len());
                 for event in events {
                     seq += 1;
-                    let linked = $crate::audit::chain::link(event, seq, &previous)
+                    let next = $crate::audit::chain::link(event, seq, &previous)
                         .map_err(|e| StoreError::Audit(sqlx::Error::Encode(Box::new(e))))?;
-                    sqlx::query(
-                        "INSERT INTO audit_events (chain, seq, id, ts_ms, event_type, blob_id, \
-                         scope, owner, org_id, requester, auth_method, outcome, denial_reason, \
-                         purpose, reason, request_id, previous_hash, hash) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                         $15, $16, $17, $18)",
-                    )
-                    .bind(&linked.chain)
-                    .bind(linked.seq)
-                    .bind(&linked.id)
-                    .bind(event.timestamp_ms)
-                    .bind(&linked.event_type)
-                    .bind(&linked.blob_id)
-                    .bind(&linked.scope)
-                    .bind(&linked.owner)
-                    .bind(&linked.org_id)
-                    .bind(&linked.requester)
-                    .bind(&linked.auth_method)
-                    .bind(&linked.outcome)
-                    .bind(&linked.denial_reason)
-                    .bind(&linked.purpose)
-                    .bind(&linked.reason)
-                    .bind(&linked.request_id)
-                    .bind(&linked.previous_hash)
-                    .bind(&linked.hash)
+                    previous.clone_from(&next.hash);
+                    linked.push((event.timestamp_ms, next));
+                }
+                // One multi-row INSERT per chain: a round trip per event was the cost that
+                // bounded a batch (at most MAX_BATCH_EVENTS rows of 18 values stays far below
+                // either backend's limit on bound parameters).
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO audit_events (chain, seq, id, ts_ms, event_type, blob_id, scope, \
+                     owner, org_id, requester, auth_method, outcome, denial_reason, purpose, \
+                     reason, request_id, previous_hash, hash) ",
+                );
+                insert.push_values(&linked, |mut row, (ts_ms, e)| {
+                    row.push_bind(&e.chain)
+                        .push_bind(e.seq)
+                        .push_bind(&e.id)
+                        .push_bind(*ts_ms)
+                        .push_bind(&e.event_type)
+                        .push_bind(&e.blob_id)
+                        .push_bind(&e.scope)
+                        .push_bind(&e.owner)
+                        .push_bind(&e.org_id)
+                        .push_bind(&e.requester)
+                        .push_bind(&e.auth_method)
+                        .push_bind(&e.outcome)
+                        .push_bind(&e.denial_reason)
+                        .push_bind(&e.purpose)
+                        .push_bind(&e.reason)
+                        .push_bind(&e.request_id)
+                        .push_bind(&e.previous_hash)
+                        .push_bind(&e.hash);
+                });
+                insert
+                    .build()
                     .execute(&mut **tx)
                     .await
                     .map_err(StoreError::audit)?;
-                    previous = linked.hash;
-                }
                 sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE chain = $3")
                     .bind(seq)
                     .bind(&previous)
