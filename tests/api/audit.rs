@@ -113,42 +113,40 @@ async fn audit_rows_refuse_update_and_delete(backend: Backend) {
     }
 }
 
-async fn an_edited_audit_row_is_detected(backend: Backend) {
+/// Tampers with the history of `org_with_history` (as someone with database access who
+/// disabled the triggers) and expects verification to name `seq` as the first bad event.
+async fn tampering_is_detected_at(backend: Backend, statements: &[&str], seq: i64) {
     let (app, admin) = org_with_history(backend).await;
     app.disable_audit_triggers().await;
-    app.sql(
-        "UPDATE audit_events SET requester = 'someone-else' WHERE chain = 'org:acme' AND seq = 3",
-    )
-    .await;
-    expect_broken_at(&app, &admin, 3).await;
+    for statement in statements {
+        app.sql(statement).await;
+    }
+    expect_broken_at(&app, &admin, seq).await;
+}
+
+async fn an_edited_audit_row_is_detected(backend: Backend) {
+    let edit = "UPDATE audit_events SET requester = 'someone-else' \
+                WHERE chain = 'org:acme' AND seq = 3";
+    tampering_is_detected_at(backend, &[edit], 3).await;
 }
 
 async fn a_deleted_audit_row_is_detected(backend: Backend) {
-    let (app, admin) = org_with_history(backend).await;
-    app.disable_audit_triggers().await;
-    app.sql("DELETE FROM audit_events WHERE chain = 'org:acme' AND seq = 4")
-        .await;
-    expect_broken_at(&app, &admin, 4).await;
+    let delete = "DELETE FROM audit_events WHERE chain = 'org:acme' AND seq = 4";
+    tampering_is_detected_at(backend, &[delete], 4).await;
 }
 
 async fn reordered_audit_rows_are_detected(backend: Backend) {
-    let (app, admin) = org_with_history(backend).await;
-    app.disable_audit_triggers().await;
-    app.sql("UPDATE audit_events SET seq = -2 WHERE chain = 'org:acme' AND seq = 2")
-        .await;
-    app.sql("UPDATE audit_events SET seq = 2 WHERE chain = 'org:acme' AND seq = 3")
-        .await;
-    app.sql("UPDATE audit_events SET seq = 3 WHERE chain = 'org:acme' AND seq = -2")
-        .await;
-    expect_broken_at(&app, &admin, 2).await;
+    let swap = [
+        "UPDATE audit_events SET seq = -2 WHERE chain = 'org:acme' AND seq = 2",
+        "UPDATE audit_events SET seq = 2 WHERE chain = 'org:acme' AND seq = 3",
+        "UPDATE audit_events SET seq = 3 WHERE chain = 'org:acme' AND seq = -2",
+    ];
+    tampering_is_detected_at(backend, &swap, 2).await;
 }
 
 async fn a_truncated_chain_tail_is_detected(backend: Backend) {
-    let (app, admin) = org_with_history(backend).await;
-    app.disable_audit_triggers().await;
-    app.sql("DELETE FROM audit_events WHERE chain = 'org:acme' AND seq = 7")
-        .await;
-    expect_broken_at(&app, &admin, 7).await;
+    let truncate = "DELETE FROM audit_events WHERE chain = 'org:acme' AND seq = 7";
+    tampering_is_detected_at(backend, &[truncate], 7).await;
 }
 
 async fn a_broken_audit_store_fails_reads_closed(backend: Backend) {
