@@ -125,9 +125,4 @@ impl Redis {
             .await
             .is_ok()
     }
-
-    /// Whether the last command failed.
-    pub fn is_down(&self) -> bool {
-        self.down.load(Ordering::Relaxed)
-    }
 }

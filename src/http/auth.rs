@@ -186,33 +186,53 @@ fn wallet_claims(
             .map(str::to_owned)
             .map_err(|reason| auth.fail(scheme, reason, ApiError::Unauthenticated(what)))
     };
-    let claims = WalletClaims {
-        address: get(h::ADDRESS, "missing or malformed X-VE-Address header")?,
-        timestamp_ms: 0,
-        nonce: get(h::NONCE, "missing or malformed X-VE-Nonce header")?,
-        public_key: get(h::PUBKEY, "missing or malformed X-VE-PubKey header")?,
-        signature: get(h::SIGNATURE, "missing or malformed X-VE-Signature header")?,
-    };
+    let address = get(h::ADDRESS, "missing or malformed X-VE-Address header")?;
     let timestamp = get(h::TIMESTAMP, "missing or malformed X-VE-Timestamp header")?;
-    let Some(timestamp_ms) = timestamp::parse_decimal(&timestamp) else {
-        return Err(auth.fail(
-            scheme,
-            "malformed",
-            ApiError::Unauthenticated("X-VE-Timestamp must be Unix milliseconds"),
-        ));
+    let nonce = get(h::NONCE, "missing or malformed X-VE-Nonce header")?;
+    let public_key = get(h::PUBKEY, "missing or malformed X-VE-PubKey header")?;
+    let signature = get(h::SIGNATURE, "missing or malformed X-VE-Signature header")?;
+    let timestamp_ms = check_timestamp(auth, scheme, &timestamp, 1)?;
+    check_nonce(auth, scheme, &nonce)?;
+    Ok(WalletClaims {
+        address,
+        timestamp_ms,
+        nonce,
+        public_key,
+        signature,
+    })
+}
+
+/// Parses a timestamp header (`unit_ms` milliseconds per unit) and checks the replay window;
+/// returns the time in milliseconds.
+fn check_timestamp(
+    auth: &Authenticator,
+    scheme: &str,
+    text: &str,
+    unit_ms: i64,
+) -> Result<i64, ApiError> {
+    let Some(value) = timestamp::parse_decimal(text) else {
+        let message = if unit_ms == 1 {
+            "X-VE-Timestamp must be Unix milliseconds"
+        } else {
+            "X-VE-Timestamp must be Unix seconds"
+        };
+        return Err(auth.fail(scheme, "malformed", ApiError::Unauthenticated(message)));
     };
-    check_time(auth, scheme, timestamp_ms)?;
-    if !data_vault_auth::is_valid_nonce(&claims.nonce) {
-        return Err(auth.fail(
+    let ms = value.saturating_mul(unit_ms);
+    check_time(auth, scheme, ms)?;
+    Ok(ms)
+}
+
+fn check_nonce(auth: &Authenticator, scheme: &str, nonce: &str) -> Result<(), ApiError> {
+    if data_vault_auth::is_valid_nonce(nonce) {
+        Ok(())
+    } else {
+        Err(auth.fail(
             scheme,
             "malformed",
             ApiError::Unauthenticated("X-VE-Nonce must be 16-64 hexadecimal characters"),
-        ));
+        ))
     }
-    Ok(WalletClaims {
-        timestamp_ms,
-        ..claims
-    })
 }
 
 /// Checks the signature over the request as sent (path and raw query, body hash), then
@@ -402,21 +422,8 @@ async fn verify_hmac(
             ApiError::Unauthenticated("X-VE-Principal is not a valid client name"),
         )
     })?;
-    let Some(seconds) = timestamp::parse_decimal(timestamp_text) else {
-        return Err(auth.fail(
-            scheme,
-            "malformed",
-            ApiError::Unauthenticated("X-VE-Timestamp must be Unix seconds"),
-        ));
-    };
-    check_time(auth, scheme, seconds.saturating_mul(1000))?;
-    if !data_vault_auth::is_valid_nonce(nonce) {
-        return Err(auth.fail(
-            scheme,
-            "malformed",
-            ApiError::Unauthenticated("X-VE-Nonce must be 16-64 hexadecimal characters"),
-        ));
-    }
+    let request_ms = check_timestamp(auth, scheme, timestamp_text, 1000)?;
+    check_nonce(auth, scheme, nonce)?;
     let mut claimed_hash = [0u8; 32];
     if hex::decode_to_slice(content_sha256, &mut claimed_hash).is_err() {
         return Err(auth.fail(
@@ -456,7 +463,7 @@ async fn verify_hmac(
         ));
     }
 
-    record_nonce(auth, scheme, principal, nonce, seconds.saturating_mul(1000)).await?;
+    record_nonce(auth, scheme, principal, nonce, request_ms).await?;
     Ok((
         Caller {
             principal: name.principal().clone(),

@@ -345,6 +345,11 @@ fn unknown_config_keys_and_bad_values_are_startup_errors() {
         .output()
         .unwrap();
     assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot open the database"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let missing = dir.path().join("absent.toml");
     let output = Command::new(BIN)
         .arg("--config")
