@@ -228,7 +228,8 @@ impl Application {
     }
 }
 
-/// Periodic upkeep: bound the in-process limiter state and refresh the key-age gauges.
+/// Periodic upkeep: bound the in-process limiter state, prune spent nonces and refresh the
+/// key-age gauges.
 async fn housekeeping(vault: Arc<Vault>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -239,6 +240,12 @@ async fn housekeeping(vault: Arc<Vault>) {
         if let Some(spikes) = &vault.abuse().spikes {
             let count = spikes.blocked_count(crate::time::now_millis());
             vault.metrics().principals_blocked.set(count);
+        }
+        // Spent nonces are needed only while their request could still be replayed.
+        match vault.store().prune_nonces(crate::time::now_millis()).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::debug!(pruned, "pruned spent nonces"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune spent nonces"),
         }
         match vault.store().oldest_keys().await {
             Ok((tenant, secret)) => {

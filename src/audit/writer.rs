@@ -1,24 +1,25 @@
 //! Group commit for audit events and the blob writes they record. Concurrent requests hand
 //! their jobs (events, with an optional blob insert or delete) to one writer task, which
 //! commits everything that queued up while the previous transaction was committing in a
-//! single transaction, then tells each request whether its own job is durable. Nothing is
+//! single transaction, then tells each request whether its own job is durable. A job may also
+//! carry its request's nonce, spent in the same transaction (DESIGN §6). Nothing is
 //! delayed on purpose: a lone request is committed at once, and under load batches form by
 //! themselves. A failed batch fails every request in it (they then answer 503, fail-closed).
 
 use super::NewEvent;
-use crate::store::{BatchJob, BlobWrite, Store, StoreError};
+use crate::store::{BatchJob, JobOutcome, Store, StoreError};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// Most events committed in one transaction.
+/// Most events (or jobs, for jobs without events) committed in one transaction.
 pub const MAX_BATCH_EVENTS: usize = 256;
 /// Requests waiting for the writer before senders wait for room (backpressure).
 const QUEUE: usize = 4096;
 
 struct Pending {
     job: BatchJob,
-    done: oneshot::Sender<Result<bool, Arc<StoreError>>>,
+    done: oneshot::Sender<Result<JobOutcome, Arc<StoreError>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,17 +48,18 @@ impl AuditWriter {
 
     /// Appends `events` (to their chains, in order) and returns once they are durable.
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<(), AppendError> {
-        self.submit(None, events).await.map(|_| ())
+        self.submit(BatchJob {
+            events,
+            ..BatchJob::default()
+        })
+        .await
+        .map(|_| ())
     }
 
-    /// Applies `write` and appends `events` in one group-committed transaction; returns once
-    /// both are durable, with whether the write applied (a delete may find nothing, and then
-    /// its events are not recorded).
-    pub async fn submit(
-        &self,
-        write: Option<BlobWrite>,
-        events: Vec<NewEvent>,
-    ) -> Result<bool, AppendError> {
+    /// Spends the job's nonce, applies its write and appends its events in one
+    /// group-committed transaction; returns once that is durable, with what became of the job
+    /// (a delete may find nothing, a nonce may be spent already: then nothing is recorded).
+    pub async fn submit(&self, job: BatchJob) -> Result<JobOutcome, AppendError> {
         let sender = self
             .sender
             .lock()
@@ -66,10 +68,7 @@ impl AuditWriter {
             .ok_or(AppendError::Stopped)?;
         let (done, result) = oneshot::channel();
         sender
-            .send(Pending {
-                job: BatchJob { write, events },
-                done,
-            })
+            .send(Pending { job, done })
             .await
             .map_err(|_| AppendError::Stopped)?;
         match result.await {
@@ -91,13 +90,15 @@ impl AuditWriter {
 }
 
 async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
+    // A job without events (a nonce alone) still costs a row: count it as one.
+    let weight = |p: &Pending| p.job.events.len().max(1);
     while let Some(first) = receiver.recv().await {
-        let mut count = first.job.events.len();
+        let mut count = weight(&first);
         let mut batch = vec![first];
         while count < MAX_BATCH_EVENTS {
             match receiver.try_recv() {
                 Ok(next) => {
-                    count += next.job.events.len();
+                    count += weight(&next);
                     batch.push(next);
                 }
                 Err(_) => break,
@@ -105,7 +106,7 @@ async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
         }
         let (jobs, waiting): (Vec<BatchJob>, Vec<_>) =
             batch.into_iter().map(|p| (p.job, p.done)).unzip();
-        match store.commit_batch(&jobs).await {
+        match store.commit_batch(&jobs, crate::time::now_millis()).await {
             Ok(applied) => {
                 for (done, applied) in waiting.into_iter().zip(applied) {
                     // A request that gave up waiting (client gone) is no reason to stop.

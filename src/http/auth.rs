@@ -11,7 +11,8 @@ use crate::error::ApiError;
 use crate::limits::{LimitKind, Verdict};
 use crate::metrics::Metrics;
 use crate::nonce::{NonceError, NonceStore};
-use crate::service::{AuthMethod, Caller, Secrets, Vault};
+use crate::service::{AuthMethod, Caller, PendingNonce, Secrets, Vault};
+use crate::store::NonceClaim;
 use crate::time;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -137,8 +138,11 @@ pub async fn authenticate(
     };
     let verdict = limit_principal(&auth, &caller).await?;
     let mut request = Request::from_parts(parts, Body::from(bytes));
-    request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(caller.clone());
     let mut response = next.run(request).await;
+    // Nothing leaves before the nonce is durably spent: most requests spent it with their
+    // audit event; the rest (listings, refusals that record nothing) spend it here.
+    auth.vault.spend_nonce(&caller).await?;
     if let Some(verdict) = verdict {
         crate::error::rate_limit_headers(response.headers_mut(), &verdict);
     }
@@ -290,7 +294,7 @@ async fn verify_wallet(
             ApiError::Unauthenticated("X-VE-Address is not a valid principal"),
         )
     })?;
-    record_nonce(
+    let nonce = record_nonce(
         auth,
         scheme,
         principal.as_str(),
@@ -302,6 +306,7 @@ async fn verify_wallet(
         principal,
         method: AuthMethod::Wallet,
         request_id: request_id(parts),
+        nonce,
     })
 }
 
@@ -330,21 +335,27 @@ fn check_time(auth: &Authenticator, scheme: &str, request_ms: i64) -> Result<(),
 }
 
 /// Accepts a nonce once per principal within the window (it is remembered until the request's
-/// timestamp leaves the window).
+/// timestamp leaves the window). The fast stores (memory, Redis) turn most replays away here;
+/// the returned claim is then spent durably before the request answers, which is what holds
+/// when the fast stores have lost state (see `PendingNonce`).
 async fn record_nonce(
     auth: &Authenticator,
     scheme: &str,
     principal: &str,
     nonce: &str,
     request_ms: i64,
-) -> Result<(), ApiError> {
+) -> Result<PendingNonce, ApiError> {
     let expires_ms = request_ms.saturating_add(data_vault_auth::MAX_AGE_SECS * 1000 + 1000);
     match auth
         .nonces
         .check_and_record(principal, nonce, time::now_millis(), expires_ms)
         .await
     {
-        Ok(true) => Ok(()),
+        Ok(true) => Ok(PendingNonce::new(NonceClaim {
+            principal: principal.to_owned(),
+            nonce: nonce.to_owned(),
+            expires_ms,
+        })),
         Ok(false) => {
             auth.metrics.replayed(scheme);
             Err(auth.fail(scheme, "replayed", ApiError::Replayed))
@@ -463,12 +474,13 @@ async fn verify_hmac(
         ));
     }
 
-    record_nonce(auth, scheme, principal, nonce, request_ms).await?;
+    let nonce = record_nonce(auth, scheme, principal, nonce, request_ms).await?;
     Ok((
         Caller {
             principal: name.principal().clone(),
             method: AuthMethod::Hmac,
             request_id: request_id(request),
+            nonce,
         },
         claimed_hash,
     ))

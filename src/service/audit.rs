@@ -72,7 +72,7 @@ impl Vault {
                 event.org_id = Some(org.as_str().to_owned());
                 event.outcome = Outcome::Denied;
                 event.denial_reason = Some(reason.as_str());
-                self.record_denial(event).await?;
+                self.record_denial(caller, event).await?;
                 Err(ApiError::Forbidden(reason))
             }
         }
@@ -99,7 +99,7 @@ impl Vault {
                 // Who read an org's trail is itself part of that org's trail.
                 let mut event = caller.event(audit::org_chain(org.as_str()), "audit.query");
                 event.org_id = Some(org.as_str().to_owned());
-                self.record(&[event]).await?;
+                self.record(caller, &[event]).await?;
                 AuditScope::Chain(audit::org_chain(org.as_str()))
             }
             None => AuditScope::Principal(caller.principal.as_str().to_owned()),

@@ -172,8 +172,11 @@ impl Vault {
             Ok(()) => Ok(()),
             Err(denial) => {
                 let event = blob_event(caller, action, meta, params);
-                self.record_denial(with_outcome(event, Outcome::Denied, Some(denial.as_str())))
-                    .await?;
+                self.record_denial(
+                    caller,
+                    with_outcome(event, Outcome::Denied, Some(denial.as_str())),
+                )
+                .await?;
                 Err(ApiError::Forbidden(denial))
             }
         }
@@ -284,7 +287,7 @@ impl Vault {
             // on the caller's own chain rather than open a chain for any name.
             let mut event = with_outcome(event, Outcome::Denied, Some(denial.as_str()));
             event.chain = audit::owner_chain(owner);
-            self.record_denial(event).await?;
+            self.record_denial(caller, event).await?;
             return Err(ApiError::Forbidden(denial));
         }
 
@@ -302,7 +305,7 @@ impl Vault {
             wrapped_key: sealed.wrapped_key,
             ciphertext: sealed.ciphertext,
         };
-        self.commit(Some(write), vec![event]).await?;
+        self.commit(caller, Some(write), vec![event]).await?;
         Ok(metadata)
     }
 
@@ -321,8 +324,11 @@ impl Vault {
         event.blob_id = Some(id.to_string());
         event.purpose = params.purpose.as_ref().map(|n| n.as_str().to_owned());
         event.reason = params.reason.as_ref().map(|n| n.as_str().to_owned());
-        self.record(&[with_outcome(event, Outcome::Error, Some("not_found"))])
-            .await
+        self.record(
+            caller,
+            &[with_outcome(event, Outcome::Error, Some("not_found"))],
+        )
+        .await
     }
 
     /// Fetches and opens a blob: the client's envelope, byte for byte. The data is returned
@@ -346,46 +352,54 @@ impl Vault {
         params: &ReadParams,
         scope: &mut String,
     ) -> Result<(BlobMetadata, Vec<u8>), ApiError> {
-        let Some(blob) = self.store.fetch_blob(&id.to_string()).await? else {
+        // Decide on metadata alone; the ciphertext is read only for a caller who may have it.
+        let Some(meta) = self.store.blob_meta(&id.to_string()).await? else {
             self.record_not_found(caller, Action::Read, id, params)
                 .await?;
             return Err(ApiError::NotFound("blob"));
         };
-        scope.clone_from(&blob.meta.scope);
-        self.limit_scope(caller, &blob.meta.scope).await?;
-        self.limit_org(blob.meta.org_id.as_deref()).await?;
-        self.authorize(caller, Action::Read, &blob.meta, params)
+        scope.clone_from(&meta.scope);
+        self.limit_scope(caller, &meta.scope).await?;
+        self.limit_org(meta.org_id.as_deref()).await?;
+        self.authorize(caller, Action::Read, &meta, params).await?;
+        let event = blob_event(caller, Action::Read, &meta, params);
+        if meta.expires_at.is_some_and(|at| at <= time::now_secs()) {
+            self.record(
+                caller,
+                &[with_outcome(event, Outcome::Error, Some("expired"))],
+            )
             .await?;
-        let event = blob_event(caller, Action::Read, &blob.meta, params);
-        if blob
-            .meta
-            .expires_at
-            .is_some_and(|at| at <= time::now_secs())
-        {
-            self.record(&[with_outcome(event, Outcome::Error, Some("expired"))])
-                .await?;
             return Err(ApiError::Expired);
         }
+        let Some(content) = self.store.blob_content(&meta.id).await? else {
+            // Deleted between the two reads.
+            self.record_not_found(caller, Action::Read, id, params)
+                .await?;
+            return Err(ApiError::NotFound("blob"));
+        };
         let tenant_key = self.unwrap_tenant_key(
-            &blob.tenant,
-            blob.meta.key_version,
-            &blob.tenant_key_wrapped,
+            &content.tenant,
+            content.key_version,
+            &content.tenant_key_wrapped,
         )?;
         let opened = tenant_key
-            .unwrap_data_key(&binding(&blob.meta), &blob.wrapped_key)
-            .and_then(|key| key.open(&binding(&blob.meta), &blob.ciphertext));
+            .unwrap_data_key(&binding(&meta), &content.wrapped_key)
+            .and_then(|key| key.open(&binding(&meta), &content.ciphertext));
         let envelope = match opened {
             Ok(envelope) => envelope,
             Err(e) => {
-                self.record(&[with_outcome(event, Outcome::Error, Some("integrity"))])
-                    .await?;
+                self.record(
+                    caller,
+                    &[with_outcome(event, Outcome::Error, Some("integrity"))],
+                )
+                .await?;
                 return Err(ApiError::Internal(anyhow::anyhow!(
                     "blob {id} does not open: {e}"
                 )));
             }
         };
-        self.record(&[event]).await?;
-        Ok((BlobMetadata::from(&blob.meta), envelope))
+        self.record(caller, &[event]).await?;
+        Ok((BlobMetadata::from(&meta), envelope))
     }
 
     pub async fn blob_metadata(
@@ -408,11 +422,14 @@ impl Vault {
                 .await?;
             let event = blob_event(caller, Action::ReadMetadata, &meta, params);
             if meta.expires_at.is_some_and(|at| at <= time::now_secs()) {
-                self.record(&[with_outcome(event, Outcome::Error, Some("expired"))])
-                    .await?;
+                self.record(
+                    caller,
+                    &[with_outcome(event, Outcome::Error, Some("expired"))],
+                )
+                .await?;
                 return Err(ApiError::Expired);
             }
-            self.record(&[event]).await?;
+            self.record(caller, &[event]).await?;
             Ok(BlobMetadata::from(&meta))
         }
         .await;
@@ -442,7 +459,7 @@ impl Vault {
             let write = BlobWrite::Delete {
                 id: meta.id.clone(),
             };
-            if self.commit(Some(write), vec![event]).await? {
+            if self.commit(caller, Some(write), vec![event]).await? {
                 Ok(())
             } else {
                 // Deleted by someone else in the meantime.

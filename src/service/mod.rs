@@ -16,9 +16,9 @@ use crate::limits::{scope_limit, LimitKind, Limiter};
 use crate::metrics::Metrics;
 use crate::spikes::{SpikeDetector, SpikeKind};
 use crate::store::Store;
-use crate::store::{BlobWrite, StoreError};
+use crate::store::{BatchJob, BlobWrite, JobOutcome, NonceClaim, StoreError};
 use data_vault_scopes::ScopeTable;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use audit::{verify_chain, AuditPage, AuditParams, MAX_AUDIT_LIMIT};
 pub use blobs::{
@@ -54,6 +54,31 @@ pub struct Caller {
     pub principal: Principal,
     pub method: AuthMethod,
     pub request_id: String,
+    /// The request's nonce, until something spends it durably (see [`PendingNonce`]).
+    pub nonce: PendingNonce,
+}
+
+/// The nonce an authenticated request must spend durably before it may answer (DESIGN §6).
+///
+/// The request's first commit through the group-commit writer spends it in the same
+/// transaction as its audit event; a change that commits outside the writer spends it first
+/// ([`Vault::spend_nonce`]); the authentication layer spends whatever is still pending before
+/// the response leaves. Clones of a caller share one slot, so it is spent exactly once.
+#[derive(Debug, Clone, Default)]
+pub struct PendingNonce(Arc<Mutex<Option<NonceClaim>>>);
+
+impl PendingNonce {
+    pub fn new(claim: NonceClaim) -> Self {
+        Self(Arc::new(Mutex::new(Some(claim))))
+    }
+
+    fn take(&self) -> Option<NonceClaim> {
+        // A poisoned lock only means a panic elsewhere; the claim itself is still sound.
+        match self.0.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }
+    }
 }
 
 /// The principal the admin CLI records as requester.
@@ -66,6 +91,7 @@ impl Caller {
             principal: Principal::parse(LOCAL_ADMIN)?,
             method: AuthMethod::Local,
             request_id: uuid::Uuid::new_v4().simple().to_string(),
+            nonce: PendingNonce::default(),
         })
     }
 
@@ -91,6 +117,22 @@ pub struct Vault {
     abuse: AbuseControl,
     audit: AuditWriter,
     secret_cache: clients::SecretCache,
+}
+
+/// The requester's own record of a denied request about something it may not see: the same
+/// request (type, blob id, its purpose and reason, outcome, denial reason) on its own chain,
+/// without the target's owner, org or scope. Requests that name no blob keep the org they
+/// named, which the requester chose itself.
+fn redacted_copy(denied: &NewEvent, own_chain: String) -> NewEvent {
+    let mut copy = denied.clone();
+    copy.id = uuid::Uuid::now_v7().to_string();
+    copy.chain = own_chain;
+    if copy.blob_id.is_some() {
+        copy.scope = None;
+        copy.owner = None;
+        copy.org_id = None;
+    }
+    copy
 }
 
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
@@ -189,21 +231,37 @@ impl Vault {
 
     /// Appends a denial, and with it any denial spike it completes (DESIGN §10): the spike's
     /// `security.denial_spike` event and, if configured, the block of the principal.
-    async fn record_denial(&self, denied: NewEvent) -> Result<(), ApiError> {
+    ///
+    /// The full event goes to the chain it concerns (the blob's tenant, the org), for that
+    /// tenant's auditors. When that is not the requester's own chain, the requester's chain
+    /// gets a redacted copy instead of a view of the target's (DESIGN §4 rule 5): what it
+    /// asked for and why it was refused, nothing of the blob's owner, org or scope.
+    async fn record_denial(&self, caller: &Caller, denied: NewEvent) -> Result<(), ApiError> {
+        let own_chain = crate::audit::owner_chain(&denied.requester);
+        let mut events = vec![denied.clone()];
+        if denied.chain != own_chain {
+            events.push(redacted_copy(&denied, own_chain));
+        }
         let Some(spikes) = &self.abuse.spikes else {
-            return self.record(&[denied]).await;
+            return self.record(caller, &events).await;
         };
         let now = crate::time::now_millis();
-        let detected = spikes
-            .observe(&denied.requester, denied.org_id.as_deref(), now)
-            .await;
-        let mut events = vec![denied.clone()];
+        // Only an org that exists has a chain to record an org spike on; a burst against a
+        // made-up name harms no tenant and must not open a chain for it.
+        let org = match denied.org_id.as_deref() {
+            Some(org) if self.store.org_exists(org).await? => Some(org),
+            _ => None,
+        };
+        let detected = spikes.observe(&denied.requester, org, now).await;
         for spike in detected {
             self.metrics.denial_spike(spike.kind.as_str());
             tracing::warn!(kind = spike.kind.as_str(), subject = %spike.subject, "denial spike");
-            let chain = match spike.kind {
-                SpikeKind::Principal => crate::audit::owner_chain(&spike.subject),
-                SpikeKind::Org => crate::audit::org_chain(&spike.subject),
+            let (chain, org_id) = match spike.kind {
+                SpikeKind::Principal => (crate::audit::owner_chain(&spike.subject), None),
+                SpikeKind::Org => (
+                    crate::audit::org_chain(&spike.subject),
+                    Some(spike.subject.clone()),
+                ),
             };
             let mut event = NewEvent::new(
                 chain,
@@ -212,7 +270,7 @@ impl Vault {
                 denied.auth_method,
                 &denied.request_id,
             );
-            event.org_id = denied.org_id.clone();
+            event.org_id = org_id;
             event.outcome = Outcome::Denied;
             event.denial_reason = Some(match spike.kind {
                 SpikeKind::Principal => "principal_denial_spike",
@@ -246,23 +304,62 @@ impl Vault {
                 events.push(block);
             }
         }
-        self.record(&events).await
+        self.record(caller, &events).await
     }
 
-    /// Appends events durably, group-committed with other requests' events; nothing is
-    /// answered until this returns.
-    async fn record(&self, events: &[NewEvent]) -> Result<(), ApiError> {
-        self.commit(None, events.to_vec()).await.map(|_| ())
+    /// Appends events durably, group-committed with other requests' events (and with the
+    /// caller's nonce, if still unspent); nothing is answered until this returns.
+    async fn record(&self, caller: &Caller, events: &[NewEvent]) -> Result<(), ApiError> {
+        self.commit(caller, None, events.to_vec()).await.map(|_| ())
     }
 
-    /// Commits a blob write with its events (group-committed); whether the write applied.
+    /// Spends the caller's nonce now, if nothing has yet. Changes that commit outside the
+    /// group-commit writer call this first, so a replayed request changes nothing; the
+    /// authentication layer calls it before any response leaves.
+    pub async fn spend_nonce(&self, caller: &Caller) -> Result<(), ApiError> {
+        if let Some(claim) = caller.nonce.take() {
+            let job = BatchJob {
+                nonce: Some(claim),
+                ..BatchJob::default()
+            };
+            self.submit(caller, job).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits a blob write with its events and the caller's unspent nonce
+    /// (group-committed); whether the write applied.
     async fn commit(
         &self,
+        caller: &Caller,
         write: Option<BlobWrite>,
         events: Vec<NewEvent>,
     ) -> Result<bool, ApiError> {
-        match self.audit.submit(write, events).await {
-            Ok(applied) => Ok(applied),
+        let job = BatchJob {
+            nonce: caller.nonce.take(),
+            write,
+            events,
+        };
+        self.submit(caller, job).await
+    }
+
+    async fn submit(&self, caller: &Caller, job: BatchJob) -> Result<bool, ApiError> {
+        match self.audit.submit(job).await {
+            Ok(JobOutcome::Applied) => Ok(true),
+            Ok(JobOutcome::NotApplied) => Ok(false),
+            Ok(JobOutcome::Replayed) => {
+                // Only the durable journal saw it: the fast filters (memory, Redis) had lost
+                // the nonce, e.g. to a restart, a flush or another replica.
+                let scheme = caller.method.as_str();
+                self.metrics.replayed(scheme);
+                self.metrics.auth_failure(scheme, "replayed");
+                tracing::info!(
+                    scheme,
+                    principal = caller.principal.as_str(),
+                    "replayed request refused by the nonce journal"
+                );
+                Err(ApiError::Replayed)
+            }
             // The batch failed while writing data, not events: report that as it is.
             Err(AppendError::Store(e)) if matches!(*e, StoreError::Database(_)) => {
                 Err(ApiError::Internal(anyhow::anyhow!("{e:#}")))

@@ -45,7 +45,13 @@ impl Vault {
                 let mut denied = event.clone();
                 denied.outcome = Outcome::Denied;
                 denied.denial_reason = Some(reason.as_str());
-                self.record_denial(denied).await?;
+                // A request naming an org that does not exist opens no chain for it.
+                if denied.chain != audit::SYSTEM_CHAIN
+                    && !self.store.org_exists(org.as_str()).await?
+                {
+                    denied.chain = audit::owner_chain(caller.principal.as_str());
+                }
+                self.record_denial(caller, denied).await?;
                 Err(ApiError::Forbidden(reason))
             }
         }
@@ -67,7 +73,7 @@ impl Vault {
         event.chain = audit::owner_chain(caller.principal.as_str());
         event.outcome = Outcome::Error;
         event.denial_reason = Some("not_found");
-        match self.record(&[event]).await {
+        match self.record(caller, &[event]).await {
             Ok(()) => ApiError::NotFound("org"),
             Err(e) => e,
         }
@@ -78,6 +84,7 @@ impl Vault {
         let event = self.org_event(caller, OrgAction::CreateOrg, org);
         self.authorize_org(caller, OrgAction::CreateOrg, org, &event)
             .await?;
+        self.spend_nonce(caller).await?;
         let created = self
             .store
             .create_org(org.as_str(), crate::time::now_secs(), &event)
@@ -87,7 +94,7 @@ impl Vault {
             let mut again = event;
             again.outcome = Outcome::Error;
             again.denial_reason = Some("exists");
-            self.record(&[again]).await?;
+            self.record(caller, &[again]).await?;
         }
         Ok(created)
     }
@@ -104,6 +111,7 @@ impl Vault {
         event.reason = Some(format!("roles={}", roles.to_list()));
         self.authorize_org(caller, OrgAction::SetMember, org, &event)
             .await?;
+        self.spend_nonce(caller).await?;
         let now = crate::time::now_secs();
         let stored = self
             .store
@@ -136,6 +144,7 @@ impl Vault {
         if !self.store.org_exists(org.as_str()).await? {
             return Err(self.org_missing(caller, event).await);
         }
+        self.spend_nonce(caller).await?;
         let removed = self
             .store
             .remove_member(org.as_str(), principal.as_str(), &event)
@@ -146,7 +155,7 @@ impl Vault {
         } else {
             event.outcome = Outcome::Error;
             event.denial_reason = Some("not_member");
-            self.record(&[event]).await?;
+            self.record(caller, &[event]).await?;
             Err(ApiError::NotFound("member"))
         }
     }
@@ -163,7 +172,7 @@ impl Vault {
             return Err(self.org_missing(caller, event).await);
         }
         let members = self.store.list_members(org.as_str()).await?;
-        self.record(&[event]).await?;
+        self.record(caller, &[event]).await?;
         Ok(members
             .into_iter()
             .map(|(principal, roles)| Member {

@@ -64,11 +64,33 @@ pub enum BlobWrite {
     },
 }
 
+/// A request's nonce, to be spent durably (DESIGN §6): once inserted it refuses the same
+/// `(principal, nonce)` until `expires_ms`, the end of the request's replay window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceClaim {
+    pub principal: String,
+    pub nonce: String,
+    pub expires_ms: i64,
+}
+
 /// One request's share of a group commit.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BatchJob {
+    /// Spent first: when it was already spent, nothing else of the job is applied.
+    pub nonce: Option<NonceClaim>,
     pub write: Option<BlobWrite>,
     pub events: Vec<NewEvent>,
+}
+
+/// What a group commit did with one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Its write (if any) and its events are durable.
+    Applied,
+    /// Its write found nothing to change (a delete of a row already gone); no events recorded.
+    NotApplied,
+    /// Its nonce had already been spent: a replay. Nothing of the job was applied.
+    Replayed,
 }
 
 /// Which events an audit query may return.
@@ -110,12 +132,14 @@ pub struct BlobRecord {
     pub key_version: i64,
 }
 
-/// A blob with what it takes to open it.
+/// What it takes to open a blob, read only once the access decision allowed it.
 #[derive(Debug, Clone)]
-pub struct SealedBlobRecord {
-    pub meta: BlobRecord,
+pub struct SealedContent {
     pub wrapped_key: Vec<u8>,
     pub ciphertext: Vec<u8>,
+    /// The tenant key version that wraps `wrapped_key` (read with it, so a rewrap between
+    /// the metadata and this read cannot pair a key with the wrong version).
+    pub key_version: i64,
     /// The tenant key that wraps `wrapped_key`, itself wrapped by the master key.
     pub tenant: String,
     pub tenant_key_wrapped: Vec<u8>,
@@ -211,14 +235,19 @@ pub trait Store: Send + Sync {
     /// Inserts a tenant key; `false` if that tenant version exists (lost a creation race).
     async fn insert_tenant_key(&self, key: &TenantKeyRecord) -> StoreResult<bool>;
 
-    async fn fetch_blob(&self, id: &str) -> StoreResult<Option<SealedBlobRecord>>;
+    /// The sealed content of a blob; read after the decision, which needs only metadata, so
+    /// a caller who will be refused never makes the server read the ciphertext.
+    async fn blob_content(&self, id: &str) -> StoreResult<Option<SealedContent>>;
     async fn blob_meta(&self, id: &str) -> StoreResult<Option<BlobRecord>>;
     async fn list_blobs(&self, query: &ListQuery) -> StoreResult<Vec<BlobRecord>>;
 
-    /// Applies a batch of jobs in one transaction: each job's blob write, then its events
-    /// appended to their chains. A delete that finds nothing records nothing. Returns, per
-    /// job, whether its write applied (always `true` for jobs without one).
-    async fn commit_batch(&self, jobs: &[BatchJob]) -> StoreResult<Vec<bool>>;
+    /// Applies a batch of jobs in one transaction: each job's nonce is spent, then its blob
+    /// write applied, then its events appended to their chains. A job whose nonce was already
+    /// spent (also earlier in the same batch) is skipped whole; a delete that finds nothing
+    /// records nothing. Returns each job's outcome, in order.
+    async fn commit_batch(&self, jobs: &[BatchJob], now_ms: i64) -> StoreResult<Vec<JobOutcome>>;
+    /// Forgets spent nonces whose replay window closed before `now_ms`; how many.
+    async fn prune_nonces(&self, now_ms: i64) -> StoreResult<u64>;
     /// Events matching `query`, newest first, each with its global position (the cursor).
     async fn audit_query(&self, query: &AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>>;
     /// Up to `limit` events of `chain` with `seq > after_seq`, in `seq` order.

@@ -157,6 +157,71 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// Spends the nonces of a batch's jobs with one multi-row upsert; returns, per job,
+            /// whether it may proceed (`false`: its nonce was spent before, or earlier in this
+            /// batch). A spent nonce whose window has closed may be spent again, as a new
+            /// request within its own window. Claims are inserted in key order, so batches of
+            /// two replicas racing over the same nonces cannot deadlock.
+            async fn spend_nonces_in_tx(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                jobs: &[$crate::store::BatchJob],
+                now_ms: i64,
+            ) -> $crate::store::StoreResult<Vec<bool>> {
+                use std::collections::HashSet;
+                let mut fresh = vec![true; jobs.len()];
+                let mut claims: Vec<(usize, &$crate::store::NonceClaim)> = Vec::new();
+                let mut seen = HashSet::new();
+                for (index, job) in jobs.iter().enumerate() {
+                    if let Some(claim) = &job.nonce {
+                        if seen.insert((claim.principal.as_str(), claim.nonce.as_str())) {
+                            claims.push((index, claim));
+                        } else if let Some(slot) = fresh.get_mut(index) {
+                            *slot = false;
+                        }
+                    }
+                }
+                if claims.is_empty() {
+                    return Ok(fresh);
+                }
+                claims.sort_by(|(_, a), (_, b)| {
+                    (a.principal.as_str(), a.nonce.as_str())
+                        .cmp(&(b.principal.as_str(), b.nonce.as_str()))
+                });
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO used_nonces (principal, nonce, expires_ms) ",
+                );
+                insert.push_values(&claims, |mut row, (_, claim)| {
+                    row.push_bind(&claim.principal)
+                        .push_bind(&claim.nonce)
+                        .push_bind(claim.expires_ms);
+                });
+                insert
+                    .push(
+                        " ON CONFLICT (principal, nonce) DO UPDATE SET expires_ms = \
+                         excluded.expires_ms WHERE used_nonces.expires_ms <= ",
+                    )
+                    .push_bind(now_ms)
+                    .push(" RETURNING principal, nonce");
+                // The replay journal is part of what makes a response safe to send: a failure
+                // here fails the batch closed, like an audit write.
+                let spent: HashSet<(String, String)> = insert
+                    .build_query_as::<(String, String)>()
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err($crate::store::StoreError::audit)?
+                    .into_iter()
+                    .collect();
+                for (index, claim) in claims {
+                    let key = (claim.principal.clone(), claim.nonce.clone());
+                    if !spent.contains(&key) {
+                        if let Some(slot) = fresh.get_mut(index) {
+                            *slot = false;
+                        }
+                    }
+                }
+                Ok(fresh)
+            }
+
             /// Ends a one-change transaction: with its event when the change applied, else
             /// rolled back with nothing recorded. Returns whether it applied.
             async fn record_if(
@@ -463,27 +528,28 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn fetch_blob(
+            async fn blob_content(
                 &self,
                 id: &str,
-            ) -> $crate::store::StoreResult<Option<$crate::store::SealedBlobRecord>> {
-                let sql = format!(
-                    "SELECT {}, b.wrapped_key, b.ciphertext, t.tenant, t.wrapped \
+            ) -> $crate::store::StoreResult<Option<$crate::store::SealedContent>> {
+                let row: Option<(Vec<u8>, Vec<u8>, i64, String, Vec<u8>)> = sqlx::query_as(
+                    "SELECT b.wrapped_key, b.ciphertext, b.key_version, t.tenant, t.wrapped \
                      FROM blobs b JOIN tenant_keys t ON t.id = b.key_id WHERE b.id = $1",
-                    $crate::store::sql::BLOB_COLUMNS
-                );
-                let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?
-                else {
-                    return Ok(None);
-                };
-                use sqlx::Row as _;
-                Ok(Some($crate::store::SealedBlobRecord {
-                    meta: $crate::store::sql::blob_record(&row)?,
-                    wrapped_key: row.try_get("wrapped_key")?,
-                    ciphertext: row.try_get("ciphertext")?,
-                    tenant: row.try_get("tenant")?,
-                    tenant_key_wrapped: row.try_get("wrapped")?,
-                }))
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(
+                    |(wrapped_key, ciphertext, key_version, tenant, tenant_key_wrapped)| {
+                        $crate::store::SealedContent {
+                            wrapped_key,
+                            ciphertext,
+                            key_version,
+                            tenant,
+                            tenant_key_wrapped,
+                        }
+                    },
+                ))
             }
 
             async fn blob_meta(
@@ -537,12 +603,18 @@ macro_rules! impl_store {
             async fn commit_batch(
                 &self,
                 jobs: &[$crate::store::BatchJob],
-            ) -> $crate::store::StoreResult<Vec<bool>> {
-                use $crate::store::BlobWrite;
+                now_ms: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::JobOutcome>> {
+                use $crate::store::{BlobWrite, JobOutcome};
                 let mut tx = self.pool.begin().await?;
-                let mut applied = Vec::with_capacity(jobs.len());
+                let fresh = Self::spend_nonces_in_tx(&mut tx, jobs, now_ms).await?;
+                let mut outcomes = Vec::with_capacity(jobs.len());
                 let mut events: Vec<$crate::audit::NewEvent> = Vec::new();
-                for job in jobs {
+                for (job, fresh) in jobs.iter().zip(fresh) {
+                    if !fresh {
+                        outcomes.push(JobOutcome::Replayed);
+                        continue;
+                    }
                     let done = match &job.write {
                         None => true,
                         Some(BlobWrite::Insert { meta, wrapped_key, ciphertext }) => {
@@ -581,8 +653,10 @@ macro_rules! impl_store {
                     };
                     if done {
                         events.extend(job.events.iter().cloned());
+                        outcomes.push(JobOutcome::Applied);
+                    } else {
+                        outcomes.push(JobOutcome::NotApplied);
                     }
-                    applied.push(done);
                 }
                 // Lock chain heads in one order, so concurrent batches cannot deadlock; the
                 // sort is stable, so each chain keeps its events' order.
@@ -591,7 +665,15 @@ macro_rules! impl_store {
                     Self::append_chain_in_tx(&mut tx, chain).await?;
                 }
                 Self::commit(tx).await?;
-                Ok(applied)
+                Ok(outcomes)
+            }
+
+            async fn prune_nonces(&self, now_ms: i64) -> $crate::store::StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM used_nonces WHERE expires_ms <= $1")
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
             }
 
             async fn audit_query(
@@ -607,11 +689,16 @@ macro_rules! impl_store {
                         sql.push("chain = ").push_bind(chain);
                     }
                     $crate::store::AuditScope::Principal(principal) => {
-                        sql.push("(requester = ")
+                        // Its own requests, except denials recorded on another tenant's chain
+                        // (its own chain holds their redacted copies), and every event about
+                        // what it owns.
+                        sql.push("(owner = ")
                             .push_bind(principal)
-                            .push(" OR owner = ")
+                            .push(" OR (requester = ")
                             .push_bind(principal)
-                            .push(")");
+                            .push(" AND (outcome <> 'denied' OR chain = ")
+                            .push_bind($crate::audit::owner_chain(principal))
+                            .push(")))");
                     }
                 }
                 if let Some(blob_id) = &query.blob_id {

@@ -11,6 +11,8 @@ mod audit_writer;
 mod auth_hmac;
 mod blobs;
 mod cli;
+mod redaction;
 mod redis;
+mod replay;
 mod sealing;
 mod wallet;
