@@ -2,6 +2,7 @@
 //! `DATA_VAULT_<SECTION>__<KEY>` environment variables. Unknown keys are errors, and the whole
 //! configuration is validated before anything starts.
 
+use crate::limits::Rate;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use secrecy::SecretString;
@@ -162,6 +163,44 @@ pub struct ScopeRate {
     pub burst: u32,
 }
 
+impl RateLimitConfig {
+    /// Every configured limit as a valid [`Rate`], by limiter name; a bad value is refused
+    /// with a message naming its key.
+    pub fn rates(&self) -> Result<Vec<(String, Rate)>, ConfigError> {
+        use crate::limits::{scope_limit, InvalidRate, LimitKind};
+        let parse = |key: &str, per_second: f64, burst: u32| {
+            Rate::new(per_second, burst).map_err(|e| {
+                let (field, value) = match e {
+                    InvalidRate::PerSecond => ("per_second", per_second.to_string()),
+                    InvalidRate::Burst => ("burst", burst.to_string()),
+                };
+                ConfigError::Invalid(format!("{key}{field} {e}, not {value}"))
+            })
+        };
+        let mut rates = Vec::with_capacity(3 + self.scopes.len());
+        for (kind, per_second, burst) in [
+            (LimitKind::Ip, self.ip_per_second, self.ip_burst),
+            (
+                LimitKind::Principal,
+                self.principal_per_second,
+                self.principal_burst,
+            ),
+            (LimitKind::Org, self.org_per_second, self.org_burst),
+        ] {
+            let key = format!("rate_limit.{}_", kind.as_str());
+            rates.push((kind.as_str().to_owned(), parse(&key, per_second, burst)?));
+        }
+        for (scope, rate) in &self.scopes {
+            let key = format!("rate_limit.scopes.{scope}.");
+            rates.push((
+                scope_limit(scope),
+                parse(&key, rate.per_second, rate.burst)?,
+            ));
+        }
+        Ok(rates)
+    }
+}
+
 impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
@@ -285,22 +324,7 @@ impl Config {
                 return invalid("redis.url must start with redis://".into());
             }
         }
-        let limits = &self.rate_limit;
-        for (name, per_second, burst) in [
-            (
-                "principal",
-                limits.principal_per_second,
-                limits.principal_burst,
-            ),
-            ("org", limits.org_per_second, limits.org_burst),
-            ("ip", limits.ip_per_second, limits.ip_burst),
-        ] {
-            if !(per_second > 0.0 && per_second <= 1e6) || burst == 0 {
-                return invalid(format!(
-                    "rate_limit: the {name} rate must be in (0, 1000000] per second with a burst of at least 1"
-                ));
-            }
-        }
+        self.rate_limit.rates()?;
         let spike = &self.denial_spike;
         if spike.threshold < 2 || spike.window_secs == 0 || spike.block_secs == 0 {
             return invalid(

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::domain::Principal;
 use crate::http::{self, AppState, Authenticator};
-use crate::limits::{scope_limit, LimitKind, Limiter, Rate};
+use crate::limits::Limiter;
 use crate::metrics::Metrics;
 use crate::nonce::{MemoryNonceStore, NonceStore, RedisNonceStore};
 use crate::redis_conn::Redis;
@@ -78,29 +78,14 @@ fn wallet_verifier(config: &Config) -> anyhow::Result<data_vault_auth::WalletVer
 }
 
 /// The limiter and spike detector the configuration asks for.
-fn abuse_control(config: &Config, redis: Option<Arc<Redis>>) -> AbuseControl {
-    let limits = &config.rate_limit;
-    let limiter = limits.enabled.then(|| {
-        let rate = |per_second, burst| Rate { per_second, burst };
-        let mut rates = vec![
-            (
-                LimitKind::Ip.as_str().to_owned(),
-                rate(limits.ip_per_second, limits.ip_burst),
-            ),
-            (
-                LimitKind::Principal.as_str().to_owned(),
-                rate(limits.principal_per_second, limits.principal_burst),
-            ),
-            (
-                LimitKind::Org.as_str().to_owned(),
-                rate(limits.org_per_second, limits.org_burst),
-            ),
-        ];
-        for (scope, limit) in &limits.scopes {
-            rates.push((scope_limit(scope), rate(limit.per_second, limit.burst)));
-        }
-        Arc::new(Limiter::new(rates, redis.clone()))
-    });
+fn abuse_control(config: &Config, redis: Option<Arc<Redis>>) -> anyhow::Result<AbuseControl> {
+    let limiter = match config.rate_limit.enabled {
+        true => Some(Arc::new(Limiter::new(
+            config.rate_limit.rates()?,
+            redis.clone(),
+        ))),
+        false => None,
+    };
     let spike = &config.denial_spike;
     let spikes = spike.enabled.then(|| {
         Arc::new(SpikeDetector::new(
@@ -112,7 +97,7 @@ fn abuse_control(config: &Config, redis: Option<Arc<Redis>>) -> AbuseControl {
             redis,
         ))
     });
-    AbuseControl { limiter, spikes }
+    Ok(AbuseControl { limiter, spikes })
 }
 
 impl Application {
@@ -133,7 +118,7 @@ impl Application {
             }
             None => None,
         };
-        let abuse = abuse_control(config, redis.clone());
+        let abuse = abuse_control(config, redis.clone())?;
         let vault = open_vault_with(config, metrics, abuse).await?;
         let local_nonces = MemoryNonceStore::new(config.auth.nonce_capacity);
         let nonces: Arc<dyn NonceStore> = match &redis {

@@ -7,7 +7,6 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::time::Duration;
 
 type Keyed =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
@@ -18,13 +17,11 @@ pub struct LocalLimiter {
 }
 
 fn quota(rate: Rate) -> Option<Quota> {
-    let period = Duration::from_secs_f64(1.0 / rate.per_second);
-    Some(Quota::with_period(period)?.allow_burst(NonZeroU32::new(rate.burst)?))
+    Some(Quota::with_period(rate.period())?.allow_burst(NonZeroU32::new(rate.burst())?))
 }
 
 impl LocalLimiter {
-    /// Rates must be positive (the configuration is validated before this is built); a kind
-    /// whose rate is unusable is left unlimited rather than panicking.
+    /// Every [`Rate`] is valid by construction, so every kind gets its limiter.
     pub fn new(rates: &[(String, Rate)]) -> Self {
         let limiters = rates
             .iter()
@@ -55,15 +52,15 @@ impl LocalLimiter {
             };
         };
         let full_after = |remaining: u32| {
-            let missing = rate.burst.saturating_sub(remaining) as f64;
-            (missing / rate.per_second).ceil() as u64
+            let missing = rate.burst().saturating_sub(remaining) as f64;
+            (missing / rate.per_second()).ceil() as u64
         };
         match limiter.check_key(&key.to_owned()) {
             Ok(state) => {
                 let remaining = state.remaining_burst_capacity();
                 Verdict {
                     allowed: true,
-                    limit: rate.burst,
+                    limit: rate.burst(),
                     remaining,
                     reset_secs: full_after(remaining),
                     retry_after_secs: 0,
@@ -73,7 +70,7 @@ impl LocalLimiter {
                 let wait = not_until.wait_time_from(self.clock.now());
                 Verdict {
                     allowed: false,
-                    limit: rate.burst,
+                    limit: rate.burst(),
                     remaining: 0,
                     reset_secs: full_after(0),
                     retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
@@ -96,13 +93,7 @@ mod tests {
 
     #[test]
     fn a_key_over_its_burst_is_refused_and_others_are_not() {
-        let limiter = LocalLimiter::new(&[(
-            "principal".to_owned(),
-            Rate {
-                per_second: 0.5,
-                burst: 3,
-            },
-        )]);
+        let limiter = LocalLimiter::new(&[("principal".to_owned(), Rate::new(0.5, 3).unwrap())]);
         let seen: Vec<bool> = (0..4)
             .map(|_| limiter.check("principal", "a").allowed)
             .collect();
@@ -115,13 +106,7 @@ mod tests {
 
     #[test]
     fn remaining_counts_down() {
-        let limiter = LocalLimiter::new(&[(
-            "ip".to_owned(),
-            Rate {
-                per_second: 1.0,
-                burst: 5,
-            },
-        )]);
+        let limiter = LocalLimiter::new(&[("ip".to_owned(), Rate::new(1.0, 5).unwrap())]);
         let remaining: Vec<u32> = (0..5).map(|_| limiter.check("ip", "x").remaining).collect();
         assert_eq!(remaining, vec![4, 3, 2, 1, 0]);
     }

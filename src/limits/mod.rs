@@ -7,7 +7,9 @@ mod local;
 mod shared;
 
 use crate::redis_conn::Redis;
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use local::LocalLimiter;
 pub use shared::SharedLimiter;
@@ -34,11 +36,48 @@ pub fn scope_limit(scope: &str) -> String {
     format!("scope:{scope}")
 }
 
-/// A rate: a sustained number of requests per second and a burst allowed at once.
+/// A rate: a sustained number of requests per second and a burst allowed at once. Only
+/// [`Rate::new`] makes one, so every rate in use is finite, positive and has a burst.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
-    pub per_second: f64,
-    pub burst: u32,
+    per_second: f64,
+    burst: NonZeroU32,
+}
+
+/// The fastest rate accepted: beyond it a limit means nothing, and GCRA's interval would
+/// round to zero.
+pub const MAX_PER_SECOND: f64 = 1_000_000.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRate {
+    #[error("must be a number greater than 0 and at most 1000000")]
+    PerSecond,
+    #[error("must be at least 1")]
+    Burst,
+}
+
+impl Rate {
+    pub fn new(per_second: f64, burst: u32) -> Result<Self, InvalidRate> {
+        // NaN fails both comparisons; infinities fail the upper bound.
+        if !(per_second > 0.0 && per_second <= MAX_PER_SECOND) {
+            return Err(InvalidRate::PerSecond);
+        }
+        let burst = NonZeroU32::new(burst).ok_or(InvalidRate::Burst)?;
+        Ok(Self { per_second, burst })
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.per_second
+    }
+
+    pub fn burst(&self) -> u32 {
+        self.burst.get()
+    }
+
+    /// The time between two requests at the sustained rate; at least a nanosecond.
+    pub fn period(&self) -> Duration {
+        Duration::from_nanos(((1e9 / self.per_second) as u64).max(1))
+    }
 }
 
 /// The outcome of one check, with what the `X-RateLimit-*` headers report.
@@ -87,5 +126,26 @@ impl Limiter {
     /// Drops idle keys so the in-process state stays bounded.
     pub fn sweep(&self) {
         self.local.sweep();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_finite_positive_rates_with_a_burst_are_rates() {
+        for per_second in [0.0, -1.0, f64::NAN, f64::INFINITY, MAX_PER_SECOND * 2.0] {
+            assert_eq!(
+                Rate::new(per_second, 5),
+                Err(InvalidRate::PerSecond),
+                "{per_second}"
+            );
+        }
+        assert_eq!(Rate::new(5.0, 0), Err(InvalidRate::Burst));
+        let slowest = Rate::new(f64::MIN_POSITIVE, 1).unwrap();
+        assert!(slowest.period() > Duration::from_secs(1));
+        let fastest = Rate::new(MAX_PER_SECOND, 1).unwrap();
+        assert_eq!(fastest.period(), Duration::from_micros(1));
     }
 }

@@ -43,7 +43,7 @@ impl SharedLimiter {
         let Some(rate) = self.rates.get(limit).copied() else {
             return Err(RedisUnavailable::Error("no rate for this kind".into()));
         };
-        let interval_ms = (1000.0 / rate.per_second).max(1.0);
+        let interval_ms = (1000.0 / rate.per_second()).max(1.0);
         let redis_key = self.redis.key(&["rl", limit, key]);
         let script = &self.script;
         let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) = self
@@ -52,7 +52,7 @@ impl SharedLimiter {
                 script
                     .key(redis_key)
                     .arg(interval_ms)
-                    .arg(rate.burst)
+                    .arg(rate.burst())
                     .invoke_async(&mut c)
                     .await
             })
@@ -60,8 +60,8 @@ impl SharedLimiter {
         let secs = |ms: i64| (ms.max(0) as u64).div_ceil(1000);
         Ok(Verdict {
             allowed: allowed == 1,
-            limit: rate.burst,
-            remaining: remaining.clamp(0, i64::from(rate.burst)) as u32,
+            limit: rate.burst(),
+            remaining: remaining.clamp(0, i64::from(rate.burst())) as u32,
             reset_secs: secs(reset_ms),
             retry_after_secs: if allowed == 1 {
                 0

@@ -333,7 +333,29 @@ async fn org_listing_shows_what_roles_allow(backend: Backend) {
     assert_eq!(listed(list(&w.owner, &[]).await), 3);
 }
 
+async fn a_denied_read_never_reads_the_ciphertext(backend: Backend) {
+    let w = world(backend).await;
+    let id = upload(&w.owner, "support", Some("acme")).await;
+    // With the ciphertext out of reach, any read of it fails: a caller who is refused must
+    // still get its 403, decided on metadata alone.
+    w.app
+        .sql("ALTER TABLE blobs RENAME COLUMN ciphertext TO ciphertext_away")
+        .await;
+    assert_eq!(read(&w.member, &id, &[("reason", "x")]).await, 403);
+    assert_eq!(read(&w.outsider_admin, &id, &[("reason", "x")]).await, 403);
+    assert_eq!(
+        read(&w.owner, &id, &[]).await,
+        500,
+        "a permitted read does need the ciphertext"
+    );
+    w.app
+        .sql("ALTER TABLE blobs RENAME COLUMN ciphertext_away TO ciphertext")
+        .await;
+    assert_eq!(read(&w.owner, &id, &[]).await, 200);
+}
+
 on_both_backends!(
+    a_denied_read_never_reads_the_ciphertext,
     seed_matrix_holds_end_to_end,
     creating_in_an_org_needs_membership,
     org_listing_shows_what_roles_allow,

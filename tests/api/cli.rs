@@ -360,3 +360,51 @@ fn unknown_config_keys_and_bad_values_are_startup_errors() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
 }
+
+#[test]
+fn unusable_rate_limits_are_refused_at_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vault.toml");
+    // Each once panicked at start-up (a zero or negative rate) or left the scope unlimited
+    // in-process while Redis refused everything (a zero burst).
+    for (body, key) in [
+        (
+            "[rate_limit.scopes.veid]\nper_second = 0.0\nburst = 5\n",
+            "rate_limit.scopes.veid.per_second",
+        ),
+        (
+            "[rate_limit.scopes.veid]\nper_second = -1.0\nburst = 5\n",
+            "rate_limit.scopes.veid.per_second",
+        ),
+        (
+            "[rate_limit.scopes.veid]\nper_second = nan\nburst = 5\n",
+            "rate_limit.scopes.veid.per_second",
+        ),
+        (
+            "[rate_limit.scopes.veid]\nper_second = 5.0\nburst = 0\n",
+            "rate_limit.scopes.veid.burst",
+        ),
+        (
+            "[rate_limit]\nprincipal_per_second = inf\n",
+            "rate_limit.principal_per_second",
+        ),
+        ("[rate_limit]\nip_burst = 0\n", "rate_limit.ip_burst"),
+    ] {
+        std::fs::write(&config, body).unwrap();
+        let output = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{body}: {stderr}");
+        assert!(stderr.contains(key), "{body}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{body}: {stderr}");
+        assert!(
+            !dir.path().join("data").exists(),
+            "a refused configuration creates nothing"
+        );
+    }
+}
