@@ -11,6 +11,7 @@ mod audit_writer;
 mod auth_hmac;
 mod blobs;
 mod cli;
+mod connections;
 mod redis;
 mod sealing;
 mod wallet;
