@@ -13,6 +13,13 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/vault.db";
 pub const DEFAULT_MASTER_KEY_FILE: &str = "./data/master.key";
+/// Three quarters of the common soft file-descriptor limit of 1024, leaving room for the
+/// metrics listener, the database pool, Redis and files.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 768;
+/// Upper bound of the time settings: a day is more than any request or idle wait needs.
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// Upper bound of `server.max_connections`.
+const MAX_MAX_CONNECTIONS: usize = 1_000_000;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -43,8 +50,14 @@ pub struct ServerConfig {
     pub metrics_listen: String,
     /// Largest accepted envelope, in bytes.
     pub max_payload_bytes: usize,
-    /// A request that takes longer is answered 503.
+    /// A request that takes longer, counted from its first byte, is answered 503; a client
+    /// that has not sent its whole request head by then is disconnected.
     pub request_timeout_secs: u64,
+    /// A keep-alive connection with no request in flight is closed after this long.
+    pub idle_timeout_secs: u64,
+    /// Open API connections at most; further clients wait in the listen backlog until one
+    /// closes. Keep it below the file-descriptor limit, with room for the database pool.
+    pub max_connections: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_secs: u64,
     /// Behind a load balancer: the header whose last value is the client address the balancer
@@ -59,6 +72,8 @@ impl Default for ServerConfig {
             metrics_listen: "127.0.0.1:9090".into(),
             max_payload_bytes: 10 * 1024 * 1024,
             request_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace_secs: 30,
             client_ip_header: None,
         }
@@ -288,8 +303,24 @@ impl Config {
         if !(1..=1 << 30).contains(&self.server.max_payload_bytes) {
             return invalid("server.max_payload_bytes must be between 1 and 1073741824".into());
         }
-        if self.server.request_timeout_secs == 0 {
-            return invalid("server.request_timeout_secs must be at least 1".into());
+        for (name, secs) in [
+            (
+                "server.request_timeout_secs",
+                self.server.request_timeout_secs,
+            ),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs),
+        ] {
+            if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
+                return invalid(format!(
+                    "{name} must be between 1 and {MAX_TIMEOUT_SECS}, not {secs}"
+                ));
+            }
+        }
+        if !(1..=MAX_MAX_CONNECTIONS).contains(&self.server.max_connections) {
+            return invalid(format!(
+                "server.max_connections must be between 1 and {MAX_MAX_CONNECTIONS}, not {}",
+                self.server.max_connections
+            ));
         }
         let url = &self.storage.database_url;
         if !(url.starts_with("sqlite:")
@@ -349,5 +380,55 @@ impl Config {
             None => data_vault_scopes::ScopeTable::default_table(),
         };
         table.map_err(|e| ConfigError::Invalid(format!("scopes: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message of the validation error for the default configuration changed by `change`.
+    fn refusal(change: impl FnOnce(&mut Config)) -> String {
+        let mut config = Config::default();
+        change(&mut config);
+        match config.validate() {
+            Err(ConfigError::Invalid(message)) => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bound_connections() {
+        let config = Config::default();
+        config.validate().unwrap();
+        assert_eq!(config.server.idle_timeout_secs, 60);
+        assert_eq!(config.server.max_connections, DEFAULT_MAX_CONNECTIONS);
+        // Below the common soft limit of 1024 descriptors, with room for everything else.
+        assert!(config.server.max_connections < 1024);
+    }
+
+    #[test]
+    fn zero_or_huge_connection_bounds_are_refused_naming_the_key() {
+        let message = refusal(|c| c.server.idle_timeout_secs = 0);
+        assert!(message.contains("server.idle_timeout_secs"), "{message}");
+        let message = refusal(|c| c.server.idle_timeout_secs = MAX_TIMEOUT_SECS + 1);
+        assert!(message.contains("server.idle_timeout_secs"), "{message}");
+        let message = refusal(|c| c.server.request_timeout_secs = 0);
+        assert!(message.contains("server.request_timeout_secs"), "{message}");
+        let message = refusal(|c| c.server.request_timeout_secs = u64::MAX);
+        assert!(message.contains("server.request_timeout_secs"), "{message}");
+        let message = refusal(|c| c.server.max_connections = 0);
+        assert!(message.contains("server.max_connections"), "{message}");
+        let message = refusal(|c| c.server.max_connections = MAX_MAX_CONNECTIONS + 1);
+        assert!(message.contains("server.max_connections"), "{message}");
+    }
+
+    #[test]
+    fn small_connection_bounds_are_accepted() {
+        let mut config = Config::default();
+        config.server.idle_timeout_secs = 1;
+        config.server.request_timeout_secs = 1;
+        config.server.max_connections = 1;
+        config.validate().unwrap();
     }
 }

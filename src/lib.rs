@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod nonce;
 pub mod redis_conn;
+pub mod server;
 pub mod service;
 pub mod spikes;
 pub mod startup;

@@ -21,6 +21,10 @@ pub struct Metrics {
     denial_spikes: IntCounterVec,
     pub principals_blocked: IntGauge,
     key_age: IntGaugeVec,
+    connections_open: IntGaugeVec,
+    connections_max: IntGaugeVec,
+    connections_cut: IntCounterVec,
+    accept_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -101,9 +105,45 @@ impl Metrics {
             ),
             &["key"],
         )?;
-        for collector in [&rate_limited, &replays, &denial_spikes] {
+        let connections_open = IntGaugeVec::new(
+            Opts::new(
+                "virtengine_data_vault_http_connections_open",
+                "Open HTTP connections by listener.",
+            ),
+            &["listener"],
+        )?;
+        let connections_max = IntGaugeVec::new(
+            Opts::new(
+                "virtengine_data_vault_http_connections_max",
+                "The connection limit of each listener; clients beyond it wait to be accepted.",
+            ),
+            &["listener"],
+        )?;
+        let connections_cut = IntCounterVec::new(
+            Opts::new(
+                "virtengine_data_vault_http_connections_cut_total",
+                "Connections closed by the server for being too slow or idle, by reason.",
+            ),
+            &["listener", "reason"],
+        )?;
+        let accept_errors = IntCounterVec::new(
+            Opts::new(
+                "virtengine_data_vault_http_accept_errors_total",
+                "Failed accepts (such as running out of file descriptors), by listener.",
+            ),
+            &["listener"],
+        )?;
+        for collector in [
+            &rate_limited,
+            &replays,
+            &denial_spikes,
+            &connections_cut,
+            &accept_errors,
+        ] {
             registry.register(Box::new(collector.clone()))?;
         }
+        registry.register(Box::new(connections_open.clone()))?;
+        registry.register(Box::new(connections_max.clone()))?;
         registry.register(Box::new(principals_blocked.clone()))?;
         registry.register(Box::new(key_age.clone()))?;
         registry.register(Box::new(redis_fallback.clone()))?;
@@ -127,6 +167,10 @@ impl Metrics {
             denial_spikes,
             principals_blocked,
             key_age,
+            connections_open,
+            connections_max,
+            connections_cut,
+            accept_errors,
         })
     }
 
@@ -167,6 +211,29 @@ impl Metrics {
 
     pub fn set_key_age(&self, key: &str, seconds: i64) {
         self.key_age.with_label_values(&[key]).set(seconds);
+    }
+
+    pub fn connection_opened(&self, listener: &str) {
+        self.connections_open.with_label_values(&[listener]).inc();
+    }
+
+    pub fn connection_closed(&self, listener: &str) {
+        self.connections_open.with_label_values(&[listener]).dec();
+    }
+
+    pub fn connection_cut(&self, listener: &str, reason: &str) {
+        self.connections_cut
+            .with_label_values(&[listener, reason])
+            .inc();
+    }
+
+    pub fn set_max_connections(&self, listener: &str, max: usize) {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.connections_max.with_label_values(&[listener]).set(max);
+    }
+
+    pub fn accept_error(&self, listener: &str) {
+        self.accept_errors.with_label_values(&[listener]).inc();
     }
 
     /// The text exposition format.

@@ -9,6 +9,7 @@ use crate::limits::Limiter;
 use crate::metrics::Metrics;
 use crate::nonce::{MemoryNonceStore, NonceStore, RedisNonceStore};
 use crate::redis_conn::Redis;
+use crate::server;
 use crate::service::{
     check_master_key, database_is_initialised, AbuseControl, MasterKeyCheck, Vault, VaultParts,
 };
@@ -31,6 +32,8 @@ pub struct Application {
     metrics_listener: TcpListener,
     api: axum::Router,
     metrics: axum::Router,
+    max_connections: usize,
+    timeouts: server::Timeouts,
     grace: Duration,
 }
 
@@ -140,6 +143,10 @@ impl Application {
             Duration::from_secs(config.server.request_timeout_secs),
         );
         let metrics = http::metrics_router(vault.metrics().clone());
+        server::check_descriptor_limit(
+            config.server.max_connections,
+            config.storage.max_connections,
+        );
         let api_listener = TcpListener::bind(&config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -152,6 +159,11 @@ impl Application {
             metrics_listener,
             api,
             metrics,
+            max_connections: config.server.max_connections,
+            timeouts: server::Timeouts {
+                request: Duration::from_secs(config.server.request_timeout_secs),
+                idle: Duration::from_secs(config.server.idle_timeout_secs),
+            },
             grace: Duration::from_secs(config.server.shutdown_grace_secs),
         })
     }
@@ -171,31 +183,51 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let api = axum::serve(
+        let metrics = self.vault.metrics().clone();
+        let api = server::serve(
             self.api_listener,
-            self.api.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-        let metrics = axum::serve(self.metrics_listener, self.metrics)
-            .with_graceful_shutdown(stopped(stop_rx));
+            self.api,
+            server::Settings {
+                name: "api",
+                max_connections: self.max_connections,
+                timeouts: self.timeouts,
+                metrics: metrics.clone(),
+            },
+            stop_rx.clone(),
+        );
+        let metrics = server::serve(
+            self.metrics_listener,
+            self.metrics,
+            server::Settings {
+                name: "metrics",
+                max_connections: server::METRICS_MAX_CONNECTIONS,
+                timeouts: self.timeouts,
+                metrics,
+            },
+            stop_rx,
+        );
         let housekeeping = tokio::spawn(housekeeping(self.vault.clone()));
-        let mut api = tokio::spawn(async move { api.await });
-        let mut metrics = tokio::spawn(async move { metrics.await });
+        let mut api = tokio::spawn(api);
+        let mut metrics = tokio::spawn(metrics);
+        // The accept loops end only when told to; one that ends earlier has panicked.
         tokio::select! {
             () = shutdown => {}
-            result = &mut api => return result?.context("API server failed"),
-            result = &mut metrics => return result?.context("metrics server failed"),
+            result = &mut api => {
+                result.context("API server failed")?;
+                anyhow::bail!("API server stopped unexpectedly");
+            }
+            result = &mut metrics => {
+                result.context("metrics server failed")?;
+                anyhow::bail!("metrics server stopped unexpectedly");
+            }
         }
         housekeeping.abort();
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(self.grace, async {
             let (a, m) = tokio::join!(api, metrics);
-            a?.context("API server failed")?;
-            m?.context("metrics server failed")
+            a.context("API server failed")?;
+            m.context("metrics server failed")
         })
         .await;
         // Requests still in flight have handed their events over; commit them before exit.

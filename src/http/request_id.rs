@@ -3,13 +3,15 @@
 
 use crate::error::ErrorBody;
 use crate::metrics::Metrics;
+use crate::server::RequestStarted;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -32,13 +34,20 @@ pub async fn request_context(
     next: Next,
 ) -> Response {
     let timeout = context.timeout;
+    // The limit counts from the request's first byte when the server knows it, so time spent
+    // trickling the head is not granted again for the body.
+    let started = request
+        .extensions()
+        .get::<RequestStarted>()
+        .map_or_else(Instant::now, |s| s.0);
+    let deadline = started.checked_add(timeout).unwrap_or_else(far_future);
     let method = request.method().as_str().to_owned();
     // Our own id, never the client's: a caller-chosen id could forge log lines.
     let id = uuid::Uuid::new_v4().simple().to_string();
     request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
     let response =
-        match tokio::time::timeout(timeout, next.run(request).instrument(span.clone())).await {
+        match tokio::time::timeout_at(deadline, next.run(request).instrument(span.clone())).await {
             Ok(response) => response,
             Err(_) => {
                 span.in_scope(|| tracing::warn!("request timed out"));
@@ -56,6 +65,11 @@ pub async fn request_context(
             }
         };
     finish(response, &id)
+}
+
+/// A deadline that never comes, for a time limit too large to add.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 fn finish(mut response: Response, id: &str) -> Response {
