@@ -11,6 +11,7 @@ mod audit_writer;
 mod auth_hmac;
 mod blobs;
 mod cli;
+mod pg_roles;
 mod redis;
 mod sealing;
 mod wallet;
