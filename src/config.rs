@@ -83,8 +83,13 @@ impl Default for ServerConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    /// What the server connects as; on PostgreSQL, ideally a role limited to DML.
     pub database_url: String,
     pub max_connections: u32,
+    /// PostgreSQL only: the owner role's URL for the same database. When set, the server
+    /// migrates over it and grants the `database_url` role its privileges at start-up, and
+    /// refuses a `database_url` role that could alter the tables (runbooks/postgresql.md).
+    pub migrations_database_url: Option<String>,
 }
 
 impl Default for StorageConfig {
@@ -92,6 +97,7 @@ impl Default for StorageConfig {
         Self {
             database_url: DEFAULT_DATABASE_URL.into(),
             max_connections: 16,
+            migrations_database_url: None,
         }
     }
 }
@@ -333,6 +339,9 @@ impl Config {
         }
         if self.storage.max_connections == 0 {
             return invalid("storage.max_connections must be at least 1".into());
+        }
+        if let Some(owner) = &self.storage.migrations_database_url {
+            crate::store::check_migrations_url(url, owner).map_err(ConfigError::Invalid)?;
         }
         if self.auth.wallet_prefix.is_empty()
             || !self

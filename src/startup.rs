@@ -49,9 +49,13 @@ async fn open_vault_with(
     metrics: Arc<Metrics>,
     abuse: AbuseControl,
 ) -> anyhow::Result<Arc<Vault>> {
-    let store = store::connect(&config.storage.database_url, config.storage.max_connections)
-        .await
-        .context("cannot open the database")?;
+    let store = store::connect_service(
+        &config.storage.database_url,
+        config.storage.migrations_database_url.as_deref(),
+        config.storage.max_connections,
+    )
+    .await
+    .context("cannot open the database")?;
     let master = load_master_key(config, store.as_ref()).await?;
     if check_master_key(store.as_ref(), &master).await? == MasterKeyCheck::Recorded {
         tracing::info!("recorded the master key's fingerprint in a new database");

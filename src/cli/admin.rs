@@ -16,6 +16,10 @@ pub enum AdminCommand {
     /// Orgs and their members.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// PostgreSQL: apply the migrations as the owner role (storage.migrations_database_url,
+    /// else storage.database_url) and grant the storage.database_url role what the server
+    /// needs. Needs no master key.
+    Migrate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,7 +81,41 @@ fn print_secret(name: &ClientName, secret: &str, json: bool) {
     }
 }
 
+/// `admin migrate`: the owner's half of a two-role PostgreSQL setup (runbooks/postgresql.md).
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let storage = &config.storage;
+    let owner_url = storage
+        .migrations_database_url
+        .as_deref()
+        .unwrap_or(&storage.database_url);
+    let report = crate::store::migrate(owner_url, &storage.database_url).await?;
+    if report.applied.is_empty() {
+        println!("schema already current");
+    } else {
+        let list = report.applied.iter().map(i64::to_string);
+        println!(
+            "applied migration(s) {} as role {}",
+            list.collect::<Vec<_>>().join(", "),
+            report.owner
+        );
+    }
+    println!("schema version: {}", report.version.unwrap_or_default());
+    match &report.granted_to {
+        Some(role) => println!("granted the service privileges to role {role}"),
+        None => eprintln!(
+            "storage.database_url uses the owner role {} too: nothing to grant. For least \
+             privilege serve as a separate role (runbooks/postgresql.md)",
+            report.owner
+        ),
+    }
+    Ok(())
+}
+
 pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    // Migrating needs neither the vault nor its master key.
+    if let AdminCommand::Migrate = command {
+        return migrate(config).await;
+    }
     let vault = open_vault(config).await?;
     let admin = Caller::local_admin()?;
     match command {
@@ -140,6 +178,8 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 }
             }
         },
+        // Returned above, before a vault (and its master key) was needed.
+        AdminCommand::Migrate => migrate(config).await?,
     }
     Ok(())
 }

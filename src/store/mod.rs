@@ -1,7 +1,10 @@
 //! Storage: one interface, a SQLite and a PostgreSQL implementation, chosen by the scheme of
 //! the database URL. The SQL is shared (see `sql.rs`); the backends differ only in how they
-//! connect and in their migrations folders.
+//! connect and in their migrations folders. On PostgreSQL the server may connect as a
+//! least-privilege role while an owner role migrates (`pg_schema.rs`, `pg_grants.rs`).
 
+mod pg_grants;
+mod pg_schema;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -27,6 +30,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Config(String),
+    /// The schema is not this build's, or the roles cannot be used as configured.
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -267,17 +273,158 @@ pub trait Store: Send + Sync {
     async fn oldest_keys(&self) -> StoreResult<(Option<i64>, Option<i64>)>;
 }
 
-/// Connects to the database the URL names and applies its migrations.
+/// Who brings a PostgreSQL schema up to date. SQLite always migrates itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// The connecting role, when it owns the schema (or the database is new); otherwise the
+    /// schema must already be current. One-role setups, and a service role whose owner runs
+    /// `data-vault admin migrate`.
+    Here,
+    /// The owner role, just before (`storage.migrations_database_url`): the connecting role
+    /// must be one that cannot alter tables or triggers, and the schema must be current.
+    Elsewhere,
+}
+
+/// What a migration run as the owner did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Versions applied by this run.
+    pub applied: Vec<i64>,
+    /// The schema version now (the newest migration this build knows).
+    pub version: Option<i64>,
+    /// The role that migrated.
+    pub owner: String,
+    /// The service role granted its privileges; `None` when both URLs use the owner role.
+    pub granted_to: Option<String>,
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Connects to the database the URL names and applies its migrations if its role may.
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    connect_with(url, max_connections, Migrations::Here).await
+}
+
+/// Connects to the database the URL names; `migrations` says who migrates a PostgreSQL schema.
+pub async fn connect_with(
+    url: &str,
+    max_connections: u32,
+    migrations: Migrations,
+) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    } else if is_postgres(url) {
         Ok(Arc::new(
-            PostgresStore::connect(url, max_connections).await?,
+            PostgresStore::connect(url, max_connections, migrations).await?,
         ))
     } else {
         Err(StoreError::Config(
             "storage.database_url must start with sqlite:, postgres:// or postgresql://".into(),
         ))
+    }
+}
+
+/// The server's store: with an owner URL, migrate over it and grant the service role first,
+/// then connect as the service role, which must not be able to alter the tables.
+pub async fn connect_service(
+    database_url: &str,
+    migrations_url: Option<&str>,
+    max_connections: u32,
+) -> StoreResult<Arc<dyn Store>> {
+    let Some(owner_url) = migrations_url else {
+        return connect(database_url, max_connections).await;
+    };
+    let report = migrate(owner_url, database_url).await?;
+    tracing::info!(
+        owner = %report.owner,
+        service_role = report.granted_to.as_deref().unwrap_or("(the owner)"),
+        applied = ?report.applied,
+        version = report.version,
+        "migrated over storage.migrations_database_url"
+    );
+    connect_with(database_url, max_connections, Migrations::Elsewhere).await
+}
+
+/// Applies the PostgreSQL migrations as the role of `owner_url` and grants the role of
+/// `service_url` exactly what the server needs (nothing when both are the same role).
+pub async fn migrate(owner_url: &str, service_url: &str) -> StoreResult<MigrationReport> {
+    if !is_postgres(owner_url) || !is_postgres(service_url) {
+        return Err(StoreError::Config(
+            "migrations by an owner role are for PostgreSQL; the embedded SQLite database is \
+             migrated by `data-vault serve`"
+                .into(),
+        ));
+    }
+    PostgresStore::migrate(owner_url, service_url).await
+}
+
+/// Checks `storage.migrations_database_url` against `storage.database_url`: both PostgreSQL,
+/// and the same database, so the server never migrates one database and serves another.
+pub fn check_migrations_url(database_url: &str, migrations_url: &str) -> Result<(), String> {
+    use sqlx::postgres::PgConnectOptions;
+    use std::str::FromStr;
+    if !is_postgres(migrations_url) {
+        return Err(
+            "storage.migrations_database_url must start with postgres:// or postgresql://".into(),
+        );
+    }
+    if !is_postgres(database_url) {
+        return Err("storage.migrations_database_url is for PostgreSQL only; \
+                    storage.database_url names an SQLite database, which has no owner role"
+            .into());
+    }
+    let parse = |url: &str, key: &str| {
+        PgConnectOptions::from_str(url)
+            .map_err(|e| format!("{key} is not a valid PostgreSQL URL: {e}"))
+    };
+    let owner = parse(migrations_url, "storage.migrations_database_url")?;
+    let service = parse(database_url, "storage.database_url")?;
+    let target = |o: &PgConnectOptions| {
+        (
+            o.get_host().to_owned(),
+            o.get_port(),
+            o.get_database().map(str::to_owned),
+        )
+    };
+    if target(&owner) != target(&service) {
+        return Err(
+            "storage.migrations_database_url and storage.database_url must name the \
+                    same database (host, port and database name)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_migrations_url;
+
+    #[test]
+    fn the_owner_url_must_name_the_served_database() {
+        let service = "postgres://svc@db.internal:5432/vault";
+        assert_eq!(
+            check_migrations_url(service, "postgres://owner:pw@db.internal/vault"),
+            Ok(())
+        );
+        for other in [
+            "postgres://owner@db.internal:5432/other",
+            "postgres://owner@elsewhere:5432/vault",
+            "postgres://owner@db.internal:5433/vault",
+        ] {
+            let err = check_migrations_url(service, other).unwrap_err();
+            assert!(err.contains("same database"), "{other}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_owner_url_is_for_postgresql_only() {
+        let err =
+            check_migrations_url("sqlite://./data/vault.db", "postgres://o@db/vault").unwrap_err();
+        assert!(err.contains("SQLite"), "{err}");
+        let err = check_migrations_url("postgres://s@db/vault", "mysql://o@db/vault").unwrap_err();
+        assert!(err.contains("must start with postgres://"), "{err}");
     }
 }

@@ -1,0 +1,144 @@
+//! The PostgreSQL service role's privileges: exactly the DML the server's statements need,
+//! granted by the owner role after every migration run, so they follow the schema.
+
+use super::pg_schema::RUNBOOK;
+use super::{StoreError, StoreResult};
+use sqlx::{Connection, PgConnection};
+
+/// What the statements in `sql.rs` do to each table, and nothing more. The audit log is
+/// INSERT and SELECT only: with neither UPDATE, DELETE, TRUNCATE nor TRIGGER, and not owning
+/// the table, the service role can neither rewrite it nor switch off its triggers.
+///
+/// A table missing here is unreadable by the server, which the PostgreSQL tests notice.
+const SERVICE_PRIVILEGES: &[(&str, &str)] = &[
+    ("vault_meta", "SELECT, INSERT"),
+    ("clients", "SELECT, INSERT, DELETE"),
+    ("client_secrets", "SELECT, INSERT, DELETE"),
+    ("orgs", "SELECT, INSERT"),
+    // Roles change in place (upsert).
+    ("memberships", "SELECT, INSERT, UPDATE, DELETE"),
+    ("tenant_keys", "SELECT, INSERT"),
+    ("blobs", "SELECT, INSERT, DELETE"),
+    ("audit_events", "SELECT, INSERT"),
+    // Appends lock and advance each chain's head (upsert, then update).
+    ("audit_heads", "SELECT, INSERT, UPDATE"),
+    // Nonces are spent by an upsert that may re-spend an expired one, and pruned.
+    ("used_nonces", "SELECT, INSERT, UPDATE, DELETE"),
+    // Read at start-up to check that the schema is this build's.
+    ("_sqlx_migrations", "SELECT"),
+];
+
+/// Serialises grant runs of replicas starting together: concurrent GRANTs on one object fail
+/// with "tuple concurrently updated".
+const GRANT_LOCK: i64 = 0x6476_6772_616e_7473; // "dvgrants"
+
+/// Double-quotes an identifier for SQL text (GRANT takes no bind parameters).
+fn quote_ident(name: &str) -> StoreResult<String> {
+    if name.is_empty() || name.contains('\0') {
+        return Err(StoreError::Schema(format!("invalid role name {name:?}")));
+    }
+    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
+
+/// Replaces `role`'s privileges on the objects the connected (owner) role owns in the current
+/// schema with [`SERVICE_PRIVILEGES`], in one transaction. Refuses a role that is missing, a
+/// superuser, or a member of the owner role, since least privilege would then be a fiction.
+pub(super) async fn grant_service_role(conn: &mut PgConnection, role: &str) -> StoreResult<()> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(GRANT_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let found: Option<(bool, bool)> = sqlx::query_as(
+        "SELECT rolsuper, pg_has_role(rolname, current_user, 'MEMBER') \
+         FROM pg_roles WHERE rolname = $1",
+    )
+    .bind(role)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match found {
+        None => {
+            return Err(StoreError::Schema(format!(
+                "role {role:?}, the user of storage.database_url, does not exist; create it \
+                 as {RUNBOOK} shows"
+            )))
+        }
+        Some((true, _)) => {
+            return Err(StoreError::Schema(format!(
+                "role {role:?}, the user of storage.database_url, is a superuser: it could \
+                 alter the tables and their triggers; use a NOSUPERUSER role ({RUNBOOK})"
+            )))
+        }
+        Some((false, true)) => {
+            return Err(StoreError::Schema(format!(
+                "role {role:?}, the user of storage.database_url, is a member of the owner \
+                 role, so it could alter the tables and their triggers; revoke that \
+                 membership ({RUNBOOK})"
+            )))
+        }
+        Some((false, false)) => {}
+    }
+    let grantee = quote_ident(role)?;
+    let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
+        .fetch_one(&mut *tx)
+        .await?;
+    let schema = quote_ident(&schema)?;
+    // Start from nothing, so that a privilege an older version needed does not linger.
+    let owned: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') \
+         AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+         ORDER BY c.relname",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut statements = Vec::with_capacity(owned.len() * 2 + SERVICE_PRIVILEGES.len() + 1);
+    for (name, kind) in &owned {
+        statements.push(format!(
+            "REVOKE ALL ON {kind} {schema}.{} FROM {grantee}",
+            quote_ident(name)?
+        ));
+    }
+    statements.push(format!("GRANT USAGE ON SCHEMA {schema} TO {grantee}"));
+    for (table, privileges) in SERVICE_PRIVILEGES {
+        statements.push(format!(
+            "GRANT {privileges} ON TABLE {schema}.{} TO {grantee}",
+            quote_ident(table)?
+        ));
+    }
+    // Identity columns need no sequence privilege; a future serial column would.
+    for (name, _) in owned.iter().filter(|(_, kind)| kind == "SEQUENCE") {
+        statements.push(format!(
+            "GRANT USAGE ON SEQUENCE {schema}.{} TO {grantee}",
+            quote_ident(name)?
+        ));
+    }
+    for statement in &statements {
+        sqlx::query(statement).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_with_inner_quotes_doubled() {
+        assert_eq!(quote_ident("vault").unwrap(), "\"vault\"");
+        assert_eq!(quote_ident("a\"b").unwrap(), "\"a\"\"b\"");
+        assert!(quote_ident("").is_err());
+        assert!(quote_ident("a\0b").is_err());
+    }
+
+    #[test]
+    fn the_audit_log_is_append_only_for_the_service_role() {
+        let (_, audit) = SERVICE_PRIVILEGES
+            .iter()
+            .find(|(table, _)| *table == "audit_events")
+            .unwrap();
+        assert_eq!(*audit, "SELECT, INSERT");
+    }
+}
