@@ -1,13 +1,13 @@
 //! Reading the audit log: queries with the visibility rules of DESIGN §4.5, and chain
 //! verification (also used offline by `data-vault audit verify`).
 
+use super::access::Question;
 use super::{Caller, Vault};
 use crate::audit::chain::{ChainVerifier, Verification};
-use crate::audit::{self, AuditEvent, Outcome};
+use crate::audit::{self, AuditEvent};
 use crate::domain::{BlobId, OrgId, Principal, Scope};
 use crate::error::ApiError;
 use crate::store::{AuditQuery, AuditScope, Store, StoreError};
-use data_vault_scopes::{decide_org_audit, Decision};
 use serde::Serialize;
 
 pub const MAX_AUDIT_LIMIT: i64 = 500;
@@ -53,31 +53,6 @@ pub async fn verify_chain(store: &dyn Store, chain: &str) -> Result<Verification
 }
 
 impl Vault {
-    /// Org-wide audit access: the org's administrators and moderators, and platform admins.
-    /// A denial is audited on the caller's chain and counted.
-    async fn authorize_org_audit(
-        &self,
-        caller: &Caller,
-        org: &OrgId,
-        event_type: &'static str,
-    ) -> Result<(), ApiError> {
-        let platform_admin = self.is_platform_admin(&caller.principal);
-        let roles = self.roles_in(caller, org.as_str()).await?;
-        match decide_org_audit(platform_admin, roles) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(reason) => {
-                self.metrics.denied("audit", "audit_query");
-                let mut event =
-                    caller.event(audit::owner_chain(caller.principal.as_str()), event_type);
-                event.org_id = Some(org.as_str().to_owned());
-                event.outcome = Outcome::Denied;
-                event.denial_reason = Some(reason.as_str());
-                self.record_denial(caller, event).await?;
-                Err(ApiError::Forbidden(reason))
-            }
-        }
-    }
-
     pub async fn query_audit(
         &self,
         caller: &Caller,
@@ -95,7 +70,14 @@ impl Vault {
     ) -> Result<AuditPage, ApiError> {
         let scope = match &params.org_id {
             Some(org) => {
-                self.authorize_org_audit(caller, org, "audit.query").await?;
+                self.authorize(
+                    caller,
+                    Question::OrgAudit {
+                        org,
+                        event_type: "audit.query",
+                    },
+                )
+                .await?;
                 // Who read an org's trail is itself part of that org's trail.
                 let mut event = caller.event(audit::org_chain(org.as_str()), "audit.query");
                 event.org_id = Some(org.as_str().to_owned());
@@ -140,8 +122,14 @@ impl Vault {
     ) -> Result<Verification, ApiError> {
         let chain = match org {
             Some(org) => {
-                self.authorize_org_audit(caller, org, "audit.verify")
-                    .await?;
+                self.authorize(
+                    caller,
+                    Question::OrgAudit {
+                        org,
+                        event_type: "audit.verify",
+                    },
+                )
+                .await?;
                 audit::org_chain(org.as_str())
             }
             None => audit::owner_chain(caller.principal.as_str()),

@@ -1,5 +1,6 @@
 //! Storing, fetching, listing and deleting blobs, each through the access decision.
 
+use super::access::Question;
 use super::keys::tenant_of;
 use super::{Caller, Vault};
 use crate::audit::{self, NewEvent, Outcome};
@@ -9,7 +10,7 @@ use crate::envelope;
 use crate::error::ApiError;
 use crate::store::{BlobRecord, BlobWrite, ListQuery};
 use crate::time;
-use data_vault_scopes::{decide, Action, Decision, DenialReason, RoleSet};
+use data_vault_scopes::Action;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -94,7 +95,7 @@ fn binding(meta: &BlobRecord) -> BlobBinding<'_> {
     }
 }
 
-fn event_type(action: Action) -> &'static str {
+pub(super) fn event_type(action: Action) -> &'static str {
     match action {
         Action::Create => "blob.create",
         Action::Read => "blob.read",
@@ -104,7 +105,12 @@ fn event_type(action: Action) -> &'static str {
 }
 
 /// An event about an existing blob, on its tenant's chain.
-fn blob_event(caller: &Caller, action: Action, meta: &BlobRecord, params: &ReadParams) -> NewEvent {
+pub(super) fn blob_event(
+    caller: &Caller,
+    action: Action,
+    meta: &BlobRecord,
+    params: &ReadParams,
+) -> NewEvent {
     let mut event = caller.event(
         tenant_of(&meta.owner, meta.org_id.as_deref()),
         event_type(action),
@@ -125,91 +131,6 @@ fn with_outcome(mut event: NewEvent, outcome: Outcome, reason: Option<&'static s
 }
 
 impl Vault {
-    /// The caller's roles in `org`, or `None` when not a member.
-    pub(super) async fn roles_in(
-        &self,
-        caller: &Caller,
-        org: &str,
-    ) -> Result<Option<RoleSet>, ApiError> {
-        let Some(list) = self
-            .store
-            .member_roles(org, caller.principal.as_str())
-            .await?
-        else {
-            return Ok(None);
-        };
-        RoleSet::parse_list(&list)
-            .map(Some)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored roles of {org}: {e}")))
-    }
-
-    /// Runs the access decision for an existing blob; a denial is counted and audited.
-    async fn authorize(
-        &self,
-        caller: &Caller,
-        action: Action,
-        meta: &BlobRecord,
-        params: &ReadParams,
-    ) -> Result<(), ApiError> {
-        let requested_org = params.org_id.as_ref();
-        let reason = params.reason.as_ref();
-        let is_owner = caller.principal.as_str() == meta.owner;
-        let caller_roles = match (&meta.org_id, is_owner) {
-            (Some(org), false) => self.roles_in(caller, org).await?,
-            _ => None,
-        };
-        let request = data_vault_scopes::Request {
-            caller: caller.principal.as_str(),
-            action,
-            scope: &meta.scope,
-            owner: &meta.owner,
-            blob_org: meta.org_id.as_deref(),
-            requested_org: requested_org.map(OrgId::as_str),
-            caller_roles,
-            reason: reason.map(Note::as_str),
-        };
-        match self.enforce(&request) {
-            Ok(()) => Ok(()),
-            Err(denial) => {
-                let event = blob_event(caller, action, meta, params);
-                self.record_denial(
-                    caller,
-                    with_outcome(event, Outcome::Denied, Some(denial.as_str())),
-                )
-                .await?;
-                Err(ApiError::Forbidden(denial))
-            }
-        }
-    }
-
-    /// Decides, counting and logging a denial (the caller audits it).
-    fn enforce(&self, request: &data_vault_scopes::Request<'_>) -> Result<(), DenialReason> {
-        match decide(&self.scopes, request) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(reason) => {
-                let action = request.action.as_str();
-                self.metrics.denied(self.scope_label(request.scope), action);
-                tracing::info!(
-                    principal = request.caller,
-                    action,
-                    scope = request.scope,
-                    reason = reason.as_str(),
-                    "access denied"
-                );
-                Err(reason)
-            }
-        }
-    }
-
-    /// A scope as a metric label: only scopes of the table, so labels stay bounded.
-    fn scope_label<'a>(&self, scope: &'a str) -> &'a str {
-        if self.scopes.rule(scope).is_some() {
-            scope
-        } else {
-            "unknown"
-        }
-    }
-
     fn count<T>(&self, scope: &str, action: Action, result: &Result<T, ApiError>) {
         self.metrics
             .access(self.scope_label(scope), action.as_str(), result.is_ok());
@@ -268,28 +189,18 @@ impl Vault {
             key_version: 0,
         };
         let event = blob_event(caller, Action::Create, &record, &ReadParams::default());
-        let caller_roles = match org {
-            Some(org) => self.roles_in(caller, org).await?,
-            None => None,
-        };
-        let decision = self.enforce(&data_vault_scopes::Request {
-            caller: owner,
-            action: Action::Create,
-            scope: new.scope.as_str(),
-            owner,
-            blob_org: org,
-            requested_org: org,
-            caller_roles,
-            reason: None,
-        });
-        if let Err(denial) = decision {
-            // An org the caller does not belong to may not exist at all: record the attempt
-            // on the caller's own chain rather than open a chain for any name.
-            let mut event = with_outcome(event, Outcome::Denied, Some(denial.as_str()));
-            event.chain = audit::owner_chain(owner);
-            self.record_denial(caller, event).await?;
-            return Err(ApiError::Forbidden(denial));
-        }
+        // A denial is recorded on the caller's own chain: the org named may not exist.
+        let mut if_denied = event.clone();
+        if_denied.chain = audit::owner_chain(owner);
+        self.authorize(
+            caller,
+            Question::Create {
+                scope: &new.scope,
+                org: new.org_id.as_ref(),
+                event: &if_denied,
+            },
+        )
+        .await?;
 
         let (tenant_record, tenant_key) = self.tenant_key(&tenant_of(owner, org)).await?;
         let record = BlobRecord {
@@ -309,28 +220,6 @@ impl Vault {
         Ok(metadata)
     }
 
-    /// Records a request for a blob id that does not exist, on the caller's own chain.
-    async fn record_not_found(
-        &self,
-        caller: &Caller,
-        action: Action,
-        id: &BlobId,
-        params: &ReadParams,
-    ) -> Result<(), ApiError> {
-        let mut event = caller.event(
-            audit::owner_chain(caller.principal.as_str()),
-            event_type(action),
-        );
-        event.blob_id = Some(id.to_string());
-        event.purpose = params.purpose.as_ref().map(|n| n.as_str().to_owned());
-        event.reason = params.reason.as_ref().map(|n| n.as_str().to_owned());
-        self.record(
-            caller,
-            &[with_outcome(event, Outcome::Error, Some("not_found"))],
-        )
-        .await
-    }
-
     /// Fetches and opens a blob: the client's envelope, byte for byte. The data is returned
     /// only after the read's audit event is durably written.
     pub async fn read_blob(
@@ -339,38 +228,25 @@ impl Vault {
         id: &BlobId,
         params: &ReadParams,
     ) -> Result<(BlobMetadata, Vec<u8>), ApiError> {
-        let mut scope = String::from("unknown");
-        let result = self.read_blob_inner(caller, id, params, &mut scope).await;
-        self.count(&scope, Action::Read, &result);
+        let meta = self
+            .load_authorized(caller, id, Action::Read, params)
+            .await?;
+        let result = self.open_blob(caller, id, &meta, params).await;
+        self.count(&meta.scope, Action::Read, &result);
         result
     }
 
-    async fn read_blob_inner(
+    /// Reads the ciphertext of a blob the caller may read (only now: the decision needed
+    /// metadata alone) and opens it.
+    async fn open_blob(
         &self,
         caller: &Caller,
         id: &BlobId,
+        meta: &BlobRecord,
         params: &ReadParams,
-        scope: &mut String,
     ) -> Result<(BlobMetadata, Vec<u8>), ApiError> {
-        // Decide on metadata alone; the ciphertext is read only for a caller who may have it.
-        let Some(meta) = self.store.blob_meta(&id.to_string()).await? else {
-            self.record_not_found(caller, Action::Read, id, params)
-                .await?;
-            return Err(ApiError::NotFound("blob"));
-        };
-        scope.clone_from(&meta.scope);
-        self.limit_scope(caller, &meta.scope).await?;
-        self.limit_org(meta.org_id.as_deref()).await?;
-        self.authorize(caller, Action::Read, &meta, params).await?;
-        let event = blob_event(caller, Action::Read, &meta, params);
-        if meta.expires_at.is_some_and(|at| at <= time::now_secs()) {
-            self.record(
-                caller,
-                &[with_outcome(event, Outcome::Error, Some("expired"))],
-            )
-            .await?;
-            return Err(ApiError::Expired);
-        }
+        let event = blob_event(caller, Action::Read, meta, params);
+        self.refuse_expired(caller, meta, &event).await?;
         let Some(content) = self.store.blob_content(&meta.id).await? else {
             // Deleted between the two reads.
             self.record_not_found(caller, Action::Read, id, params)
@@ -383,8 +259,8 @@ impl Vault {
             &content.tenant_key_wrapped,
         )?;
         let opened = tenant_key
-            .unwrap_data_key(&binding(&meta), &content.wrapped_key)
-            .and_then(|key| key.open(&binding(&meta), &content.ciphertext));
+            .unwrap_data_key(&binding(meta), &content.wrapped_key)
+            .and_then(|key| key.open(&binding(meta), &content.ciphertext));
         let envelope = match opened {
             Ok(envelope) => envelope,
             Err(e) => {
@@ -399,7 +275,22 @@ impl Vault {
             }
         };
         self.record(caller, &[event]).await?;
-        Ok((BlobMetadata::from(&meta), envelope))
+        Ok((BlobMetadata::from(meta), envelope))
+    }
+
+    /// An expired blob answers 410 until it is purged; the attempt is recorded.
+    async fn refuse_expired(
+        &self,
+        caller: &Caller,
+        meta: &BlobRecord,
+        event: &NewEvent,
+    ) -> Result<(), ApiError> {
+        if meta.expires_at.is_some_and(|at| at <= time::now_secs()) {
+            let expired = with_outcome(event.clone(), Outcome::Error, Some("expired"));
+            self.record(caller, &[expired]).await?;
+            return Err(ApiError::Expired);
+        }
+        Ok(())
     }
 
     pub async fn blob_metadata(
@@ -408,32 +299,17 @@ impl Vault {
         id: &BlobId,
         params: &ReadParams,
     ) -> Result<BlobMetadata, ApiError> {
-        let mut scope = String::from("unknown");
+        let meta = self
+            .load_authorized(caller, id, Action::ReadMetadata, params)
+            .await?;
         let result = async {
-            let Some(meta) = self.store.blob_meta(&id.to_string()).await? else {
-                self.record_not_found(caller, Action::ReadMetadata, id, params)
-                    .await?;
-                return Err(ApiError::NotFound("blob"));
-            };
-            scope.clone_from(&meta.scope);
-            self.limit_scope(caller, &meta.scope).await?;
-            self.limit_org(meta.org_id.as_deref()).await?;
-            self.authorize(caller, Action::ReadMetadata, &meta, params)
-                .await?;
             let event = blob_event(caller, Action::ReadMetadata, &meta, params);
-            if meta.expires_at.is_some_and(|at| at <= time::now_secs()) {
-                self.record(
-                    caller,
-                    &[with_outcome(event, Outcome::Error, Some("expired"))],
-                )
-                .await?;
-                return Err(ApiError::Expired);
-            }
+            self.refuse_expired(caller, &meta, &event).await?;
             self.record(caller, &[event]).await?;
             Ok(BlobMetadata::from(&meta))
         }
         .await;
-        self.count(&scope, Action::ReadMetadata, &result);
+        self.count(&meta.scope, Action::ReadMetadata, &result);
         result
     }
 
@@ -443,18 +319,10 @@ impl Vault {
         id: &BlobId,
         params: &ReadParams,
     ) -> Result<(), ApiError> {
-        let mut scope = String::from("unknown");
+        let meta = self
+            .load_authorized(caller, id, Action::Delete, params)
+            .await?;
         let result = async {
-            let Some(meta) = self.store.blob_meta(&id.to_string()).await? else {
-                self.record_not_found(caller, Action::Delete, id, params)
-                    .await?;
-                return Err(ApiError::NotFound("blob"));
-            };
-            scope.clone_from(&meta.scope);
-            self.limit_scope(caller, &meta.scope).await?;
-            self.limit_org(meta.org_id.as_deref()).await?;
-            self.authorize(caller, Action::Delete, &meta, params)
-                .await?;
             let event = blob_event(caller, Action::Delete, &meta, params);
             let write = BlobWrite::Delete {
                 id: meta.id.clone(),
@@ -469,7 +337,7 @@ impl Vault {
             }
         }
         .await;
-        self.count(&scope, Action::Delete, &result);
+        self.count(&meta.scope, Action::Delete, &result);
         result
     }
 

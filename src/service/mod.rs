@@ -1,6 +1,7 @@
 //! The vault's use cases: who may do what, with which keys, and what gets counted. Nothing
 //! here knows about HTTP; handlers and the admin CLI call these functions.
 
+mod access;
 mod audit;
 mod blobs;
 mod clients;
@@ -8,13 +9,13 @@ mod keys;
 mod orgs;
 
 use crate::audit::writer::{AppendError, AuditWriter};
-use crate::audit::{NewEvent, Outcome};
+use crate::audit::NewEvent;
 use crate::crypto::MasterKey;
 use crate::domain::Principal;
 use crate::error::ApiError;
 use crate::limits::{scope_limit, LimitKind, Limiter};
 use crate::metrics::Metrics;
-use crate::spikes::{SpikeDetector, SpikeKind};
+use crate::spikes::SpikeDetector;
 use crate::store::Store;
 use crate::store::{BatchJob, BlobWrite, JobOutcome, NonceClaim, StoreError};
 use data_vault_scopes::ScopeTable;
@@ -119,22 +120,6 @@ pub struct Vault {
     secret_cache: clients::SecretCache,
 }
 
-/// The requester's own record of a denied request about something it may not see: the same
-/// request (type, blob id, its purpose and reason, outcome, denial reason) on its own chain,
-/// without the target's owner, org or scope. Requests that name no blob keep the org they
-/// named, which the requester chose itself.
-fn redacted_copy(denied: &NewEvent, own_chain: String) -> NewEvent {
-    let mut copy = denied.clone();
-    copy.id = uuid::Uuid::now_v7().to_string();
-    copy.chain = own_chain;
-    if copy.blob_id.is_some() {
-        copy.scope = None;
-        copy.owner = None;
-        copy.org_id = None;
-    }
-    copy
-}
-
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
 #[derive(Default, Clone)]
 pub struct AbuseControl {
@@ -227,84 +212,6 @@ impl Vault {
             self.metrics.rate_limited("scope");
             Err(ApiError::RateLimited(verdict))
         }
-    }
-
-    /// Appends a denial, and with it any denial spike it completes (DESIGN §10): the spike's
-    /// `security.denial_spike` event and, if configured, the block of the principal.
-    ///
-    /// The full event goes to the chain it concerns (the blob's tenant, the org), for that
-    /// tenant's auditors. When that is not the requester's own chain, the requester's chain
-    /// gets a redacted copy instead of a view of the target's (DESIGN §4 rule 5): what it
-    /// asked for and why it was refused, nothing of the blob's owner, org or scope.
-    async fn record_denial(&self, caller: &Caller, denied: NewEvent) -> Result<(), ApiError> {
-        let own_chain = crate::audit::owner_chain(&denied.requester);
-        let mut events = vec![denied.clone()];
-        if denied.chain != own_chain {
-            events.push(redacted_copy(&denied, own_chain));
-        }
-        let Some(spikes) = &self.abuse.spikes else {
-            return self.record(caller, &events).await;
-        };
-        let now = crate::time::now_millis();
-        // Only an org that exists has a chain to record an org spike on; a burst against a
-        // made-up name harms no tenant and must not open a chain for it.
-        let org = match denied.org_id.as_deref() {
-            Some(org) if self.store.org_exists(org).await? => Some(org),
-            _ => None,
-        };
-        let detected = spikes.observe(&denied.requester, org, now).await;
-        for spike in detected {
-            self.metrics.denial_spike(spike.kind.as_str());
-            tracing::warn!(kind = spike.kind.as_str(), subject = %spike.subject, "denial spike");
-            let (chain, org_id) = match spike.kind {
-                SpikeKind::Principal => (crate::audit::owner_chain(&spike.subject), None),
-                SpikeKind::Org => (
-                    crate::audit::org_chain(&spike.subject),
-                    Some(spike.subject.clone()),
-                ),
-            };
-            let mut event = NewEvent::new(
-                chain,
-                "security.denial_spike",
-                &denied.requester,
-                denied.auth_method,
-                &denied.request_id,
-            );
-            event.org_id = org_id;
-            event.outcome = Outcome::Denied;
-            event.denial_reason = Some(match spike.kind {
-                SpikeKind::Principal => "principal_denial_spike",
-                SpikeKind::Org => "org_denial_spike",
-            });
-            event.reason = Some(format!(
-                "{} denials within {} s",
-                spikes.settings().threshold,
-                spikes.settings().window_secs
-            ));
-            events.push(event);
-            if let (SpikeKind::Principal, Some(block_secs)) =
-                (spike.kind, spikes.settings().block_secs)
-            {
-                spikes
-                    .block(&spike.subject, now + block_secs as i64 * 1000, now)
-                    .await;
-                self.metrics
-                    .principals_blocked
-                    .set(spikes.blocked_count(now));
-                let mut block = NewEvent::new(
-                    crate::audit::owner_chain(&spike.subject),
-                    "security.principal_blocked",
-                    &denied.requester,
-                    denied.auth_method,
-                    &denied.request_id,
-                );
-                block.outcome = Outcome::Denied;
-                block.denial_reason = Some("principal_denial_spike");
-                block.reason = Some(format!("blocked for {block_secs} s"));
-                events.push(block);
-            }
-        }
-        self.record(caller, &events).await
     }
 
     /// Appends events durably, group-committed with other requests' events (and with the

@@ -2,20 +2,12 @@
 //! admin CLI at bootstrap (which works directly on the database and is not asked). Every
 //! operation, allowed or not, is audited.
 
-use super::{AuthMethod, Caller, Vault};
+use super::access::{org_event_type, Question};
+use super::{Caller, Vault};
 use crate::audit::{self, NewEvent, Outcome};
 use crate::domain::{OrgId, Principal};
 use crate::error::ApiError;
-use data_vault_scopes::{decide_org, Decision, OrgAction, RoleSet};
-
-fn event_type(action: OrgAction) -> &'static str {
-    match action {
-        OrgAction::CreateOrg => "org.create",
-        OrgAction::SetMember => "org.member_set",
-        OrgAction::RemoveMember => "org.member_remove",
-        OrgAction::ListMembers => "org.member_list",
-    }
-}
+use data_vault_scopes::{OrgAction, RoleSet};
 
 /// A member as the API lists it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -25,45 +17,13 @@ pub struct Member {
 }
 
 impl Vault {
-    /// Whether `caller` may perform `action` on `org`; a denial is audited.
-    async fn authorize_org(
-        &self,
-        caller: &Caller,
-        action: OrgAction,
-        org: &OrgId,
-        event: &NewEvent,
-    ) -> Result<(), ApiError> {
-        if caller.method == AuthMethod::Local {
-            return Ok(());
-        }
-        let platform_admin = self.is_platform_admin(&caller.principal);
-        let roles = self.roles_in(caller, org.as_str()).await?;
-        match decide_org(action, platform_admin, roles) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(reason) => {
-                self.metrics.denied("org", event_type(action));
-                let mut denied = event.clone();
-                denied.outcome = Outcome::Denied;
-                denied.denial_reason = Some(reason.as_str());
-                // A request naming an org that does not exist opens no chain for it.
-                if denied.chain != audit::SYSTEM_CHAIN
-                    && !self.store.org_exists(org.as_str()).await?
-                {
-                    denied.chain = audit::owner_chain(caller.principal.as_str());
-                }
-                self.record_denial(caller, denied).await?;
-                Err(ApiError::Forbidden(reason))
-            }
-        }
-    }
-
     fn org_event(&self, caller: &Caller, action: OrgAction, org: &OrgId) -> NewEvent {
         // Creating an org is a platform operation; the rest belong to the org's own chain.
         let chain = match action {
             OrgAction::CreateOrg => audit::SYSTEM_CHAIN.to_owned(),
             _ => audit::org_chain(org.as_str()),
         };
-        let mut event = caller.event(chain, event_type(action));
+        let mut event = caller.event(chain, org_event_type(action));
         event.org_id = Some(org.as_str().to_owned());
         event
     }
@@ -82,8 +42,15 @@ impl Vault {
     /// Creates an org; `false` if it already existed.
     pub async fn create_org(&self, caller: &Caller, org: &OrgId) -> Result<bool, ApiError> {
         let event = self.org_event(caller, OrgAction::CreateOrg, org);
-        self.authorize_org(caller, OrgAction::CreateOrg, org, &event)
-            .await?;
+        self.authorize(
+            caller,
+            Question::Org {
+                action: OrgAction::CreateOrg,
+                org,
+                event: &event,
+            },
+        )
+        .await?;
         self.spend_nonce(caller).await?;
         let created = self
             .store
@@ -109,8 +76,15 @@ impl Vault {
         let mut event = self.org_event(caller, OrgAction::SetMember, org);
         event.owner = Some(principal.as_str().to_owned());
         event.reason = Some(format!("roles={}", roles.to_list()));
-        self.authorize_org(caller, OrgAction::SetMember, org, &event)
-            .await?;
+        self.authorize(
+            caller,
+            Question::Org {
+                action: OrgAction::SetMember,
+                org,
+                event: &event,
+            },
+        )
+        .await?;
         self.spend_nonce(caller).await?;
         let now = crate::time::now_secs();
         let stored = self
@@ -139,8 +113,15 @@ impl Vault {
     ) -> Result<(), ApiError> {
         let mut event = self.org_event(caller, OrgAction::RemoveMember, org);
         event.owner = Some(principal.as_str().to_owned());
-        self.authorize_org(caller, OrgAction::RemoveMember, org, &event)
-            .await?;
+        self.authorize(
+            caller,
+            Question::Org {
+                action: OrgAction::RemoveMember,
+                org,
+                event: &event,
+            },
+        )
+        .await?;
         if !self.store.org_exists(org.as_str()).await? {
             return Err(self.org_missing(caller, event).await);
         }
@@ -166,8 +147,15 @@ impl Vault {
         org: &OrgId,
     ) -> Result<Vec<Member>, ApiError> {
         let event = self.org_event(caller, OrgAction::ListMembers, org);
-        self.authorize_org(caller, OrgAction::ListMembers, org, &event)
-            .await?;
+        self.authorize(
+            caller,
+            Question::Org {
+                action: OrgAction::ListMembers,
+                org,
+                event: &event,
+            },
+        )
+        .await?;
         if !self.store.org_exists(org.as_str()).await? {
             return Err(self.org_missing(caller, event).await);
         }
