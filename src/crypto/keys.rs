@@ -1,7 +1,7 @@
 //! The three levels of keys and what each one seals.
 
 use super::aead::{self, CryptoError};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
@@ -89,8 +89,8 @@ impl MasterKey {
 
     fn derive(master: &[u8; 32], label: &str) -> Key32 {
         // HMAC accepts any key length; the fallback only keeps this total.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(master)
-            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(master)
+            .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
         mac.update(label.as_bytes());
         let mut out = Zeroizing::new([0u8; 32]);
         out.copy_from_slice(&mac.finalize().into_bytes());
