@@ -11,6 +11,7 @@ mod audit_writer;
 mod auth_hmac;
 mod blobs;
 mod cli;
+mod envelope_bomb;
 mod redis;
 mod sealing;
 mod wallet;
