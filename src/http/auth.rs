@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::limits::{LimitKind, Verdict};
 use crate::metrics::Metrics;
 use crate::nonce::{NonceError, NonceStore};
+use crate::offload;
 use crate::service::{AuthMethod, Caller, PendingNonce, Secrets, Vault};
 use crate::store::NonceClaim;
 use crate::time;
@@ -127,7 +128,11 @@ pub async fn authenticate(
     } else {
         let (caller, claimed_hash) = verify_hmac(&auth, &parts).await?;
         let bytes = read_request_body(&auth, &parts, body).await?;
-        if Sha256::digest(&bytes).as_slice() != claimed_hash.as_slice() {
+        let digest = {
+            let bytes = bytes.clone();
+            offload::sized(bytes.len(), move || Sha256::digest(&bytes)).await?
+        };
+        if digest.as_slice() != claimed_hash.as_slice() {
             return Err(auth.fail(
                 "hmac",
                 "content_hash",
@@ -245,10 +250,13 @@ async fn verify_wallet(
     auth: &Authenticator,
     parts: &axum::http::request::Parts,
     claims: WalletClaims,
-    body: &[u8],
+    body: &Bytes,
 ) -> Result<Caller, ApiError> {
     let scheme = "wallet";
-    let body_hash = data_vault_auth::body_hash_field(body);
+    let body_hash = {
+        let body = body.clone();
+        offload::sized(body.len(), move || data_vault_auth::body_hash_field(&body)).await?
+    };
     let path_and_query = parts
         .uri
         .path_and_query()

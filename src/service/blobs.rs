@@ -8,6 +8,7 @@ use crate::crypto::{BlobBinding, DataKey};
 use crate::domain::{BlobId, Note, OrgId, RetentionPolicy, Scope, Tags};
 use crate::envelope;
 use crate::error::ApiError;
+use crate::offload;
 use crate::store::{BlobRecord, BlobWrite, ListQuery};
 use crate::time;
 use data_vault_scopes::Action;
@@ -163,7 +164,15 @@ impl Vault {
         if new.envelope.len() > self.max_payload_bytes {
             return Err(ApiError::PayloadTooLarge(self.max_payload_bytes));
         }
-        envelope::check(&new.envelope).map_err(|e| ApiError::InvalidEnvelope(e.0.to_owned()))?;
+        // The check reads at most the 64 KiB header, but like all work sized by the upload it
+        // stays off the async workers when the upload is large.
+        let bytes = new.envelope;
+        let (bytes, checked) = offload::sized(bytes.len(), move || {
+            let checked = envelope::check(&bytes);
+            (bytes, checked)
+        })
+        .await?;
+        checked.map_err(|e| ApiError::InvalidEnvelope(e.0.to_owned()))?;
         let now = time::now_secs();
         if new.expires_at.is_some_and(|at| at <= now) {
             return Err(ApiError::BadRequest(
@@ -183,8 +192,9 @@ impl Vault {
             expires_at: new.expires_at,
             retention_policy: new.retention_policy.as_str().to_owned(),
             tags_json: new.tags.to_json(),
-            size: new.envelope.len() as i64,
-            content_hash: data_vault_auth::sha256_hex(&new.envelope),
+            size: bytes.len() as i64,
+            // Hashed with the sealing below, once the upload is allowed.
+            content_hash: String::new(),
             key_id: String::new(),
             key_version: 0,
         };
@@ -208,8 +218,16 @@ impl Vault {
             key_version: tenant_record.version,
             ..record
         };
-        let sealed = DataKey::seal_new(&tenant_key, &binding(&record), &new.envelope)
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        let (record, sealed) = offload::sized(bytes.len(), move || {
+            let record = BlobRecord {
+                content_hash: data_vault_auth::sha256_hex(&bytes),
+                ..record
+            };
+            let sealed = DataKey::seal_new(&tenant_key, &binding(&record), &bytes);
+            (record, sealed)
+        })
+        .await?;
+        let sealed = sealed.map_err(|e| ApiError::Internal(e.into()))?;
         let metadata = BlobMetadata::from(&record);
         let write = BlobWrite::Insert {
             meta: Box::new(record),

@@ -12,6 +12,7 @@ mod auth_hmac;
 mod blobs;
 mod cli;
 mod connections;
+mod envelope_bomb;
 mod pg_roles;
 mod redaction;
 mod redis;

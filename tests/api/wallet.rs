@@ -94,7 +94,8 @@ fn high_s_twin(signature_b64: &str) -> String {
 async fn wallet_requests_round_trip_and_the_address_is_the_owner(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let user = wallet_client(&app, KEY, "virtengine");
-    let envelope = age_envelope_of_size(2000);
+    // Larger than 64 KiB, so the body hash the signature covers is computed off the workers.
+    let envelope = age_envelope_of_size(100_000);
     let response = put_raw(&user, &envelope, &[("scope", "veid")]).await;
     assert_eq!(response.status(), 201, "{:?}", response.text().await);
     let created: Value = put_raw(&user, &envelope, &[("scope", "veid")])
