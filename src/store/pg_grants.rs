@@ -5,9 +5,10 @@ use super::pg_schema::RUNBOOK;
 use super::{StoreError, StoreResult};
 use sqlx::{Connection, PgConnection};
 
-/// What the statements in `sql.rs` do to each table, and nothing more. The audit log is
-/// INSERT and SELECT only: with neither UPDATE, DELETE, TRUNCATE nor TRIGGER, and not owning
-/// the table, the service role can neither rewrite it nor switch off its triggers.
+/// What the statements of the store's aggregate files (`blobs.rs`, `audit.rs`, `tx.rs`, ...)
+/// do to each table, and nothing more. The audit log is INSERT and SELECT only: with neither
+/// UPDATE, DELETE, TRUNCATE nor TRIGGER, and not owning the table, the service role can
+/// neither rewrite it nor switch off its triggers.
 ///
 /// A table missing here is unreadable by the server, which the PostgreSQL tests notice.
 const SERVICE_PRIVILEGES: &[(&str, &str)] = &[
