@@ -4,6 +4,7 @@
 
 use super::StoreResult;
 use crate::audit::{chain, owner_chain, AuditEvent};
+use crate::domain::{BlobId, Principal, Scope};
 use async_trait::async_trait;
 
 /// Which events an audit query may return.
@@ -12,15 +13,15 @@ pub enum AuditScope {
     /// One tenant's chain (org-wide queries by its administrators or moderators).
     Chain(String),
     /// Events about the principal: as requester, or as owner of the blob.
-    Principal(String),
+    Principal(Principal),
 }
 
 #[derive(Debug, Clone)]
 pub struct AuditQuery {
     pub scope: AuditScope,
-    pub blob_id: Option<String>,
-    pub blob_scope: Option<String>,
-    pub requester: Option<String>,
+    pub blob_id: Option<BlobId>,
+    pub blob_scope: Option<Scope>,
+    pub requester: Option<Principal>,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
     /// Only events older than this global position (the cursor).
@@ -120,22 +121,22 @@ macro_rules! audit_store {
                         // (its own chain holds their redacted copies), and every event about
                         // what it owns.
                         sql.push("(owner = ")
-                            .push_bind(principal)
+                            .push_bind(principal.as_str())
                             .push(" OR (requester = ")
-                            .push_bind(principal)
+                            .push_bind(principal.as_str())
                             .push(" AND (outcome <> 'denied' OR chain = ")
-                            .push_bind(owner_chain(principal))
+                            .push_bind(owner_chain(principal.as_str()))
                             .push(")))");
                     }
                 }
                 if let Some(blob_id) = &query.blob_id {
-                    sql.push(" AND blob_id = ").push_bind(blob_id);
+                    sql.push(" AND blob_id = ").push_bind(blob_id.to_string());
                 }
                 if let Some(scope) = &query.blob_scope {
-                    sql.push(" AND scope = ").push_bind(scope);
+                    sql.push(" AND scope = ").push_bind(scope.as_str());
                 }
                 if let Some(requester) = &query.requester {
-                    sql.push(" AND requester = ").push_bind(requester);
+                    sql.push(" AND requester = ").push_bind(requester.as_str());
                 }
                 if let Some(start) = query.start_ms {
                     sql.push(" AND ts_ms >= ").push_bind(start);

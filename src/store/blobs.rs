@@ -2,6 +2,7 @@
 //! once the decision allowed it), listings, and the writes a group commit applies.
 
 use super::StoreResult;
+use crate::domain::{BlobId, OrgId, Principal, Scope};
 use async_trait::async_trait;
 
 /// Metadata of a stored blob, as the store holds it.
@@ -10,7 +11,8 @@ pub struct BlobRecord {
     pub id: String,
     pub scope: String,
     pub owner: String,
-    pub org_id: Option<String>,
+    /// The tenant, when the blob belongs to an org (else its owner is the tenant).
+    pub org_id: Option<OrgId>,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub retention_policy: String,
@@ -39,13 +41,13 @@ pub struct SealedContent {
 /// caller's roles may read.
 #[derive(Debug, Clone)]
 pub struct ListQuery {
-    pub owner: String,
-    pub org_id: Option<String>,
+    pub owner: Principal,
+    pub org_id: Option<OrgId>,
     /// Scopes of `org_id` in which others' blobs are visible to the caller.
     pub org_scopes: Vec<String>,
-    pub scope: Option<String>,
+    pub scope: Option<Scope>,
     /// Only ids strictly less than this one (the cursor).
-    pub before_id: Option<String>,
+    pub before_id: Option<BlobId>,
     pub limit: i64,
 }
 
@@ -59,16 +61,16 @@ pub enum BlobWrite {
         ciphertext: Vec<u8>,
     },
     Delete {
-        id: String,
+        id: BlobId,
     },
 }
 
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    async fn blob_meta(&self, id: &str) -> StoreResult<Option<BlobRecord>>;
+    async fn blob_meta(&self, id: &BlobId) -> StoreResult<Option<BlobRecord>>;
     /// The sealed content of a blob; read after the decision, which needs only metadata, so
     /// a caller who will be refused never makes the server read the ciphertext.
-    async fn blob_content(&self, id: &str) -> StoreResult<Option<SealedContent>>;
+    async fn blob_content(&self, id: &BlobId) -> StoreResult<Option<SealedContent>>;
     /// Newest first, at most `query.limit`.
     async fn list_blobs(&self, query: &ListQuery) -> StoreResult<Vec<BlobRecord>>;
 }
@@ -101,7 +103,7 @@ macro_rules! blob_store {
                         .bind(&meta.id)
                         .bind(&meta.scope)
                         .bind(&meta.owner)
-                        .bind(&meta.org_id)
+                        .bind(meta.org_id.as_ref().map(OrgId::as_str))
                         .bind(meta.created_at)
                         .bind(meta.expires_at)
                         .bind(&meta.retention_policy)
@@ -118,7 +120,7 @@ macro_rules! blob_store {
                     }
                     BlobWrite::Delete { id } => {
                         sqlx::query("DELETE FROM blobs WHERE id = $1")
-                            .bind(id)
+                            .bind(id.to_string())
                             .execute(&mut **tx)
                             .await?
                             .rows_affected()
@@ -130,21 +132,21 @@ macro_rules! blob_store {
 
         #[async_trait]
         impl BlobStore for $store {
-            async fn blob_meta(&self, id: &str) -> StoreResult<Option<BlobRecord>> {
+            async fn blob_meta(&self, id: &BlobId) -> StoreResult<Option<BlobRecord>> {
                 let sql = format!("SELECT {BLOB_COLUMNS} FROM blobs b WHERE b.id = $1");
                 Ok(sqlx::query_as(&sql)
-                    .bind(id)
+                    .bind(id.to_string())
                     .fetch_optional(&self.pool)
                     .await?)
             }
 
-            async fn blob_content(&self, id: &str) -> StoreResult<Option<SealedContent>> {
+            async fn blob_content(&self, id: &BlobId) -> StoreResult<Option<SealedContent>> {
                 Ok(sqlx::query_as(
                     "SELECT b.wrapped_key, b.ciphertext, b.key_version, t.tenant, \
                      t.wrapped AS tenant_key_wrapped \
                      FROM blobs b JOIN tenant_keys t ON t.id = b.key_id WHERE b.id = $1",
                 )
-                .bind(id)
+                .bind(id.to_string())
                 .fetch_optional(&self.pool)
                 .await?)
             }
@@ -153,13 +155,15 @@ macro_rules! blob_store {
                 let mut sql = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {BLOB_COLUMNS} FROM blobs b WHERE ((b.owner = "
                 ));
-                sql.push_bind(&query.owner);
+                sql.push_bind(query.owner.as_str());
                 if let Some(org) = &query.org_id {
-                    sql.push(" AND b.org_id = ").push_bind(org);
+                    sql.push(" AND b.org_id = ").push_bind(org.as_str());
                 }
                 sql.push(")");
                 if let (Some(org), false) = (&query.org_id, query.org_scopes.is_empty()) {
-                    sql.push(" OR (b.org_id = ").push_bind(org).push(" AND b.scope IN (");
+                    sql.push(" OR (b.org_id = ")
+                        .push_bind(org.as_str())
+                        .push(" AND b.scope IN (");
                     let mut scopes = sql.separated(", ");
                     for scope in &query.org_scopes {
                         scopes.push_bind(scope);
@@ -168,10 +172,10 @@ macro_rules! blob_store {
                 }
                 sql.push(")");
                 if let Some(scope) = &query.scope {
-                    sql.push(" AND b.scope = ").push_bind(scope);
+                    sql.push(" AND b.scope = ").push_bind(scope.as_str());
                 }
                 if let Some(before) = &query.before_id {
-                    sql.push(" AND b.id < ").push_bind(before);
+                    sql.push(" AND b.id < ").push_bind(before.to_string());
                 }
                 sql.push(" ORDER BY b.id DESC LIMIT ").push_bind(query.limit);
                 Ok(sql

@@ -2,6 +2,7 @@
 
 use super::StoreResult;
 use crate::audit::NewEvent;
+use crate::domain::ClientName;
 use async_trait::async_trait;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -16,27 +17,27 @@ pub trait ClientStore: Send + Sync {
     /// `false` (and nothing recorded) if the name is taken.
     async fn create_client(
         &self,
-        name: &str,
+        name: &ClientName,
         sealed: &[u8],
         now: i64,
         event: &NewEvent,
     ) -> StoreResult<bool>;
     /// The client's live secrets, newest first (none if it does not exist).
-    async fn client_secrets(&self, name: &str) -> StoreResult<Vec<ClientSecretRecord>>;
+    async fn client_secrets(&self, name: &ClientName) -> StoreResult<Vec<ClientSecretRecord>>;
     /// Adds the secret in `slot` and keeps only the two newest slots. `false` if the client
     /// does not exist or the slot was taken by a concurrent rotation.
     async fn add_client_secret(
         &self,
-        name: &str,
+        name: &ClientName,
         slot: i64,
         sealed: &[u8],
         now: i64,
         event: &NewEvent,
     ) -> StoreResult<bool>;
     /// Drops every secret but the newest; returns how many were dropped.
-    async fn prune_client_secrets(&self, name: &str, event: &NewEvent) -> StoreResult<u64>;
+    async fn prune_client_secrets(&self, name: &ClientName, event: &NewEvent) -> StoreResult<u64>;
     /// Removes a client; `false` (and nothing recorded) if it did not exist.
-    async fn delete_client(&self, name: &str, event: &NewEvent) -> StoreResult<bool>;
+    async fn delete_client(&self, name: &ClientName, event: &NewEvent) -> StoreResult<bool>;
 }
 
 macro_rules! client_store {
@@ -45,7 +46,7 @@ macro_rules! client_store {
         impl ClientStore for $store {
             async fn create_client(
                 &self,
-                name: &str,
+                name: &ClientName,
                 sealed: &[u8],
                 now: i64,
                 event: &NewEvent,
@@ -54,7 +55,7 @@ macro_rules! client_store {
                 let created = sqlx::query(
                     "INSERT INTO clients (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 )
-                .bind(name)
+                .bind(name.as_str())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?
@@ -67,7 +68,7 @@ macro_rules! client_store {
                     "INSERT INTO client_secrets (client, slot, sealed, created_at) \
                      VALUES ($1, 1, $2, $3)",
                 )
-                .bind(name)
+                .bind(name.as_str())
                 .bind(sealed)
                 .bind(now)
                 .execute(&mut *tx)
@@ -75,19 +76,19 @@ macro_rules! client_store {
                 Self::record_if(tx, true, event).await
             }
 
-            async fn client_secrets(&self, name: &str) -> StoreResult<Vec<ClientSecretRecord>> {
+            async fn client_secrets(&self, name: &ClientName) -> StoreResult<Vec<ClientSecretRecord>> {
                 Ok(sqlx::query_as(
                     "SELECT slot, sealed FROM client_secrets WHERE client = $1 \
                      ORDER BY slot DESC LIMIT 2",
                 )
-                .bind(name)
+                .bind(name.as_str())
                 .fetch_all(&self.pool)
                 .await?)
             }
 
             async fn add_client_secret(
                 &self,
-                name: &str,
+                name: &ClientName,
                 slot: i64,
                 sealed: &[u8],
                 now: i64,
@@ -99,7 +100,7 @@ macro_rules! client_store {
                      SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM clients WHERE name = $1) \
                      ON CONFLICT DO NOTHING",
                 )
-                .bind(name)
+                .bind(name.as_str())
                 .bind(slot)
                 .bind(sealed)
                 .bind(now)
@@ -111,20 +112,20 @@ macro_rules! client_store {
                     return Ok(false);
                 }
                 sqlx::query("DELETE FROM client_secrets WHERE client = $1 AND slot < $2")
-                    .bind(name)
+                    .bind(name.as_str())
                     .bind(slot - 1)
                     .execute(&mut *tx)
                     .await?;
                 Self::record_if(tx, true, event).await
             }
 
-            async fn prune_client_secrets(&self, name: &str, event: &NewEvent) -> StoreResult<u64> {
+            async fn prune_client_secrets(&self, name: &ClientName, event: &NewEvent) -> StoreResult<u64> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "DELETE FROM client_secrets WHERE client = $1 AND slot < \
                      (SELECT MAX(slot) FROM client_secrets WHERE client = $1)",
                 )
-                .bind(name)
+                .bind(name.as_str())
                 .execute(&mut *tx)
                 .await?;
                 Self::append_in_tx(&mut tx, event).await?;
@@ -132,14 +133,14 @@ macro_rules! client_store {
                 Ok(done.rows_affected())
             }
 
-            async fn delete_client(&self, name: &str, event: &NewEvent) -> StoreResult<bool> {
+            async fn delete_client(&self, name: &ClientName, event: &NewEvent) -> StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("DELETE FROM client_secrets WHERE client = $1")
-                    .bind(name)
+                    .bind(name.as_str())
                     .execute(&mut *tx)
                     .await?;
                 let gone = sqlx::query("DELETE FROM clients WHERE name = $1")
-                    .bind(name)
+                    .bind(name.as_str())
                     .execute(&mut *tx)
                     .await?
                     .rows_affected()

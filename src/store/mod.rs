@@ -30,6 +30,7 @@ mod pg_schema;
 mod postgres;
 mod sqlite;
 mod tx;
+mod typed;
 
 use std::sync::Arc;
 

@@ -2,19 +2,20 @@
 
 use super::StoreResult;
 use crate::audit::NewEvent;
+use crate::domain::{OrgId, Principal};
 use async_trait::async_trait;
 
 #[async_trait]
 pub trait OrgStore: Send + Sync {
     /// Creates an org; `false` (and nothing recorded) if it exists.
-    async fn create_org(&self, id: &str, now: i64, event: &NewEvent) -> StoreResult<bool>;
-    async fn org_exists(&self, id: &str) -> StoreResult<bool>;
+    async fn create_org(&self, id: &OrgId, now: i64, event: &NewEvent) -> StoreResult<bool>;
+    async fn org_exists(&self, id: &OrgId) -> StoreResult<bool>;
     /// Sets a member's roles (comma list); `false` (and nothing recorded) if the org does
     /// not exist.
     async fn set_member(
         &self,
-        org: &str,
-        principal: &str,
+        org: &OrgId,
+        principal: &Principal,
         roles: &str,
         now: i64,
         event: &NewEvent,
@@ -22,26 +23,27 @@ pub trait OrgStore: Send + Sync {
     /// Removes a member; `false` (and nothing recorded) if they were not one.
     async fn remove_member(
         &self,
-        org: &str,
-        principal: &str,
+        org: &OrgId,
+        principal: &Principal,
         event: &NewEvent,
     ) -> StoreResult<bool>;
     /// The member's roles (comma list), or `None` when not a member.
-    async fn member_roles(&self, org: &str, principal: &str) -> StoreResult<Option<String>>;
+    async fn member_roles(&self, org: &OrgId, principal: &Principal)
+        -> StoreResult<Option<String>>;
     /// `(principal, roles)` of every member, by principal.
-    async fn list_members(&self, org: &str) -> StoreResult<Vec<(String, String)>>;
+    async fn list_members(&self, org: &OrgId) -> StoreResult<Vec<(String, String)>>;
 }
 
 macro_rules! org_store {
     ($store:ty, $db:ty) => {
         #[async_trait]
         impl OrgStore for $store {
-            async fn create_org(&self, id: &str, now: i64, event: &NewEvent) -> StoreResult<bool> {
+            async fn create_org(&self, id: &OrgId, now: i64, event: &NewEvent) -> StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 let created = sqlx::query(
                     "INSERT INTO orgs (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 )
-                .bind(id)
+                .bind(id.as_str())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?
@@ -50,10 +52,10 @@ macro_rules! org_store {
                 Self::record_if(tx, created, event).await
             }
 
-            async fn org_exists(&self, id: &str) -> StoreResult<bool> {
+            async fn org_exists(&self, id: &OrgId) -> StoreResult<bool> {
                 let found: Option<i64> =
                     sqlx::query_scalar("SELECT created_at FROM orgs WHERE id = $1")
-                        .bind(id)
+                        .bind(id.as_str())
                         .fetch_optional(&self.pool)
                         .await?;
                 Ok(found.is_some())
@@ -61,8 +63,8 @@ macro_rules! org_store {
 
             async fn set_member(
                 &self,
-                org: &str,
-                principal: &str,
+                org: &OrgId,
+                principal: &Principal,
                 roles: &str,
                 now: i64,
                 event: &NewEvent,
@@ -74,8 +76,8 @@ macro_rules! org_store {
                      ON CONFLICT (org_id, principal) \
                      DO UPDATE SET roles = excluded.roles, updated_at = excluded.updated_at",
                 )
-                .bind(org)
-                .bind(principal)
+                .bind(org.as_str())
+                .bind(principal.as_str())
                 .bind(roles)
                 .bind(now)
                 .execute(&mut *tx)
@@ -87,15 +89,15 @@ macro_rules! org_store {
 
             async fn remove_member(
                 &self,
-                org: &str,
-                principal: &str,
+                org: &OrgId,
+                principal: &Principal,
                 event: &NewEvent,
             ) -> StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 let removed =
                     sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND principal = $2")
-                        .bind(org)
-                        .bind(principal)
+                        .bind(org.as_str())
+                        .bind(principal.as_str())
                         .execute(&mut *tx)
                         .await?
                         .rows_affected()
@@ -103,22 +105,22 @@ macro_rules! org_store {
                 Self::record_if(tx, removed, event).await
             }
 
-            async fn member_roles(&self, org: &str, principal: &str) -> StoreResult<Option<String>> {
+            async fn member_roles(&self, org: &OrgId, principal: &Principal) -> StoreResult<Option<String>> {
                 Ok(sqlx::query_scalar(
                     "SELECT roles FROM memberships WHERE org_id = $1 AND principal = $2",
                 )
-                .bind(org)
-                .bind(principal)
+                .bind(org.as_str())
+                .bind(principal.as_str())
                 .fetch_optional(&self.pool)
                 .await?)
             }
 
-            async fn list_members(&self, org: &str) -> StoreResult<Vec<(String, String)>> {
+            async fn list_members(&self, org: &OrgId) -> StoreResult<Vec<(String, String)>> {
                 Ok(sqlx::query_as(
                     "SELECT principal, roles FROM memberships WHERE org_id = $1 \
                      ORDER BY principal LIMIT 10000",
                 )
-                .bind(org)
+                .bind(org.as_str())
                 .fetch_all(&self.pool)
                 .await?)
             }
