@@ -76,7 +76,10 @@ macro_rules! client_store {
                 Self::record_if(tx, true, event).await
             }
 
-            async fn client_secrets(&self, name: &ClientName) -> StoreResult<Vec<ClientSecretRecord>> {
+            async fn client_secrets(
+                &self,
+                name: &ClientName,
+            ) -> StoreResult<Vec<ClientSecretRecord>> {
                 Ok(sqlx::query_as(
                     "SELECT slot, sealed FROM client_secrets WHERE client = $1 \
                      ORDER BY slot DESC LIMIT 2",
@@ -119,7 +122,11 @@ macro_rules! client_store {
                 Self::record_if(tx, true, event).await
             }
 
-            async fn prune_client_secrets(&self, name: &ClientName, event: &NewEvent) -> StoreResult<u64> {
+            async fn prune_client_secrets(
+                &self,
+                name: &ClientName,
+                event: &NewEvent,
+            ) -> StoreResult<u64> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "DELETE FROM client_secrets WHERE client = $1 AND slot < \
@@ -133,7 +140,11 @@ macro_rules! client_store {
                 Ok(done.rows_affected())
             }
 
-            async fn delete_client(&self, name: &ClientName, event: &NewEvent) -> StoreResult<bool> {
+            async fn delete_client(
+                &self,
+                name: &ClientName,
+                event: &NewEvent,
+            ) -> StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("DELETE FROM client_secrets WHERE client = $1")
                     .bind(name.as_str())

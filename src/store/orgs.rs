@@ -38,7 +38,12 @@ macro_rules! org_store {
     ($store:ty, $db:ty) => {
         #[async_trait]
         impl OrgStore for $store {
-            async fn create_org(&self, id: &OrgId, now: i64, event: &NewEvent) -> StoreResult<bool> {
+            async fn create_org(
+                &self,
+                id: &OrgId,
+                now: i64,
+                event: &NewEvent,
+            ) -> StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 let created = sqlx::query(
                     "INSERT INTO orgs (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -105,7 +110,11 @@ macro_rules! org_store {
                 Self::record_if(tx, removed, event).await
             }
 
-            async fn member_roles(&self, org: &OrgId, principal: &Principal) -> StoreResult<Option<String>> {
+            async fn member_roles(
+                &self,
+                org: &OrgId,
+                principal: &Principal,
+            ) -> StoreResult<Option<String>> {
                 Ok(sqlx::query_scalar(
                     "SELECT roles FROM memberships WHERE org_id = $1 AND principal = $2",
                 )
