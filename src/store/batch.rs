@@ -1,5 +1,5 @@
 //! One group commit: the jobs of many requests — each a nonce to spend, a blob write to apply
-//! and the events that record them — in a single transaction. The group-commit writer gathers
+//! and the events that record them — in a single transaction. [`super::CommitQueue`] gathers
 //! the jobs; this is the SQL side.
 
 use super::{BlobWrite, NonceClaim, StoreResult};

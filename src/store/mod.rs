@@ -1,8 +1,9 @@
 //! Storage: one interface per aggregate, a SQLite and a PostgreSQL implementation, chosen by
 //! the scheme of the database URL. Each aggregate's file (`blobs.rs`, `audit.rs`, `orgs.rs`,
 //! `clients.rs`, `keys.rs`, `nonces.rs`, `batch.rs`, `meta.rs`) holds its trait and the one SQL
-//! text both backends run, expanded for each pool type by [`for_each_backend`]; `tx.rs` holds
-//! the helpers they share (appending events inside a change's transaction). The backends
+//! text both backends run, expanded for each pool type by `for_each_backend!`; `tx.rs` holds
+//! the helpers they share (appending events inside a change's transaction), and
+//! `commit_queue.rs` the group commit of blob writes, events and nonces. The backends
 //! differ only in how they connect and in their migrations folders. On PostgreSQL the server
 //! may connect as a least-privilege role while an owner role migrates (`pg_schema.rs`,
 //! `pg_grants.rs`).
@@ -21,6 +22,7 @@ mod audit;
 mod batch;
 mod blobs;
 mod clients;
+mod commit_queue;
 mod keys;
 mod meta;
 mod nonces;
@@ -38,6 +40,7 @@ pub use audit::{AuditQuery, AuditScope, AuditStore};
 pub use batch::{BatchJob, BatchStore, JobOutcome};
 pub use blobs::{BlobRecord, BlobStore, BlobWrite, ListQuery, SealedContent};
 pub use clients::{ClientSecretRecord, ClientStore};
+pub use commit_queue::{CommitError, CommitQueue, MAX_BATCH_EVENTS, QUEUE_CAPACITY};
 pub use keys::{KeyStore, TenantKeyRecord};
 pub use meta::MetaStore;
 pub use nonces::{NonceClaim, NonceJournal};
