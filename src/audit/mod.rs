@@ -1,9 +1,8 @@
 //! The audit log (DESIGN §8): every blob and admin operation, granted or denied, appended to a
 //! per-tenant hash chain. `chain.rs` holds the pure hashing and verification; the store
-//! appends; the service decides what is recorded.
+//! appends (group-committed by `store::CommitQueue`); the service decides what is recorded.
 
 pub mod chain;
-pub mod writer;
 
 use serde::Serialize;
 

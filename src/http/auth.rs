@@ -469,9 +469,9 @@ async fn verify_hmac(
     };
     // Secrets may come from a short-lived cache; a secret added since (a rotation) must work
     // at once, so a failure is checked once more against the database.
-    let mut verified = verifies(&auth.vault.client_secrets(name.as_str(), true).await?);
+    let mut verified = verifies(&auth.vault.client_secrets(&name, true).await?);
     if !verified {
-        verified = verifies(&auth.vault.client_secrets(name.as_str(), false).await?);
+        verified = verifies(&auth.vault.client_secrets(&name, false).await?);
     }
     // An unknown client and a wrong signature get the same answer, so names cannot be probed.
     if !verified {

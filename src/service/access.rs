@@ -82,9 +82,7 @@ impl Vault {
             Question::Org { action, org, event } => {
                 let mut event = event.clone();
                 // A request naming an org that does not exist opens no chain for it.
-                if event.chain != audit::SYSTEM_CHAIN
-                    && !self.store.org_exists(org.as_str()).await?
-                {
+                if event.chain != audit::SYSTEM_CHAIN && !self.store.org_exists(org).await? {
                     event.chain = audit::owner_chain(caller.principal.as_str());
                 }
                 ("org", org_event_type(action), event)
@@ -130,7 +128,7 @@ impl Vault {
                         action: *action,
                         scope: &meta.scope,
                         owner: &meta.owner,
-                        blob_org: meta.org_id.as_deref(),
+                        blob_org: meta.org_id.as_ref().map(OrgId::as_str),
                         requested_org: params.org_id.as_ref().map(OrgId::as_str),
                         caller_roles,
                         reason: params.reason.as_ref().map(Note::as_str),
@@ -139,7 +137,7 @@ impl Vault {
             }
             Question::Create { scope, org, .. } => {
                 let caller_roles = match org {
-                    Some(org) => self.roles_in(caller, org.as_str()).await?,
+                    Some(org) => self.roles_in(caller, org).await?,
                     None => None,
                 };
                 let org = org.map(OrgId::as_str);
@@ -162,11 +160,11 @@ impl Vault {
             Question::Org { action, org, .. } => decide_org(
                 *action,
                 self.is_platform_admin(&caller.principal),
-                self.roles_in(caller, org.as_str()).await?,
+                self.roles_in(caller, org).await?,
             ),
             Question::OrgAudit { org, .. } => decide_org_audit(
                 self.is_platform_admin(&caller.principal),
-                self.roles_in(caller, org.as_str()).await?,
+                self.roles_in(caller, org).await?,
             ),
         })
     }
@@ -182,14 +180,15 @@ impl Vault {
         action: Action,
         params: &ReadParams,
     ) -> Result<BlobRecord, ApiError> {
-        let Some(meta) = self.store.blob_meta(&id.to_string()).await? else {
+        let Some(meta) = self.store.blob_meta(id).await? else {
             self.metrics.access("unknown", action.as_str(), false);
             self.record_not_found(caller, action, id, params).await?;
             return Err(ApiError::NotFound("blob"));
         };
         let allowed = async {
             self.limit_scope(caller, &meta.scope).await?;
-            self.limit_org(meta.org_id.as_deref()).await?;
+            self.limit_org(meta.org_id.as_ref().map(OrgId::as_str))
+                .await?;
             self.authorize(
                 caller,
                 Question::Blob {
@@ -235,13 +234,9 @@ impl Vault {
     pub(super) async fn roles_in(
         &self,
         caller: &Caller,
-        org: &str,
+        org: &OrgId,
     ) -> Result<Option<RoleSet>, ApiError> {
-        let Some(list) = self
-            .store
-            .member_roles(org, caller.principal.as_str())
-            .await?
-        else {
+        let Some(list) = self.store.member_roles(org, &caller.principal).await? else {
             return Ok(None);
         };
         RoleSet::parse_list(&list)
@@ -277,10 +272,12 @@ impl Vault {
         let now = crate::time::now_millis();
         // Only an org that exists has a chain to record an org spike on; a burst against a
         // made-up name harms no tenant and must not open a chain for it.
-        let org = match denied.org_id.as_deref() {
-            Some(org) if self.store.org_exists(org).await? => Some(org),
+        // (The event's org id was written from an `OrgId`; text that is none names no org.)
+        let org = match denied.org_id.as_deref().map(OrgId::parse) {
+            Some(Ok(org)) if self.store.org_exists(&org).await? => Some(org),
             _ => None,
         };
+        let org = org.as_ref().map(OrgId::as_str);
         for spike in spikes.observe(&denied.requester, org, now).await {
             self.metrics.denial_spike(spike.kind.as_str());
             tracing::warn!(kind = spike.kind.as_str(), subject = %spike.subject, "denial spike");

@@ -84,7 +84,7 @@ impl Vault {
                 self.record(caller, &[event]).await?;
                 AuditScope::Chain(audit::org_chain(org.as_str()))
             }
-            None => AuditScope::Principal(caller.principal.as_str().to_owned()),
+            None => AuditScope::Principal(caller.principal.clone()),
         };
         let limit = params
             .limit
@@ -92,9 +92,9 @@ impl Vault {
             .clamp(1, MAX_AUDIT_LIMIT);
         let query = AuditQuery {
             scope,
-            blob_id: params.blob_id.map(|b| b.to_string()),
-            blob_scope: params.scope.map(|s| s.as_str().to_owned()),
-            requester: params.requester.map(|p| p.as_str().to_owned()),
+            blob_id: params.blob_id,
+            blob_scope: params.scope,
+            requester: params.requester,
             start_ms: params.start.map(|s| s.saturating_mul(1000)),
             end_ms: params.end.map(|s| s.saturating_mul(1000)),
             before_gid: params.cursor,

@@ -64,7 +64,7 @@ impl From<&BlobRecord> for BlobMetadata {
             id: r.id.clone(),
             scope: r.scope.clone(),
             owner: r.owner.clone(),
-            org_id: r.org_id.clone(),
+            org_id: r.org_id.as_ref().map(|o| o.as_str().to_owned()),
             created_at: time::to_rfc3339(r.created_at),
             expires_at: r.expires_at.map(time::to_rfc3339),
             retention_policy: r.retention_policy.clone(),
@@ -91,7 +91,7 @@ fn binding(meta: &BlobRecord) -> BlobBinding<'_> {
     BlobBinding {
         id: &meta.id,
         owner: &meta.owner,
-        org: meta.org_id.as_deref(),
+        org: meta.org_id.as_ref().map(OrgId::as_str),
         scope: &meta.scope,
     }
 }
@@ -113,13 +113,13 @@ pub(super) fn blob_event(
     params: &ReadParams,
 ) -> NewEvent {
     let mut event = caller.event(
-        tenant_of(&meta.owner, meta.org_id.as_deref()),
+        tenant_of(&meta.owner, meta.org_id.as_ref().map(OrgId::as_str)),
         event_type(action),
     );
     event.blob_id = Some(meta.id.clone());
     event.scope = Some(meta.scope.clone());
     event.owner = Some(meta.owner.clone());
-    event.org_id = meta.org_id.clone();
+    event.org_id = meta.org_id.as_ref().map(|o| o.as_str().to_owned());
     event.purpose = params.purpose.as_ref().map(|n| n.as_str().to_owned());
     event.reason = params.reason.as_ref().map(|n| n.as_str().to_owned());
     event
@@ -187,7 +187,7 @@ impl Vault {
             id: BlobId::new().to_string(),
             scope: new.scope.as_str().to_owned(),
             owner: owner.to_owned(),
-            org_id: org.map(str::to_owned),
+            org_id: new.org_id.clone(),
             created_at: now,
             expires_at: new.expires_at,
             retention_policy: new.retention_policy.as_str().to_owned(),
@@ -265,7 +265,7 @@ impl Vault {
     ) -> Result<(BlobMetadata, Vec<u8>), ApiError> {
         let event = blob_event(caller, Action::Read, meta, params);
         self.refuse_expired(caller, meta, &event).await?;
-        let Some(content) = self.store.blob_content(&meta.id).await? else {
+        let Some(content) = self.store.blob_content(id).await? else {
             // Deleted between the two reads.
             self.record_not_found(caller, Action::Read, id, params)
                 .await?;
@@ -342,9 +342,7 @@ impl Vault {
             .await?;
         let result = async {
             let event = blob_event(caller, Action::Delete, &meta, params);
-            let write = BlobWrite::Delete {
-                id: meta.id.clone(),
-            };
+            let write = BlobWrite::Delete { id: *id };
             if self.commit(caller, Some(write), vec![event]).await? {
                 Ok(())
             } else {
@@ -384,7 +382,7 @@ impl Vault {
         self.limit_org(params.org_id.as_ref().map(OrgId::as_str))
             .await?;
         let org_scopes = match &params.org_id {
-            Some(org) => match self.roles_in(caller, org.as_str()).await? {
+            Some(org) => match self.roles_in(caller, org).await? {
                 Some(roles) => self
                     .scopes
                     .scopes()
@@ -401,11 +399,11 @@ impl Vault {
         };
         let limit = params.limit.clamp(1, MAX_LIST_LIMIT);
         let query = ListQuery {
-            owner: caller.principal.as_str().to_owned(),
-            org_id: params.org_id.map(|o| o.as_str().to_owned()),
+            owner: caller.principal.clone(),
+            org_id: params.org_id,
             org_scopes,
-            scope: params.scope.map(|s| s.as_str().to_owned()),
-            before_id: params.cursor.map(|c| c.to_string()),
+            scope: params.scope,
+            before_id: params.cursor,
             // One more than asked tells whether another page follows.
             limit: limit + 1,
         };

@@ -106,7 +106,7 @@ impl Vault {
         let event = client_event(caller, "client.create", name);
         let created = self
             .store
-            .create_client(name.as_str(), &sealed, crate::time::now_secs(), &event)
+            .create_client(name, &sealed, crate::time::now_secs(), &event)
             .await
             .map_err(|e| self.store_error(e))?;
         if created {
@@ -122,7 +122,7 @@ impl Vault {
         caller: &Caller,
         name: &ClientName,
     ) -> Result<Zeroizing<String>, ClientError> {
-        let current = self.store.client_secrets(name.as_str()).await?;
+        let current = self.store.client_secrets(name).await?;
         let Some(newest) = current.first() else {
             return Err(ClientError::Missing(name.as_str().to_owned()));
         };
@@ -132,13 +132,7 @@ impl Vault {
         let event = client_event(caller, "client.rotate", name);
         let added = self
             .store
-            .add_client_secret(
-                name.as_str(),
-                slot,
-                &sealed,
-                crate::time::now_secs(),
-                &event,
-            )
+            .add_client_secret(name, slot, &sealed, crate::time::now_secs(), &event)
             .await
             .map_err(|e| self.store_error(e))?;
         self.secret_cache.forget(name.as_str());
@@ -155,13 +149,13 @@ impl Vault {
         caller: &Caller,
         name: &ClientName,
     ) -> Result<u64, ClientError> {
-        if self.store.client_secrets(name.as_str()).await?.is_empty() {
+        if self.store.client_secrets(name).await?.is_empty() {
             return Err(ClientError::Missing(name.as_str().to_owned()));
         }
         let event = client_event(caller, "client.prune", name);
         self.secret_cache.forget(name.as_str());
         self.store
-            .prune_client_secrets(name.as_str(), &event)
+            .prune_client_secrets(name, &event)
             .await
             .map_err(|e| ClientError::Vault(self.store_error(e)))
     }
@@ -175,7 +169,7 @@ impl Vault {
         self.secret_cache.forget(name.as_str());
         let deleted = self
             .store
-            .delete_client(name.as_str(), &event)
+            .delete_client(name, &event)
             .await
             .map_err(|e| self.store_error(e))?;
         if deleted {
@@ -190,13 +184,14 @@ impl Vault {
     /// and a revocation reaches all replicas within that time.
     pub async fn client_secrets(
         &self,
-        name: &str,
+        client: &ClientName,
         cached: bool,
     ) -> Result<Secrets, crate::store::StoreError> {
+        let name = client.as_str();
         if let Some(secrets) = cached.then(|| self.secret_cache.get(name)).flatten() {
             return Ok(secrets);
         }
-        let records = self.store.client_secrets(name).await?;
+        let records = self.store.client_secrets(client).await?;
         let opened: Vec<Zeroizing<Vec<u8>>> = records
             .iter()
             .filter_map(|r| {

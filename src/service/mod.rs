@@ -8,7 +8,6 @@ mod clients;
 mod keys;
 mod orgs;
 
-use crate::audit::writer::{AppendError, AuditWriter};
 use crate::audit::NewEvent;
 use crate::crypto::MasterKey;
 use crate::domain::Principal;
@@ -16,8 +15,9 @@ use crate::error::ApiError;
 use crate::limits::{scope_limit, LimitKind, Limiter};
 use crate::metrics::Metrics;
 use crate::spikes::SpikeDetector;
-use crate::store::Store;
-use crate::store::{BatchJob, BlobWrite, JobOutcome, NonceClaim, StoreError};
+use crate::store::{
+    BatchJob, BlobWrite, CommitError, CommitQueue, JobOutcome, NonceClaim, Store, StoreError,
+};
 use data_vault_scopes::ScopeTable;
 use std::sync::{Arc, Mutex};
 
@@ -61,8 +61,8 @@ pub struct Caller {
 
 /// The nonce an authenticated request must spend durably before it may answer (DESIGN §6).
 ///
-/// The request's first commit through the group-commit writer spends it in the same
-/// transaction as its audit event; a change that commits outside the writer spends it first
+/// The request's first commit through the group-commit queue spends it in the same
+/// transaction as its audit event; a change that commits outside the queue spends it first
 /// ([`Vault::spend_nonce`]); the authentication layer spends whatever is still pending before
 /// the response leaves. Clones of a caller share one slot, so it is spent exactly once.
 #[derive(Debug, Clone, Default)]
@@ -116,7 +116,7 @@ pub struct Vault {
     platform_admins: Vec<Principal>,
     metrics: Arc<Metrics>,
     abuse: AbuseControl,
-    audit: AuditWriter,
+    commits: CommitQueue,
     secret_cache: clients::SecretCache,
 }
 
@@ -148,7 +148,7 @@ impl Vault {
             platform_admins: parts.platform_admins,
             metrics: parts.metrics,
             abuse: parts.abuse,
-            audit: AuditWriter::start(parts.store.clone()),
+            commits: CommitQueue::start(parts.store.clone()),
             secret_cache: clients::SecretCache::default(),
         }
     }
@@ -221,7 +221,7 @@ impl Vault {
     }
 
     /// Spends the caller's nonce now, if nothing has yet. Changes that commit outside the
-    /// group-commit writer call this first, so a replayed request changes nothing; the
+    /// commit queue call this first, so a replayed request changes nothing; the
     /// authentication layer calls it before any response leaves.
     pub async fn spend_nonce(&self, caller: &Caller) -> Result<(), ApiError> {
         if let Some(claim) = caller.nonce.take() {
@@ -251,7 +251,7 @@ impl Vault {
     }
 
     async fn submit(&self, caller: &Caller, job: BatchJob) -> Result<bool, ApiError> {
-        match self.audit.submit(job).await {
+        match self.commits.submit(job).await {
             Ok(JobOutcome::Applied) => Ok(true),
             Ok(JobOutcome::NotApplied) => Ok(false),
             Ok(JobOutcome::Replayed) => {
@@ -268,7 +268,7 @@ impl Vault {
                 Err(ApiError::Replayed)
             }
             // The batch failed while writing data, not events: report that as it is.
-            Err(AppendError::Store(e)) if matches!(*e, StoreError::Database(_)) => {
+            Err(CommitError::Store(e)) if matches!(*e, StoreError::Database(_)) => {
                 Err(ApiError::Internal(anyhow::anyhow!("{e:#}")))
             }
             Err(e) => {
@@ -280,6 +280,6 @@ impl Vault {
 
     /// Commits the events still queued for the audit log; called at shutdown.
     pub async fn flush_audit(&self) {
-        self.audit.close().await;
+        self.commits.close().await;
     }
 }

@@ -54,7 +54,7 @@ impl Vault {
         self.spend_nonce(caller).await?;
         let created = self
             .store
-            .create_org(org.as_str(), crate::time::now_secs(), &event)
+            .create_org(org, crate::time::now_secs(), &event)
             .await
             .map_err(|e| self.store_error(e))?;
         if !created {
@@ -89,13 +89,7 @@ impl Vault {
         let now = crate::time::now_secs();
         let stored = self
             .store
-            .set_member(
-                org.as_str(),
-                principal.as_str(),
-                &roles.to_list(),
-                now,
-                &event,
-            )
+            .set_member(org, principal, &roles.to_list(), now, &event)
             .await
             .map_err(|e| self.store_error(e))?;
         if stored {
@@ -122,13 +116,13 @@ impl Vault {
             },
         )
         .await?;
-        if !self.store.org_exists(org.as_str()).await? {
+        if !self.store.org_exists(org).await? {
             return Err(self.org_missing(caller, event).await);
         }
         self.spend_nonce(caller).await?;
         let removed = self
             .store
-            .remove_member(org.as_str(), principal.as_str(), &event)
+            .remove_member(org, principal, &event)
             .await
             .map_err(|e| self.store_error(e))?;
         if removed {
@@ -156,10 +150,10 @@ impl Vault {
             },
         )
         .await?;
-        if !self.store.org_exists(org.as_str()).await? {
+        if !self.store.org_exists(org).await? {
             return Err(self.org_missing(caller, event).await);
         }
-        let members = self.store.list_members(org.as_str()).await?;
+        let members = self.store.list_members(org).await?;
         self.record(caller, &[event]).await?;
         Ok(members
             .into_iter()

@@ -1,20 +1,71 @@
-//! Storage: one interface, a SQLite and a PostgreSQL implementation, chosen by the scheme of
-//! the database URL. The SQL is shared (see `sql.rs`); the backends differ only in how they
-//! connect and in their migrations folders. On PostgreSQL the server may connect as a
-//! least-privilege role while an owner role migrates (`pg_schema.rs`, `pg_grants.rs`).
+//! Storage: one interface per aggregate, a SQLite and a PostgreSQL implementation, chosen by
+//! the scheme of the database URL. Each aggregate's file (`blobs.rs`, `audit.rs`, `orgs.rs`,
+//! `clients.rs`, `keys.rs`, `nonces.rs`, `batch.rs`, `meta.rs`) holds its trait and the one SQL
+//! text both backends run, expanded for each pool type by `for_each_backend!`; `tx.rs` holds
+//! the helpers they share (appending events inside a change's transaction), and
+//! `commit_queue.rs` the group commit of blob writes, events and nonces. The backends
+//! differ only in how they connect and in their migrations folders. On PostgreSQL the server
+//! may connect as a least-privilege role while an owner role migrates (`pg_schema.rs`,
+//! `pg_grants.rs`).
 
+/// Expands an aggregate's `macro_rules!` implementation for both pool types, so each
+/// statement is written once (SQLite and PostgreSQL accept the same `$n` placeholders,
+/// `ON CONFLICT` and `RETURNING`). The expansion sees the invoking file's imports.
+macro_rules! for_each_backend {
+    ($impl:ident) => {
+        $impl!($crate::store::SqliteStore, sqlx::Sqlite);
+        $impl!($crate::store::PostgresStore, sqlx::Postgres);
+    };
+}
+
+mod audit;
+mod batch;
+mod blobs;
+mod clients;
+mod commit_queue;
+mod keys;
+mod meta;
+mod nonces;
+mod orgs;
 mod pg_grants;
 mod pg_schema;
 mod postgres;
-mod sql;
 mod sqlite;
+mod tx;
+mod typed;
 
-use crate::audit::{AuditEvent, NewEvent};
-use async_trait::async_trait;
 use std::sync::Arc;
 
+pub use audit::{AuditQuery, AuditScope, AuditStore};
+pub use batch::{BatchJob, BatchStore, JobOutcome};
+pub use blobs::{BlobRecord, BlobStore, BlobWrite, ListQuery, SealedContent};
+pub use clients::{ClientSecretRecord, ClientStore};
+pub use commit_queue::{CommitError, CommitQueue, MAX_BATCH_EVENTS, QUEUE_CAPACITY};
+pub use keys::{KeyStore, TenantKeyRecord};
+pub use meta::MetaStore;
+pub use nonces::{NonceClaim, NonceJournal};
+pub use orgs::OrgStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// The whole store: every aggregate, as the service holds it (`Arc<dyn Store>`). Methods of
+/// the aggregates are callable on a `dyn Store` without importing their traits.
+pub trait Store:
+    MetaStore + ClientStore + OrgStore + KeyStore + BlobStore + AuditStore + NonceJournal + BatchStore
+{
+}
+
+impl<T> Store for T where
+    T: MetaStore
+        + ClientStore
+        + OrgStore
+        + KeyStore
+        + BlobStore
+        + AuditStore
+        + NonceJournal
+        + BatchStore
+{
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -55,223 +106,6 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
-
-/// A change to the blobs table that commits together with its audit events.
-#[derive(Debug, Clone)]
-pub enum BlobWrite {
-    /// Insert a new blob. Ids are fresh UUIDs: an existing id is an error, never an update.
-    Insert {
-        meta: Box<BlobRecord>,
-        wrapped_key: Vec<u8>,
-        ciphertext: Vec<u8>,
-    },
-    Delete {
-        id: String,
-    },
-}
-
-/// A request's nonce, to be spent durably (DESIGN §6): once inserted it refuses the same
-/// `(principal, nonce)` until `expires_ms`, the end of the request's replay window.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NonceClaim {
-    pub principal: String,
-    pub nonce: String,
-    pub expires_ms: i64,
-}
-
-/// One request's share of a group commit.
-#[derive(Debug, Clone, Default)]
-pub struct BatchJob {
-    /// Spent first: when it was already spent, nothing else of the job is applied.
-    pub nonce: Option<NonceClaim>,
-    pub write: Option<BlobWrite>,
-    pub events: Vec<NewEvent>,
-}
-
-/// What a group commit did with one job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobOutcome {
-    /// Its write (if any) and its events are durable.
-    Applied,
-    /// Its write found nothing to change (a delete of a row already gone); no events recorded.
-    NotApplied,
-    /// Its nonce had already been spent: a replay. Nothing of the job was applied.
-    Replayed,
-}
-
-/// Which events an audit query may return.
-#[derive(Debug, Clone)]
-pub enum AuditScope {
-    /// One tenant's chain (org-wide queries by its administrators or moderators).
-    Chain(String),
-    /// Events about the principal: as requester, or as owner of the blob.
-    Principal(String),
-}
-
-#[derive(Debug, Clone)]
-pub struct AuditQuery {
-    pub scope: AuditScope,
-    pub blob_id: Option<String>,
-    pub blob_scope: Option<String>,
-    pub requester: Option<String>,
-    pub start_ms: Option<i64>,
-    pub end_ms: Option<i64>,
-    /// Only events older than this global position (the cursor).
-    pub before_gid: Option<i64>,
-    pub limit: i64,
-}
-
-/// Metadata of a stored blob, as the store holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlobRecord {
-    pub id: String,
-    pub scope: String,
-    pub owner: String,
-    pub org_id: Option<String>,
-    pub created_at: i64,
-    pub expires_at: Option<i64>,
-    pub retention_policy: String,
-    pub tags_json: String,
-    pub size: i64,
-    pub content_hash: String,
-    pub key_id: String,
-    pub key_version: i64,
-}
-
-/// What it takes to open a blob, read only once the access decision allowed it.
-#[derive(Debug, Clone)]
-pub struct SealedContent {
-    pub wrapped_key: Vec<u8>,
-    pub ciphertext: Vec<u8>,
-    /// The tenant key version that wraps `wrapped_key` (read with it, so a rewrap between
-    /// the metadata and this read cannot pair a key with the wrong version).
-    pub key_version: i64,
-    /// The tenant key that wraps `wrapped_key`, itself wrapped by the master key.
-    pub tenant: String,
-    pub tenant_key_wrapped: Vec<u8>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TenantKeyRecord {
-    pub id: String,
-    pub tenant: String,
-    pub version: i64,
-    pub wrapped: Vec<u8>,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct ClientSecretRecord {
-    pub slot: i64,
-    pub sealed: Vec<u8>,
-}
-
-/// What a listing may show: the caller's own blobs, and in one org the blobs of the scopes the
-/// caller's roles may read.
-#[derive(Debug, Clone)]
-pub struct ListQuery {
-    pub owner: String,
-    pub org_id: Option<String>,
-    /// Scopes of `org_id` in which others' blobs are visible to the caller.
-    pub org_scopes: Vec<String>,
-    pub scope: Option<String>,
-    /// Only ids strictly less than this one (the cursor).
-    pub before_id: Option<String>,
-    pub limit: i64,
-}
-
-#[async_trait]
-pub trait Store: Send + Sync {
-    async fn ping(&self) -> StoreResult<()>;
-
-    async fn meta_value(&self, key: &str) -> StoreResult<Option<String>>;
-    /// Stores `value` unless the key already has one; returns whether it was stored.
-    async fn insert_meta_value(&self, key: &str, value: &str) -> StoreResult<bool>;
-
-    /// Registers a client with its first secret and records `event`, in one transaction;
-    /// `false` (and nothing recorded) if the name is taken.
-    async fn create_client(
-        &self,
-        name: &str,
-        sealed: &[u8],
-        now: i64,
-        event: &NewEvent,
-    ) -> StoreResult<bool>;
-    async fn client_secrets(&self, name: &str) -> StoreResult<Vec<ClientSecretRecord>>;
-    /// Adds the secret in `slot` and keeps only the two newest slots. `false` if the client
-    /// does not exist or the slot was taken by a concurrent rotation.
-    async fn add_client_secret(
-        &self,
-        name: &str,
-        slot: i64,
-        sealed: &[u8],
-        now: i64,
-        event: &NewEvent,
-    ) -> StoreResult<bool>;
-    /// Drops every secret but the newest; returns how many were dropped.
-    async fn prune_client_secrets(&self, name: &str, event: &NewEvent) -> StoreResult<u64>;
-    /// Removes a client; `false` (and nothing recorded) if it did not exist.
-    async fn delete_client(&self, name: &str, event: &NewEvent) -> StoreResult<bool>;
-
-    /// Creates an org; `false` (and nothing recorded) if it exists.
-    async fn create_org(&self, id: &str, now: i64, event: &NewEvent) -> StoreResult<bool>;
-    async fn org_exists(&self, id: &str) -> StoreResult<bool>;
-    /// Sets a member's roles (comma list); `false` (and nothing recorded) if the org does
-    /// not exist.
-    async fn set_member(
-        &self,
-        org: &str,
-        principal: &str,
-        roles: &str,
-        now: i64,
-        event: &NewEvent,
-    ) -> StoreResult<bool>;
-    /// Removes a member; `false` (and nothing recorded) if they were not one.
-    async fn remove_member(
-        &self,
-        org: &str,
-        principal: &str,
-        event: &NewEvent,
-    ) -> StoreResult<bool>;
-    /// The member's roles (comma list), or `None` when not a member.
-    async fn member_roles(&self, org: &str, principal: &str) -> StoreResult<Option<String>>;
-    async fn list_members(&self, org: &str) -> StoreResult<Vec<(String, String)>>;
-
-    async fn current_tenant_key(&self, tenant: &str) -> StoreResult<Option<TenantKeyRecord>>;
-    /// Inserts a tenant key; `false` if that tenant version exists (lost a creation race).
-    async fn insert_tenant_key(&self, key: &TenantKeyRecord) -> StoreResult<bool>;
-
-    /// The sealed content of a blob; read after the decision, which needs only metadata, so
-    /// a caller who will be refused never makes the server read the ciphertext.
-    async fn blob_content(&self, id: &str) -> StoreResult<Option<SealedContent>>;
-    async fn blob_meta(&self, id: &str) -> StoreResult<Option<BlobRecord>>;
-    async fn list_blobs(&self, query: &ListQuery) -> StoreResult<Vec<BlobRecord>>;
-
-    /// Applies a batch of jobs in one transaction: each job's nonce is spent, then its blob
-    /// write applied, then its events appended to their chains. A job whose nonce was already
-    /// spent (also earlier in the same batch) is skipped whole; a delete that finds nothing
-    /// records nothing. Returns each job's outcome, in order.
-    async fn commit_batch(&self, jobs: &[BatchJob], now_ms: i64) -> StoreResult<Vec<JobOutcome>>;
-    /// Forgets spent nonces whose replay window closed before `now_ms`; how many.
-    async fn prune_nonces(&self, now_ms: i64) -> StoreResult<u64>;
-    /// Events matching `query`, newest first, each with its global position (the cursor).
-    async fn audit_query(&self, query: &AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>>;
-    /// Up to `limit` events of `chain` with `seq > after_seq`, in `seq` order.
-    async fn audit_chain_page(
-        &self,
-        chain: &str,
-        after_seq: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<AuditEvent>>;
-    /// The recorded head (`seq`, `hash`) of a chain.
-    async fn audit_head(&self, chain: &str) -> StoreResult<Option<(i64, String)>>;
-    /// Every chain that has a head.
-    async fn audit_chains(&self) -> StoreResult<Vec<String>>;
-
-    /// Creation times (Unix seconds) of the oldest tenant key and the oldest live client
-    /// secret, for the key-age metrics.
-    async fn oldest_keys(&self) -> StoreResult<(Option<i64>, Option<i64>)>;
-}
 
 /// Who brings a PostgreSQL schema up to date. SQLite always migrates itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

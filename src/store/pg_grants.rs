@@ -5,11 +5,13 @@ use super::pg_schema::RUNBOOK;
 use super::{StoreError, StoreResult};
 use sqlx::{Connection, PgConnection};
 
-/// What the statements in `sql.rs` do to each table, and nothing more. The audit log is
-/// INSERT and SELECT only: with neither UPDATE, DELETE, TRUNCATE nor TRIGGER, and not owning
-/// the table, the service role can neither rewrite it nor switch off its triggers.
+/// What the statements of the store's aggregate files (`blobs.rs`, `audit.rs`, `tx.rs`, ...)
+/// do to each table, and nothing more. The audit log is INSERT and SELECT only: with neither
+/// UPDATE, DELETE, TRUNCATE nor TRIGGER, and not owning the table, the service role can
+/// neither rewrite it nor switch off its triggers.
 ///
-/// A table missing here is unreadable by the server, which the PostgreSQL tests notice.
+/// A table missing here is unreadable by the server, which the PostgreSQL tests notice; the
+/// unit test below reads the statements and fails on any privilege missing or unused.
 const SERVICE_PRIVILEGES: &[(&str, &str)] = &[
     ("vault_meta", "SELECT, INSERT"),
     ("clients", "SELECT, INSERT, DELETE"),
@@ -124,6 +126,7 @@ pub(super) async fn grant_service_role(conn: &mut PgConnection, role: &str) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn identifiers_are_quoted_with_inner_quotes_doubled() {
@@ -131,6 +134,85 @@ mod tests {
         assert_eq!(quote_ident("a\"b").unwrap(), "\"a\"\"b\"");
         assert!(quote_ident("").is_err());
         assert!(quote_ident("a\0b").is_err());
+    }
+
+    /// What the store's statements need, read from their SQL text in the files that hold
+    /// them: a table named by FROM or JOIN, or written at all, needs SELECT (every statement
+    /// here filters or returns rows); INSERT INTO, UPDATE, DELETE FROM and an upsert's
+    /// DO UPDATE need theirs. Catalog tables (`pg_*`) are everyone's to read.
+    fn needed_privileges() -> BTreeSet<(String, String)> {
+        const SOURCES: &[&str] = &[
+            include_str!("audit.rs"),
+            include_str!("batch.rs"),
+            include_str!("blobs.rs"),
+            include_str!("clients.rs"),
+            include_str!("keys.rs"),
+            include_str!("meta.rs"),
+            include_str!("nonces.rs"),
+            include_str!("orgs.rs"),
+            include_str!("tx.rs"),
+            include_str!("pg_schema.rs"),
+        ];
+        let is_table = |word: &str| {
+            !word.starts_with("pg_")
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        let mut needed = BTreeSet::new();
+        for source in SOURCES {
+            let words: Vec<&str> = source
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .collect();
+            let mut inserting: Option<&str> = None;
+            for (i, pair) in words.windows(2).enumerate() {
+                let (verb, next) = (pair[0], pair[1]);
+                let before = i.checked_sub(1).and_then(|j| words.get(j)).copied();
+                let (table, privilege) = match (before, verb) {
+                    (Some("DO"), "UPDATE") => match inserting {
+                        Some(table) => (table, "UPDATE"),
+                        None => panic!("an upsert with no INSERT INTO before it"),
+                    },
+                    (_, "UPDATE") => (next, "UPDATE"),
+                    (_, "INTO") => {
+                        inserting = Some(next);
+                        (next, "INSERT")
+                    }
+                    (Some("DELETE"), "FROM") => (next, "DELETE"),
+                    (_, "FROM" | "JOIN") => (next, "SELECT"),
+                    _ => continue,
+                };
+                if is_table(table) {
+                    needed.insert((table.to_owned(), privilege.to_owned()));
+                    needed.insert((table.to_owned(), "SELECT".to_owned()));
+                }
+            }
+        }
+        needed
+    }
+
+    #[test]
+    fn the_grants_are_exactly_what_the_statements_need() {
+        let granted: BTreeSet<(String, String)> = SERVICE_PRIVILEGES
+            .iter()
+            .flat_map(|(table, privileges)| {
+                privileges
+                    .split(", ")
+                    .map(|p| ((*table).to_owned(), p.to_owned()))
+            })
+            .collect();
+        let needed = needed_privileges();
+        // The parse found the statements at all (a guard against a test that cannot fail).
+        assert!(needed.contains(&("audit_events".to_owned(), "INSERT".to_owned())));
+        assert!(needed.contains(&("memberships".to_owned(), "UPDATE".to_owned())));
+        let missing: Vec<_> = needed.difference(&granted).collect();
+        assert!(missing.is_empty(), "not granted: {missing:?}");
+        let unused: Vec<_> = granted.difference(&needed).collect();
+        assert!(
+            unused.is_empty(),
+            "granted but no statement needs it: {unused:?}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The production backend: PostgreSQL, shared by any number of stateless replicas.
 
 use super::pg_schema::{self, RoleInfo, RUNBOOK};
-use super::{pg_grants, sql::impl_store, MigrationReport, Migrations, StoreError, StoreResult};
+use super::{pg_grants, MigrationReport, Migrations, StoreError, StoreResult};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -11,7 +11,7 @@ use std::time::Duration;
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 fn options(url: &str, key: &str) -> StoreResult<PgConnectOptions> {
@@ -125,5 +125,3 @@ impl PostgresStore {
         })
     }
 }
-
-impl_store!(PostgresStore, sqlx::Postgres);

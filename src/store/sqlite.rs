@@ -1,13 +1,13 @@
 //! The embedded backend: one SQLite file in WAL mode.
 
-use super::{sql::impl_store, StoreError, StoreResult};
+use super::{StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
 use std::time::Duration;
 
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -40,5 +40,3 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 }
-
-impl_store!(SqliteStore, sqlx::Sqlite);

@@ -1,12 +1,11 @@
-//! The group-committing audit writer: batches fail as a whole, chains stay continuous across
-//! batches, and closing the writer commits what was already handed over.
+//! The group-commit queue: batches fail as a whole, chains stay continuous across batches,
+//! and closing the queue commits what was already handed over.
 
 use crate::helpers::*;
 use crate::on_both_backends;
-use data_vault::audit::writer::AuditWriter;
 use data_vault::audit::{org_chain, NewEvent};
 use data_vault::service::verify_chain;
-use data_vault::store::Store;
+use data_vault::store::{CommitQueue, Store, MAX_BATCH_EVENTS};
 use reqwest::Method;
 use std::sync::Arc;
 
@@ -68,20 +67,20 @@ async fn a_failed_batch_fails_every_request_in_it(backend: Backend) {
 async fn chains_stay_continuous_across_batches(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let store = store_of(&app).await;
-    let writer = Arc::new(AuditWriter::start(store.clone()));
+    let queue = Arc::new(CommitQueue::start(store.clone()));
     let mut tasks = Vec::new();
     for n in 0..600 {
-        let writer = writer.clone();
+        let queue = queue.clone();
         let chain = org_chain(["a", "b", "c"][n % 3]);
         tasks.push(tokio::spawn(async move {
-            writer.append(vec![event(&chain, n)]).await
+            queue.append(vec![event(&chain, n)]).await
         }));
     }
     for task in tasks {
         task.await.unwrap().unwrap();
     }
     // More than one batch was needed: 600 events exceed the batch bound.
-    const { assert!(600 > data_vault::audit::writer::MAX_BATCH_EVENTS) };
+    const { assert!(600 > MAX_BATCH_EVENTS) };
     for org in ["a", "b", "c"] {
         let result = verify_chain(store.as_ref(), &org_chain(org)).await.unwrap();
         assert!(result.valid, "{result:?}");
@@ -89,24 +88,24 @@ async fn chains_stay_continuous_across_batches(backend: Backend) {
     }
 }
 
-async fn closing_the_writer_commits_what_was_handed_over(backend: Backend) {
+async fn closing_the_queue_commits_what_was_handed_over(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let store = store_of(&app).await;
-    let writer = Arc::new(AuditWriter::start(store.clone()));
+    let queue = Arc::new(CommitQueue::start(store.clone()));
 
-    // Hold the database so the writer's first batch waits and the rest queue up behind it.
+    // Hold the database so the queue's first batch waits and the rest queue up behind it.
     let lock = LockedDatabase::take(&app).await;
     let mut tasks = Vec::new();
     for n in 0..50 {
-        let writer = writer.clone();
+        let queue = queue.clone();
         tasks.push(tokio::spawn(async move {
-            writer.append(vec![event("org:z", n)]).await
+            queue.append(vec![event("org:z", n)]).await
         }));
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let closing = {
-        let writer = writer.clone();
-        tokio::spawn(async move { writer.close().await })
+        let queue = queue.clone();
+        tokio::spawn(async move { queue.close().await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     lock.release().await;
@@ -119,8 +118,8 @@ async fn closing_the_writer_commits_what_was_handed_over(backend: Backend) {
     let result = verify_chain(store.as_ref(), "org:z").await.unwrap();
     assert_eq!((result.valid, result.length), (true, 50));
     assert!(
-        writer.append(vec![event("org:z", 99)]).await.is_err(),
-        "a closed writer takes nothing"
+        queue.append(vec![event("org:z", 99)]).await.is_err(),
+        "a closed queue takes nothing"
     );
 }
 
@@ -194,5 +193,5 @@ on_both_backends!(
     a_request_that_outlives_its_time_limit_gets_503_and_is_counted,
     a_failed_batch_fails_every_request_in_it,
     chains_stay_continuous_across_batches,
-    closing_the_writer_commits_what_was_handed_over,
+    closing_the_queue_commits_what_was_handed_over,
 );

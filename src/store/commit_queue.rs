@@ -1,21 +1,21 @@
-//! Group commit for audit events and the blob writes they record. Concurrent requests hand
-//! their jobs (events, with an optional blob insert or delete) to one writer task, which
-//! commits everything that queued up while the previous transaction was committing in a
-//! single transaction, then tells each request whether its own job is durable. A job may also
-//! carry its request's nonce, spent in the same transaction (DESIGN §6). Nothing is
-//! delayed on purpose: a lone request is committed at once, and under load batches form by
-//! themselves. A failed batch fails every request in it (they then answer 503, fail-closed).
+//! The group-commit queue: blob writes, the audit events that record them and the requests'
+//! nonces, committed together. Concurrent requests hand their jobs to one task, which commits
+//! everything that queued up while the previous transaction was committing in a single
+//! transaction ([`super::BatchStore::commit_batch`]), then tells each request what became of
+//! its own job. Nothing is delayed on purpose: a lone request is committed at once, and under
+//! load batches form by themselves. A failed batch fails every request in it (they then
+//! answer 503, fail-closed).
 
-use super::NewEvent;
-use crate::store::{BatchJob, JobOutcome, Store, StoreError};
+use super::{BatchJob, JobOutcome, Store, StoreError};
+use crate::audit::NewEvent;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 /// Most events (or jobs, for jobs without events) committed in one transaction.
 pub const MAX_BATCH_EVENTS: usize = 256;
-/// Requests waiting for the writer before senders wait for room (backpressure).
-const QUEUE: usize = 4096;
+/// Jobs waiting for the committing task before senders wait for room (backpressure).
+pub const QUEUE_CAPACITY: usize = 4096;
 
 struct Pending {
     job: BatchJob,
@@ -23,22 +23,22 @@ struct Pending {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum AppendError {
-    #[error("audit store: {0}")]
+pub enum CommitError {
+    #[error("group commit: {0}")]
     Store(Arc<StoreError>),
-    #[error("the audit writer has stopped")]
+    #[error("the commit queue has stopped")]
     Stopped,
 }
 
-pub struct AuditWriter {
+pub struct CommitQueue {
     sender: Mutex<Option<mpsc::Sender<Pending>>>,
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
-impl AuditWriter {
-    /// Starts the writer task on the current runtime.
+impl CommitQueue {
+    /// Starts the committing task on the current runtime.
     pub fn start(store: Arc<dyn Store>) -> Self {
-        let (sender, receiver) = mpsc::channel(QUEUE);
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let task = tokio::spawn(run(store, receiver));
         Self {
             sender: Mutex::new(Some(sender)),
@@ -47,7 +47,7 @@ impl AuditWriter {
     }
 
     /// Appends `events` (to their chains, in order) and returns once they are durable.
-    pub async fn append(&self, events: Vec<NewEvent>) -> Result<(), AppendError> {
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<(), CommitError> {
         self.submit(BatchJob {
             events,
             ..BatchJob::default()
@@ -59,26 +59,26 @@ impl AuditWriter {
     /// Spends the job's nonce, applies its write and appends its events in one
     /// group-committed transaction; returns once that is durable, with what became of the job
     /// (a delete may find nothing, a nonce may be spent already: then nothing is recorded).
-    pub async fn submit(&self, job: BatchJob) -> Result<JobOutcome, AppendError> {
+    pub async fn submit(&self, job: BatchJob) -> Result<JobOutcome, CommitError> {
         let sender = self
             .sender
             .lock()
             .ok()
             .and_then(|s| s.clone())
-            .ok_or(AppendError::Stopped)?;
+            .ok_or(CommitError::Stopped)?;
         let (done, result) = oneshot::channel();
         sender
             .send(Pending { job, done })
             .await
-            .map_err(|_| AppendError::Stopped)?;
+            .map_err(|_| CommitError::Stopped)?;
         match result.await {
             Ok(Ok(applied)) => Ok(applied),
-            Ok(Err(e)) => Err(AppendError::Store(e)),
-            Err(_) => Err(AppendError::Stopped),
+            Ok(Err(e)) => Err(CommitError::Store(e)),
+            Err(_) => Err(CommitError::Stopped),
         }
     }
 
-    /// Stops taking events, commits everything already queued, and waits for the task.
+    /// Stops taking jobs, commits everything already queued, and waits for the task.
     pub async fn close(&self) {
         if let Ok(mut sender) = self.sender.lock() {
             sender.take();

@@ -1,0 +1,197 @@
+//! Reading the audit log: queries under the visibility rules of DESIGN §4.5, chain pages for
+//! verification, and the recorded chain heads. Events are only ever appended, inside the
+//! transaction of what they record (`tx.rs`).
+
+use super::StoreResult;
+use crate::audit::{chain, owner_chain, AuditEvent};
+use crate::domain::{BlobId, Principal, Scope};
+use async_trait::async_trait;
+
+/// Which events an audit query may return.
+#[derive(Debug, Clone)]
+pub enum AuditScope {
+    /// One tenant's chain (org-wide queries by its administrators or moderators).
+    Chain(String),
+    /// Events about the principal: as requester, or as owner of the blob.
+    Principal(Principal),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditQuery {
+    pub scope: AuditScope,
+    pub blob_id: Option<BlobId>,
+    pub blob_scope: Option<Scope>,
+    pub requester: Option<Principal>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    /// Only events older than this global position (the cursor).
+    pub before_gid: Option<i64>,
+    pub limit: i64,
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Events matching `query`, newest first, each with its global position (the cursor).
+    async fn audit_query(&self, query: &AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>>;
+    /// Up to `limit` events of `chain` with `seq > after_seq`, in `seq` order.
+    async fn audit_chain_page(
+        &self,
+        chain: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditEvent>>;
+    /// The recorded head (`seq`, `hash`) of a chain.
+    async fn audit_head(&self, chain: &str) -> StoreResult<Option<(i64, String)>>;
+    /// Every chain that has a head.
+    async fn audit_chains(&self) -> StoreResult<Vec<String>>;
+}
+
+/// An `audit_events` row: the recorded event, its time in milliseconds, and its global
+/// position.
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    gid: i64,
+    chain: String,
+    seq: i64,
+    id: String,
+    ts_ms: i64,
+    event_type: String,
+    blob_id: Option<String>,
+    scope: Option<String>,
+    owner: Option<String>,
+    org_id: Option<String>,
+    requester: String,
+    auth_method: String,
+    outcome: String,
+    denial_reason: Option<String>,
+    purpose: Option<String>,
+    reason: Option<String>,
+    request_id: String,
+    previous_hash: String,
+    hash: String,
+}
+
+const AUDIT_COLUMNS: &str = "gid, chain, seq, id, ts_ms, event_type, blob_id, scope, owner, \
+    org_id, requester, auth_method, outcome, denial_reason, purpose, reason, request_id, \
+    previous_hash, hash";
+
+impl AuditRow {
+    /// The event as it was hashed (its timestamp in the chain's text form), and its position.
+    fn into_event(self) -> (i64, AuditEvent) {
+        (
+            self.gid,
+            AuditEvent {
+                seq: self.seq,
+                chain: self.chain,
+                id: self.id,
+                timestamp: chain::format_timestamp(self.ts_ms),
+                event_type: self.event_type,
+                blob_id: self.blob_id,
+                scope: self.scope,
+                owner: self.owner,
+                org_id: self.org_id,
+                requester: self.requester,
+                auth_method: self.auth_method,
+                outcome: self.outcome,
+                denial_reason: self.denial_reason,
+                purpose: self.purpose,
+                reason: self.reason,
+                request_id: self.request_id,
+                previous_hash: self.previous_hash,
+                hash: self.hash,
+            },
+        )
+    }
+}
+
+macro_rules! audit_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait]
+        impl AuditStore for $store {
+            async fn audit_query(&self, query: &AuditQuery) -> StoreResult<Vec<(i64, AuditEvent)>> {
+                let mut sql = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE "
+                ));
+                match &query.scope {
+                    AuditScope::Chain(chain) => {
+                        sql.push("chain = ").push_bind(chain);
+                    }
+                    AuditScope::Principal(principal) => {
+                        // Its own requests, except denials recorded on another tenant's chain
+                        // (its own chain holds their redacted copies), and every event about
+                        // what it owns.
+                        sql.push("(owner = ")
+                            .push_bind(principal.as_str())
+                            .push(" OR (requester = ")
+                            .push_bind(principal.as_str())
+                            .push(" AND (outcome <> 'denied' OR chain = ")
+                            .push_bind(owner_chain(principal.as_str()))
+                            .push(")))");
+                    }
+                }
+                if let Some(blob_id) = &query.blob_id {
+                    sql.push(" AND blob_id = ").push_bind(blob_id.to_string());
+                }
+                if let Some(scope) = &query.blob_scope {
+                    sql.push(" AND scope = ").push_bind(scope.as_str());
+                }
+                if let Some(requester) = &query.requester {
+                    sql.push(" AND requester = ").push_bind(requester.as_str());
+                }
+                if let Some(start) = query.start_ms {
+                    sql.push(" AND ts_ms >= ").push_bind(start);
+                }
+                if let Some(end) = query.end_ms {
+                    sql.push(" AND ts_ms < ").push_bind(end);
+                }
+                if let Some(before) = query.before_gid {
+                    sql.push(" AND gid < ").push_bind(before);
+                }
+                sql.push(" ORDER BY gid DESC LIMIT ").push_bind(query.limit);
+                let rows = sql
+                    .build_query_as::<AuditRow>()
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(AuditRow::into_event).collect())
+            }
+
+            async fn audit_chain_page(
+                &self,
+                chain: &str,
+                after_seq: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<AuditEvent>> {
+                let sql = format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_events \
+                     WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                );
+                let rows: Vec<AuditRow> = sqlx::query_as(&sql)
+                    .bind(chain)
+                    .bind(after_seq)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(|row| row.into_event().1).collect())
+            }
+
+            async fn audit_head(&self, chain: &str) -> StoreResult<Option<(i64, String)>> {
+                Ok(
+                    sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE chain = $1")
+                        .bind(chain)
+                        .fetch_optional(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn audit_chains(&self) -> StoreResult<Vec<String>> {
+                Ok(
+                    sqlx::query_scalar("SELECT chain FROM audit_heads ORDER BY chain")
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
+            }
+        }
+    };
+}
+
+for_each_backend!(audit_store);

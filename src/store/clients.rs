@@ -1,0 +1,165 @@
+//! HMAC clients and their sealed secrets (at most the two newest slots stay live).
+
+use super::StoreResult;
+use crate::audit::NewEvent;
+use crate::domain::ClientName;
+use async_trait::async_trait;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClientSecretRecord {
+    pub slot: i64,
+    pub sealed: Vec<u8>,
+}
+
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Registers a client with its first secret and records `event`, in one transaction;
+    /// `false` (and nothing recorded) if the name is taken.
+    async fn create_client(
+        &self,
+        name: &ClientName,
+        sealed: &[u8],
+        now: i64,
+        event: &NewEvent,
+    ) -> StoreResult<bool>;
+    /// The client's live secrets, newest first (none if it does not exist).
+    async fn client_secrets(&self, name: &ClientName) -> StoreResult<Vec<ClientSecretRecord>>;
+    /// Adds the secret in `slot` and keeps only the two newest slots. `false` if the client
+    /// does not exist or the slot was taken by a concurrent rotation.
+    async fn add_client_secret(
+        &self,
+        name: &ClientName,
+        slot: i64,
+        sealed: &[u8],
+        now: i64,
+        event: &NewEvent,
+    ) -> StoreResult<bool>;
+    /// Drops every secret but the newest; returns how many were dropped.
+    async fn prune_client_secrets(&self, name: &ClientName, event: &NewEvent) -> StoreResult<u64>;
+    /// Removes a client; `false` (and nothing recorded) if it did not exist.
+    async fn delete_client(&self, name: &ClientName, event: &NewEvent) -> StoreResult<bool>;
+}
+
+macro_rules! client_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait]
+        impl ClientStore for $store {
+            async fn create_client(
+                &self,
+                name: &ClientName,
+                sealed: &[u8],
+                now: i64,
+                event: &NewEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let created = sqlx::query(
+                    "INSERT INTO clients (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(name.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !created {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO client_secrets (client, slot, sealed, created_at) \
+                     VALUES ($1, 1, $2, $3)",
+                )
+                .bind(name.as_str())
+                .bind(sealed)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                Self::record_if(tx, true, event).await
+            }
+
+            async fn client_secrets(
+                &self,
+                name: &ClientName,
+            ) -> StoreResult<Vec<ClientSecretRecord>> {
+                Ok(sqlx::query_as(
+                    "SELECT slot, sealed FROM client_secrets WHERE client = $1 \
+                     ORDER BY slot DESC LIMIT 2",
+                )
+                .bind(name.as_str())
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn add_client_secret(
+                &self,
+                name: &ClientName,
+                slot: i64,
+                sealed: &[u8],
+                now: i64,
+                event: &NewEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let added = sqlx::query(
+                    "INSERT INTO client_secrets (client, slot, sealed, created_at) \
+                     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM clients WHERE name = $1) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(name.as_str())
+                .bind(slot)
+                .bind(sealed)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !added {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM client_secrets WHERE client = $1 AND slot < $2")
+                    .bind(name.as_str())
+                    .bind(slot - 1)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::record_if(tx, true, event).await
+            }
+
+            async fn prune_client_secrets(
+                &self,
+                name: &ClientName,
+                event: &NewEvent,
+            ) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(
+                    "DELETE FROM client_secrets WHERE client = $1 AND slot < \
+                     (SELECT MAX(slot) FROM client_secrets WHERE client = $1)",
+                )
+                .bind(name.as_str())
+                .execute(&mut *tx)
+                .await?;
+                Self::append_in_tx(&mut tx, event).await?;
+                Self::commit(tx).await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn delete_client(
+                &self,
+                name: &ClientName,
+                event: &NewEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM client_secrets WHERE client = $1")
+                    .bind(name.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let gone = sqlx::query("DELETE FROM clients WHERE name = $1")
+                    .bind(name.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                Self::record_if(tx, gone, event).await
+            }
+        }
+    };
+}
+
+for_each_backend!(client_store);
