@@ -3,6 +3,7 @@
 
 mod audit;
 mod blobs;
+mod client_auth;
 mod clients;
 mod keys;
 mod orgs;
@@ -24,7 +25,7 @@ pub use audit::{verify_chain, AuditPage, AuditParams, MAX_AUDIT_LIMIT};
 pub use blobs::{
     BlobMetadata, BlobPage, ListParams, NewBlob, ReadParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
 };
-pub use clients::{ClientError, Secrets};
+pub use clients::ClientError;
 pub use keys::{check_master_key, database_is_initialised, MasterKeyCheck};
 
 pub use orgs::Member;
@@ -90,7 +91,7 @@ pub struct Vault {
     metrics: Arc<Metrics>,
     abuse: AbuseControl,
     audit: AuditWriter,
-    secret_cache: clients::SecretCache,
+    secret_cache: client_auth::SecretCache,
 }
 
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
@@ -112,8 +113,9 @@ pub struct VaultParts {
 }
 
 impl Vault {
-    pub fn new(parts: VaultParts) -> Self {
-        Self {
+    pub fn new(parts: VaultParts) -> Result<Self, crate::crypto::CryptoError> {
+        let secret_cache = client_auth::SecretCache::new(&parts.master)?;
+        Ok(Self {
             store: parts.store.clone(),
             master: parts.master,
             scopes: parts.scopes,
@@ -122,8 +124,8 @@ impl Vault {
             metrics: parts.metrics,
             abuse: parts.abuse,
             audit: AuditWriter::start(parts.store.clone()),
-            secret_cache: clients::SecretCache::default(),
-        }
+            secret_cache,
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -242,15 +242,26 @@ macro_rules! impl_store {
                 &self,
                 name: &str,
             ) -> $crate::store::StoreResult<Vec<$crate::store::ClientSecretRecord>> {
-                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-                    "SELECT slot, sealed FROM client_secrets WHERE client = $1 ORDER BY slot DESC LIMIT 2",
+                // The newest two, padded with NULL rows to exactly two: the reply for an
+                // unknown name then has the shape of a client's, so its timing does not tell
+                // them apart (DESIGN §6).
+                let rows: Vec<(Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
+                    "SELECT slot, sealed FROM (\
+                       SELECT slot, sealed FROM client_secrets WHERE client = $1 \
+                       UNION ALL SELECT NULL, NULL UNION ALL SELECT NULL, NULL) AS padded \
+                     ORDER BY slot IS NULL, slot DESC LIMIT 2",
                 )
                 .bind(name)
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(slot, sealed)| $crate::store::ClientSecretRecord { slot, sealed })
+                    .filter_map(|(slot, sealed)| {
+                        Some($crate::store::ClientSecretRecord {
+                            slot: slot?,
+                            sealed: sealed?,
+                        })
+                    })
                     .collect())
             }
 

@@ -9,6 +9,7 @@ mod access;
 mod audit;
 mod audit_writer;
 mod auth_hmac;
+mod auth_timing;
 mod blobs;
 mod cli;
 mod redis;
