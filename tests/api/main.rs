@@ -11,6 +11,7 @@ mod audit_writer;
 mod auth_hmac;
 mod auth_timing;
 mod blobs;
+mod canonical_input;
 mod cli;
 mod redis;
 mod sealing;
