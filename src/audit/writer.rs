@@ -23,8 +23,10 @@ struct Pending {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
-    #[error("audit store: {0}")]
-    Store(Arc<StoreError>),
+    /// The batch's transaction failed; the source chain carries the driver's error, which
+    /// the 503's log line must show.
+    #[error("audit store")]
+    Store(#[source] Arc<StoreError>),
     #[error("the audit writer has stopped")]
     Stopped,
 }

@@ -267,7 +267,7 @@ impl Vault {
             Ok(applied) => Ok(applied),
             // The batch failed while writing data, not events: report that as it is.
             Err(AppendError::Store(e)) if matches!(*e, StoreError::Database(_)) => {
-                Err(ApiError::Internal(anyhow::anyhow!("{e:#}")))
+                Err(ApiError::Internal(anyhow::Error::new(e)))
             }
             Err(e) => {
                 self.metrics.audit_failures.inc();
