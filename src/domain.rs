@@ -33,10 +33,26 @@ impl BlobId {
         Self(Uuid::now_v7())
     }
 
+    /// Accepts only the canonical form, lower-case and hyphenated, the one the server hands
+    /// out. `Uuid::try_parse` alone also takes upper case, braces, `urn:uuid:` and the
+    /// unhyphenated form, which would give one blob many names (in URLs, logs and the audit
+    /// trail).
     pub fn parse(text: &str) -> Result<Self, Invalid> {
-        Uuid::try_parse(text)
-            .map(Self)
-            .map_err(|_| invalid("blob id must be a UUID"))
+        let canonical = text.len() == 36
+            && text.bytes().enumerate().all(|(i, b)| match i {
+                8 | 13 | 18 | 23 => b == b'-',
+                _ => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
+            });
+        let refused = || {
+            invalid(
+                "blob id must be a UUID in lower-case hyphenated form \
+                 (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
+            )
+        };
+        if !canonical {
+            return Err(refused());
+        }
+        Uuid::try_parse(text).map(Self).map_err(|_| refused())
     }
 }
 
@@ -200,7 +216,29 @@ impl Default for RetentionPolicy {
     }
 }
 
-/// Free-form labels on a blob, bounded in number and size.
+/// Characters that change how text looks without showing themselves: control characters,
+/// line and paragraph separators, bidirectional controls (text then displays in another order
+/// than it is stored, the "Trojan Source" trick), and invisible format characters (zero-width
+/// spaces and joiners, the byte-order mark, word joiners, soft hyphen, Unicode tag characters),
+/// which make two different strings look alike.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
+/// Free-form labels on a blob, bounded in number and size, free of hidden characters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Tags(BTreeMap<String, String>);
@@ -215,16 +253,23 @@ impl Tags {
             return Err(invalid(format!("at most {} tags", Self::MAX_TAGS)));
         }
         for (key, value) in &map {
-            if key.is_empty() || key.len() > Self::MAX_KEY || key.chars().any(char::is_control) {
+            if key.is_empty() || key.len() > Self::MAX_KEY {
                 return Err(invalid(format!(
-                    "tag keys must be 1-{} characters without control characters",
+                    "tag keys must be 1-{} bytes of UTF-8",
                     Self::MAX_KEY
                 )));
             }
-            if value.len() > Self::MAX_VALUE || value.chars().any(char::is_control) {
+            if value.len() > Self::MAX_VALUE {
                 return Err(invalid(format!(
-                    "tag values must be at most {} characters without control characters",
+                    "tag values must be at most {} bytes of UTF-8",
                     Self::MAX_VALUE
+                )));
+            }
+            if let Some(c) = key.chars().chain(value.chars()).find(|&c| is_hidden(c)) {
+                return Err(invalid(format!(
+                    "tag keys and values must not contain control, bidirectional-control or \
+                     invisible characters (found U+{:04X})",
+                    u32::from(c)
                 )));
             }
         }
@@ -282,6 +327,58 @@ mod tests {
         let id = BlobId::new();
         assert_eq!(BlobId::parse(&id.to_string()), Ok(id));
         assert!(BlobId::parse("not-a-uuid").is_err());
+    }
+
+    #[test]
+    fn blob_ids_have_one_spelling() {
+        let text = "0190b6a0-c0de-7abc-8def-0123456789ab";
+        assert!(BlobId::parse(text).is_ok());
+        let simple = text.replace('-', "");
+        for other in [
+            text.to_uppercase(),
+            text.replacen('c', "C", 1),
+            format!("{{{text}}}"),
+            simple.clone(),
+            simple.to_uppercase(),
+            format!("urn:uuid:{text}"),
+            format!(" {text}"),
+            format!("{text}\n"),
+            text.replacen('-', "", 1) + "0",
+            text.replacen('-', "+", 1),
+            String::new(),
+        ] {
+            assert!(BlobId::parse(&other).is_err(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn tags_refuse_hidden_characters_in_keys_and_values() {
+        let tag =
+            |k: &str, v: &str| Tags::new([(k.to_owned(), v.to_owned())].into_iter().collect());
+        let hidden_characters = [
+            "\u{0007}\u{001B}\u{007F}\u{0085}",         // control
+            "\u{202A}\u{202B}\u{202C}\u{202D}\u{202E}", // bidi embeddings, overrides
+            "\u{2066}\u{2067}\u{2068}\u{2069}",         // bidi isolates
+            "\u{200E}\u{200F}\u{061C}",                 // bidi marks
+            "\u{200B}\u{200C}\u{200D}\u{2060}\u{FEFF}", // zero width
+            "\u{2028}\u{2029}\u{00AD}\u{E0041}",        // separators, soft hyphen, tag
+        ];
+        for c in hidden_characters.concat().chars() {
+            let hidden = format!("ticket{c}42");
+            let refused = tag(&hidden, "v").expect_err("hidden character in key");
+            assert!(
+                refused.0.contains(&format!("U+{:04X}", u32::from(c))),
+                "{refused}"
+            );
+            assert!(
+                tag("ticket", &hidden).is_err(),
+                "U+{:04X} in value",
+                u32::from(c)
+            );
+        }
+        // Visible text in any script, emoji and ordinary punctuation stay allowed.
+        assert!(tag("ticket", "T-42 / Zürich · 東京 · مرحبا · 🙂").is_ok());
+        assert!(tag("", "v").is_err());
     }
 
     #[test]

@@ -154,11 +154,24 @@ impl IntoResponse for ApiError {
 }
 
 impl ApiError {
-    /// The whole cause chain, for the log only.
+    /// The whole cause chain down to the driver's error, for the log only. A link that only
+    /// repeats the end of the one before (sqlx's "error returned from database: X" has X as
+    /// its source) is written once.
     fn cause_chain(&self) -> String {
         match self {
             ApiError::Unavailable(e) | ApiError::AuditUnavailable(e) | ApiError::Internal(e) => {
-                format!("{e:#}")
+                let mut out = String::new();
+                for cause in e.chain() {
+                    let text = cause.to_string();
+                    if out.ends_with(&text) {
+                        continue;
+                    }
+                    if !out.is_empty() {
+                        out.push_str(": ");
+                    }
+                    out.push_str(&text);
+                }
+                out
             }
             other => other.to_string(),
         }
@@ -219,6 +232,37 @@ mod tests {
                 "{err:?}"
             );
         }
+    }
+
+    #[test]
+    fn audit_failures_log_the_driver_error_but_do_not_show_it() {
+        use crate::store::CommitError;
+        use std::sync::Arc;
+        let driver = sqlx::Error::Protocol("simulated audit disk failure".into());
+        let failed = CommitError::Store(Arc::new(StoreError::Audit(driver)));
+        let err = ApiError::AuditUnavailable(failed.into());
+        let logged = err.cause_chain();
+        assert!(
+            logged.contains("audit log write failed")
+                && logged.contains("simulated audit disk failure"),
+            "{logged}"
+        );
+        let response = err.into_response();
+        let body = response
+            .extensions()
+            .get::<ErrorBody>()
+            .map(|b| b.message.clone());
+        assert_eq!(body.as_deref(), Some("audit log unavailable"));
+    }
+
+    #[test]
+    fn a_cause_that_repeats_its_parent_is_logged_once() {
+        let err = ApiError::Internal(
+            anyhow::anyhow!("disk full").context("error returned from database: disk full"),
+        );
+        assert_eq!(err.cause_chain(), "error returned from database: disk full");
+        let err = ApiError::Internal(anyhow::anyhow!("disk full").context("commit"));
+        assert_eq!(err.cause_chain(), "commit: disk full");
     }
 
     #[test]

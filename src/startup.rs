@@ -74,7 +74,7 @@ async fn open_vault_with(
         platform_admins,
         metrics,
         abuse,
-    })))
+    })?))
 }
 
 /// The wallet verifier for the configured prefix and (older clients') chain id.

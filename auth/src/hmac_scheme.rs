@@ -24,7 +24,7 @@ pub struct HmacRequest<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HmacError {
-    #[error("signature is not 64 hexadecimal characters")]
+    #[error("signature is not 64 lower-case hexadecimal characters")]
     MalformedSignature,
     #[error("signature does not verify")]
     BadSignature,
@@ -59,6 +59,12 @@ impl HmacRequest<'_> {
         hex::encode(self.mac(secret).finalize().into_bytes())
     }
 
+    /// Whether `signature` is this request's MAC under `secret`; the comparison is
+    /// constant-time.
+    pub fn matches(&self, signature: &[u8; 32], secret: &[u8]) -> bool {
+        self.mac(secret).verify_slice(signature).is_ok()
+    }
+
     /// Verifies `signature_hex` against each secret in turn (a client holds two during
     /// rotation). Every comparison is constant-time.
     pub fn verify<'s>(
@@ -66,13 +72,11 @@ impl HmacRequest<'_> {
         signature_hex: &str,
         secrets: impl IntoIterator<Item = &'s [u8]>,
     ) -> Result<(), HmacError> {
-        let mut signature = [0u8; 32];
-        hex::decode_to_slice(signature_hex, &mut signature)
-            .map_err(|_| HmacError::MalformedSignature)?;
+        let signature = parse_signature(signature_hex)?;
         let mut verified = false;
         for secret in secrets {
             // No early exit: the time taken does not tell which secret matched.
-            verified |= self.mac(secret).verify_slice(&signature).is_ok();
+            verified |= self.matches(&signature, secret);
         }
         if verified {
             Ok(())
@@ -80,6 +84,12 @@ impl HmacRequest<'_> {
             Err(HmacError::BadSignature)
         }
     }
+}
+
+/// Decodes an `X-VE-Signature` value. Only the documented lower-case hex is accepted, so one
+/// signature has one spelling.
+pub fn parse_signature(signature_hex: &str) -> Result<[u8; 32], HmacError> {
+    crate::parse_lower_hex_32(signature_hex).ok_or(HmacError::MalformedSignature)
 }
 
 #[cfg(test)]
@@ -146,6 +156,26 @@ mod tests {
             r.verify(&"0".repeat(64), [b"k".as_slice()]),
             Err(HmacError::BadSignature)
         );
+    }
+
+    #[test]
+    fn upper_case_signatures_are_malformed_even_when_they_would_verify() {
+        let r = request("", EMPTY);
+        let sig = r.sign(b"k");
+        assert!(sig.bytes().any(|b| b.is_ascii_alphabetic()), "{sig}");
+        assert!(r.verify(&sig, [b"k".as_slice()]).is_ok());
+        assert_eq!(
+            r.verify(&sig.to_uppercase(), [b"k".as_slice()]),
+            Err(HmacError::MalformedSignature)
+        );
+        let mut mixed = sig.clone();
+        let at = mixed.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(0);
+        mixed.replace_range(at..=at, &mixed[at..=at].to_uppercase());
+        assert_eq!(
+            r.verify(&mixed, [b"k".as_slice()]),
+            Err(HmacError::MalformedSignature)
+        );
+        assert_eq!(parse_signature(&sig).map(hex::encode), Ok(sig));
     }
 
     proptest! {

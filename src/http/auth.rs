@@ -12,7 +12,7 @@ use crate::limits::{LimitKind, Verdict};
 use crate::metrics::Metrics;
 use crate::nonce::{NonceError, NonceStore};
 use crate::offload;
-use crate::service::{AuthMethod, Caller, PendingNonce, Secrets, Vault};
+use crate::service::{AuthMethod, Caller, PendingNonce, Vault};
 use crate::store::NonceClaim;
 use crate::time;
 use axum::body::{Body, Bytes};
@@ -443,14 +443,26 @@ async fn verify_hmac(
     })?;
     let request_ms = check_timestamp(auth, scheme, timestamp_text, 1000)?;
     check_nonce(auth, scheme, nonce)?;
-    let mut claimed_hash = [0u8; 32];
-    if hex::decode_to_slice(content_sha256, &mut claimed_hash).is_err() {
+    // One spelling only (lower-case hex): the signed string is the header as sent, so an
+    // upper-case twin would be a second valid request for the same bytes.
+    let Some(claimed_hash) = data_vault_auth::parse_lower_hex_32(content_sha256) else {
         return Err(auth.fail(
             scheme,
             "malformed",
-            ApiError::Unauthenticated("X-VE-Content-SHA256 must be 64 hexadecimal characters"),
+            ApiError::Unauthenticated(
+                "X-VE-Content-SHA256 must be 64 lower-case hexadecimal characters",
+            ),
         ));
-    }
+    };
+    let Ok(signature) = data_vault_auth::parse_signature(signature) else {
+        return Err(auth.fail(
+            scheme,
+            "malformed",
+            ApiError::Unauthenticated(
+                "X-VE-Signature must be 64 lower-case hexadecimal characters",
+            ),
+        ));
+    };
 
     let signed = HmacRequest {
         method: request.method.as_str(),
@@ -461,20 +473,13 @@ async fn verify_hmac(
         nonce,
         content_sha256,
     };
-    let verifies = |secrets: &Secrets| {
-        !secrets.is_empty()
-            && signed
-                .verify(signature, secrets.iter().map(|s| s.as_slice()))
-                .is_ok()
-    };
-    // Secrets may come from a short-lived cache; a secret added since (a rotation) must work
-    // at once, so a failure is checked once more against the database.
-    let mut verified = verifies(&auth.vault.client_secrets(&name, true).await?);
-    if !verified {
-        verified = verifies(&auth.vault.client_secrets(&name, false).await?);
-    }
-    // An unknown client and a wrong signature get the same answer, so names cannot be probed.
-    if !verified {
+    // An unknown client and a wrong signature get the same answer after the same work, so
+    // names cannot be probed (see `Vault::verify_client_signature`).
+    if !auth
+        .vault
+        .verify_client_signature(&name, &signed, &signature)
+        .await?
+    {
         return Err(auth.fail(
             scheme,
             "bad_signature",

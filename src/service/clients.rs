@@ -1,16 +1,13 @@
-//! HMAC clients: registration, secret rotation, and the secrets verification needs. Secrets
+//! HMAC clients: registration and secret rotation. Secrets
 //! are 32 random bytes shown once as 64 hex characters; the HMAC key is that text's ASCII
 //! bytes, and it is stored only sealed under the master key. Every change is audited on the
-//! `system` chain.
+//! `system` chain. Checking a signature against them is `client_auth`'s job.
 
 use super::{Caller, Vault};
 use crate::audit::{NewEvent, SYSTEM_CHAIN};
 use crate::domain::ClientName;
 use crate::error::ApiError;
 use rand::RngCore;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,46 +28,8 @@ impl From<crate::store::StoreError> for ClientError {
     }
 }
 
-/// A client's opened secrets, shared with the cache.
-pub type Secrets = Arc<Vec<Zeroizing<Vec<u8>>>>;
-
-/// How long opened secrets are reused before the database is asked again.
-const SECRET_TTL: Duration = Duration::from_secs(2);
-const SECRET_CACHE_MAX: usize = 10_000;
-
-/// Recently used client secrets (bounded; entries expire after `SECRET_TTL`).
-#[derive(Default)]
-pub struct SecretCache {
-    entries: Mutex<HashMap<String, (Instant, Secrets)>>,
-}
-
-impl SecretCache {
-    fn get(&self, name: &str) -> Option<Secrets> {
-        let entries = self.entries.lock().ok()?;
-        let (at, secrets) = entries.get(name)?;
-        (at.elapsed() < SECRET_TTL).then(|| secrets.clone())
-    }
-
-    fn insert(&self, name: &str, secrets: Secrets) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= SECRET_CACHE_MAX {
-                entries.retain(|_, (at, _)| at.elapsed() < SECRET_TTL);
-            }
-            if entries.len() < SECRET_CACHE_MAX {
-                entries.insert(name.to_owned(), (Instant::now(), secrets));
-            }
-        }
-    }
-
-    /// Forgets a client at once (after a change made through this process).
-    pub fn forget(&self, name: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(name);
-        }
-    }
-}
-
-fn new_secret() -> Zeroizing<String> {
+/// A new client secret: 32 random bytes as 64 hex characters (the HMAC key is that text).
+pub(super) fn new_secret() -> Zeroizing<String> {
     let mut raw = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(raw.as_mut());
     Zeroizing::new(hex::encode(raw.as_ref()))
@@ -177,39 +136,5 @@ impl Vault {
         } else {
             Err(ClientError::Missing(name.as_str().to_owned()))
         }
-    }
-
-    /// The live secrets of a client (none if it does not exist), opened for verification.
-    /// Found clients are cached for a couple of seconds (`cached`): every request needs them,
-    /// and a revocation reaches all replicas within that time.
-    pub async fn client_secrets(
-        &self,
-        client: &ClientName,
-        cached: bool,
-    ) -> Result<Secrets, crate::store::StoreError> {
-        let name = client.as_str();
-        if let Some(secrets) = cached.then(|| self.secret_cache.get(name)).flatten() {
-            return Ok(secrets);
-        }
-        let records = self.store.client_secrets(client).await?;
-        let opened: Vec<Zeroizing<Vec<u8>>> = records
-            .iter()
-            .filter_map(|r| {
-                let opened = self.master.open_client_secret(name, r.slot, &r.sealed);
-                if opened.is_err() {
-                    tracing::error!(
-                        client = name,
-                        slot = r.slot,
-                        "a client secret does not open under the master key"
-                    );
-                }
-                opened.ok()
-            })
-            .collect();
-        let secrets = Arc::new(opened);
-        if !secrets.is_empty() {
-            self.secret_cache.insert(name, secrets.clone());
-        }
-        Ok(secrets)
     }
 }

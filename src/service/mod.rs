@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 mod blobs;
+mod client_auth;
 mod clients;
 mod keys;
 mod orgs;
@@ -25,7 +26,7 @@ pub use audit::{verify_chain, AuditPage, AuditParams, MAX_AUDIT_LIMIT};
 pub use blobs::{
     BlobMetadata, BlobPage, ListParams, NewBlob, ReadParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
 };
-pub use clients::{ClientError, Secrets};
+pub use clients::ClientError;
 pub use keys::{check_master_key, database_is_initialised, MasterKeyCheck};
 
 pub use orgs::Member;
@@ -117,7 +118,7 @@ pub struct Vault {
     metrics: Arc<Metrics>,
     abuse: AbuseControl,
     commits: CommitQueue,
-    secret_cache: clients::SecretCache,
+    secret_cache: client_auth::SecretCache,
 }
 
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
@@ -139,8 +140,9 @@ pub struct VaultParts {
 }
 
 impl Vault {
-    pub fn new(parts: VaultParts) -> Self {
-        Self {
+    pub fn new(parts: VaultParts) -> Result<Self, crate::crypto::CryptoError> {
+        let secret_cache = client_auth::SecretCache::new(&parts.master)?;
+        Ok(Self {
             store: parts.store.clone(),
             master: parts.master,
             scopes: parts.scopes,
@@ -149,8 +151,8 @@ impl Vault {
             metrics: parts.metrics,
             abuse: parts.abuse,
             commits: CommitQueue::start(parts.store.clone()),
-            secret_cache: clients::SecretCache::default(),
-        }
+            secret_cache,
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -269,7 +271,7 @@ impl Vault {
             }
             // The batch failed while writing data, not events: report that as it is.
             Err(CommitError::Store(e)) if matches!(*e, StoreError::Database(_)) => {
-                Err(ApiError::Internal(anyhow::anyhow!("{e:#}")))
+                Err(ApiError::Internal(anyhow::Error::new(e)))
             }
             Err(e) => {
                 self.metrics.audit_failures.inc();

@@ -80,13 +80,22 @@ macro_rules! client_store {
                 &self,
                 name: &ClientName,
             ) -> StoreResult<Vec<ClientSecretRecord>> {
-                Ok(sqlx::query_as(
-                    "SELECT slot, sealed FROM client_secrets WHERE client = $1 \
-                     ORDER BY slot DESC LIMIT 2",
+                // The newest two, padded with NULL rows to exactly two: the reply for an
+                // unknown name then has the shape of a client's, so its timing does not tell
+                // them apart (DESIGN §6).
+                let rows: Vec<(Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
+                    "SELECT slot, sealed FROM (\
+                       SELECT slot, sealed FROM client_secrets WHERE client = $1 \
+                       UNION ALL SELECT NULL, NULL UNION ALL SELECT NULL, NULL) AS padded \
+                     ORDER BY slot IS NULL, slot DESC LIMIT 2",
                 )
                 .bind(name.as_str())
                 .fetch_all(&self.pool)
-                .await?)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .filter_map(|(slot, sealed)| Some(ClientSecretRecord { slot: slot?, sealed: sealed? }))
+                    .collect())
             }
 
             async fn add_client_secret(

@@ -24,8 +24,10 @@ struct Pending {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    #[error("group commit: {0}")]
-    Store(Arc<StoreError>),
+    /// The batch's transaction failed; the source chain carries the driver's error, which
+    /// the 503's log line must show.
+    #[error("group commit")]
+    Store(#[source] Arc<StoreError>),
     #[error("the commit queue has stopped")]
     Stopped,
 }

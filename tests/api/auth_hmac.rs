@@ -267,3 +267,65 @@ on_both_backends!(
     changed_path_or_query_breaks_the_signature,
     both_secrets_work_during_rotation_and_prune_ends_it,
 );
+
+/// The error message of a response, with its status and code.
+async fn message_of(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    (
+        status,
+        body["code"].as_str().unwrap().to_owned(),
+        body["error"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn upper_case_hex_in_signature_or_body_hash_is_malformed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let creds = app.create_client("svc").await;
+
+    // A valid signature, spelled in upper case: refused before any nonce is spent.
+    let request = Signed::get("svc", LIST);
+    let headers = request.headers(&creds.secret);
+    let shouted = headers
+        .iter()
+        .map(|(n, v)| {
+            if *n == h::SIGNATURE {
+                (*n, v.to_uppercase())
+            } else {
+                (*n, v.clone())
+            }
+        })
+        .collect();
+    let (status, code, message) = message_of(request.send(&app, shouted).await).await;
+    assert_eq!((status, code.as_str()), (401, "unauthenticated"));
+    assert!(
+        message.contains("X-VE-Signature") && message.contains("lower-case"),
+        "{message}"
+    );
+    assert_eq!(
+        request.send(&app, headers).await.status(),
+        200,
+        "nonce unspent"
+    );
+
+    // A body hash in upper case, even when the signature covers that spelling.
+    let mut request = Signed::get("svc", LIST);
+    request.content_sha256 = sha256_hex(b"").to_uppercase();
+    let (status, code, message) =
+        message_of(request.send(&app, request.headers(&creds.secret)).await).await;
+    assert_eq!((status, code.as_str()), (401, "unauthenticated"));
+    assert!(
+        message.contains("X-VE-Content-SHA256") && message.contains("lower-case"),
+        "{message}"
+    );
+
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains(
+            r#"virtengine_data_vault_auth_failures_total{reason="malformed",scheme="hmac"} 2"#
+        ),
+        "{metrics}"
+    );
+}
+
+on_both_backends!(upper_case_hex_in_signature_or_body_hash_is_malformed);

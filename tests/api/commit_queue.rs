@@ -195,3 +195,45 @@ on_both_backends!(
     chains_stay_continuous_across_batches,
     closing_the_queue_commits_what_was_handed_over,
 );
+
+async fn an_audit_failure_logs_the_database_error_and_answers_without_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let creds = app.create_client("svc").await;
+    let server = ServerProcess::start(&app);
+    let client = server.client(&creds);
+    let path = format!(
+        "/api/v1/vault/blobs/{}",
+        upload(&client, "veid", None).await
+    );
+    app.break_audit_store().await;
+
+    let response = client
+        .send(Method::GET, &path, &[], None, None)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("audit_unavailable") && !body.contains("simulated"),
+        "{body}"
+    );
+    // The driver's own message (raised by the trigger) reaches the log line of the 503.
+    let started = std::time::Instant::now();
+    loop {
+        let lines = server.log_lines_with("audit_unavailable");
+        if let Some(line) = lines
+            .iter()
+            .find(|l| l.contains("simulated audit disk failure"))
+        {
+            println!("{line}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no audit_unavailable log line carries the database error: {lines:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+on_both_backends!(an_audit_failure_logs_the_database_error_and_answers_without_it);

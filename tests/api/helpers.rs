@@ -464,6 +464,8 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String) {
 pub struct ServerProcess {
     child: std::process::Child,
     pub addr: SocketAddr,
+    /// The process's log (its stderr), line by line, for tests that check what is logged.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -492,6 +494,8 @@ impl ServerProcess {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
         // Keep draining the log so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut tx = Some(tx);
@@ -504,6 +508,10 @@ impl ServerProcess {
                         let _ = tx.send(addr.to_owned());
                     }
                 }
+                let mut kept = kept.lock().unwrap();
+                if kept.len() < 100_000 {
+                    kept.push(line);
+                }
             }
         });
         let addr = rx
@@ -511,7 +519,13 @@ impl ServerProcess {
             .expect("server process did not report its address")
             .parse()
             .unwrap();
-        Self { child, addr }
+        Self { child, addr, log }
+    }
+
+    /// The log lines so far that contain `needle`.
+    pub fn log_lines_with(&self, needle: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| l.contains(needle)).cloned().collect()
     }
 
     pub fn client(&self, creds: &Credentials) -> VaultClient {
