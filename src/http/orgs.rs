@@ -31,6 +31,16 @@ struct RolesBody {
 
 const MAX_ROLES: usize = 16;
 
+/// Parses the body of a member PUT, `{"roles": [...]}`, into the role set it grants.
+pub fn member_roles(body: &[u8]) -> Result<RoleSet, ApiError> {
+    let body: RolesBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    if body.roles.len() > MAX_ROLES {
+        return Err(ApiError::BadRequest("too many roles".into()));
+    }
+    RoleSet::parse_list(&body.roles.join(",")).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
 async fn create_org(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -58,13 +68,7 @@ async fn set_member(
 ) -> Result<Response, ApiError> {
     let org = OrgId::parse(&org)?;
     let principal = Principal::parse(&principal)?;
-    let body: RolesBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    if body.roles.len() > MAX_ROLES {
-        return Err(ApiError::BadRequest("too many roles".into()));
-    }
-    let roles = RoleSet::parse_list(&body.roles.join(","))
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let roles = member_roles(&body)?;
     state
         .vault
         .set_member(&caller, &org, &principal, roles)
