@@ -1,6 +1,6 @@
 //! `/api/v1/vault/blobs`: each handler parses, calls one vault function, and shapes the reply.
 
-use super::{query, AppState};
+use super::{json_body, query, AppState};
 use crate::domain::{BlobId, Note, OrgId, RetentionPolicy, Scope, Tags};
 use crate::error::ApiError;
 use crate::service::{Caller, ListParams, NewBlob, ReadParams};
@@ -105,8 +105,7 @@ pub fn raw_upload(raw_query: Option<&str>, envelope: Vec<u8>) -> Result<NewBlob,
 /// Parses the body of a JSON upload; `max` is the envelope limit in bytes, checked before the
 /// base64 is decoded so that an oversized payload is never held twice.
 pub fn json_upload(body: &[u8], max: usize) -> Result<NewBlob, ApiError> {
-    let json: CreateJson = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let json: CreateJson = json_body::parse(body)?;
     let encoded = match (json.payload_base64, json.content_base64) {
         (Some(p), None) | (None, Some(p)) => p,
         _ => {

@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod blobs;
 mod health;
+mod json_body;
 mod limits;
 mod orgs;
 mod query;

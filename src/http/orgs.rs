@@ -1,6 +1,6 @@
 //! `/api/v1/vault/orgs`: org creation (platform admins) and membership (org administrators).
 
-use super::AppState;
+use super::{json_body, AppState};
 use crate::domain::{OrgId, Principal};
 use crate::error::ApiError;
 use crate::service::Caller;
@@ -35,8 +35,7 @@ const MAX_ROLES: usize = 16;
 /// Parses the body of a member PUT, `{"roles": [...]}`, into the role set it grants. Each
 /// element must be one role by its exact name: no comma lists, padding or empty strings.
 pub fn member_roles(body: &[u8]) -> Result<RoleSet, ApiError> {
-    let body: RolesBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let body: RolesBody = json_body::parse(body)?;
     if body.roles.len() > MAX_ROLES {
         return Err(ApiError::BadRequest("too many roles".into()));
     }
@@ -133,6 +132,7 @@ mod tests {
             r#"{"roles":[" moderator"]}"#,
             r#"{"roles":["administrator,moderator"]}"#,
             r#"{"roles":["moderator,"]}"#,
+            r#"[["administrator"]]"#,
         ] {
             assert!(
                 matches!(roles(body), Err(ApiError::BadRequest(_))),
