@@ -45,12 +45,9 @@ fn number(name: &str, text: Option<String>, min: i64) -> Result<Option<i64>, Api
     .transpose()
 }
 
-async fn query_events(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let q: EventsQuery = query::parse(raw.as_deref())?;
+/// Parses the query of `GET /api/v1/vault/audit`.
+pub fn audit_params(raw: Option<&str>) -> Result<AuditParams, ApiError> {
+    let q: EventsQuery = query::parse(raw)?;
     let params = AuditParams {
         blob_id: q.blob_id.as_deref().map(BlobId::parse).transpose()?,
         scope: q.scope.as_deref().map(Scope::parse).transpose()?,
@@ -66,6 +63,21 @@ async fn query_events(
             return Err(ApiError::BadRequest("end must be after start".into()));
         }
     }
+    Ok(params)
+}
+
+/// Parses the query of `GET /api/v1/vault/audit/verify`: the org whose chain to verify.
+pub fn verify_org(raw: Option<&str>) -> Result<Option<OrgId>, ApiError> {
+    let q: VerifyQuery = query::parse(raw)?;
+    Ok(q.org_id.as_deref().map(OrgId::parse).transpose()?)
+}
+
+async fn query_events(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = audit_params(raw.as_deref())?;
     Ok(Json(state.vault.query_audit(&caller, params).await?).into_response())
 }
 
@@ -74,7 +86,6 @@ async fn verify(
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let q: VerifyQuery = query::parse(raw.as_deref())?;
-    let org = q.org_id.as_deref().map(OrgId::parse).transpose()?;
+    let org = verify_org(raw.as_deref())?;
     Ok(Json(state.vault.verify_audit(&caller, org.as_ref()).await?).into_response())
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/vault/blobs`: each handler parses, calls one vault function, and shapes the reply.
 
-use super::{query, AppState};
+use super::{json_body, query, AppState};
 use crate::domain::{BlobId, Note, OrgId, RetentionPolicy, Scope, Tags};
 use crate::error::ApiError;
 use crate::service::{Caller, ListParams, NewBlob, ReadParams};
@@ -88,6 +88,49 @@ fn parse_expiry(text: Option<String>) -> Result<Option<i64>, ApiError> {
     .transpose()
 }
 
+/// Parses the query string of a raw (`application/octet-stream`) upload; the body is the
+/// envelope as sent.
+pub fn raw_upload(raw_query: Option<&str>, envelope: Vec<u8>) -> Result<NewBlob, ApiError> {
+    let q: CreateQuery = query::parse(raw_query)?;
+    Ok(NewBlob {
+        scope: Scope::parse(&q.scope)?,
+        org_id: optional(q.org_id, OrgId::parse)?,
+        retention_policy: optional(q.retention_policy, RetentionPolicy::parse)?.unwrap_or_default(),
+        expires_at: parse_expiry(q.expires_at)?,
+        tags: Tags::default(),
+        envelope,
+    })
+}
+
+/// Parses the body of a JSON upload; `max` is the envelope limit in bytes, checked before the
+/// base64 is decoded so that an oversized payload is never held twice.
+pub fn json_upload(body: &[u8], max: usize) -> Result<NewBlob, ApiError> {
+    let json: CreateJson = json_body::parse(body)?;
+    let encoded = match (json.payload_base64, json.content_base64) {
+        (Some(p), None) | (None, Some(p)) => p,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "exactly one of payload_base64 and content_base64 is required".into(),
+            ))
+        }
+    };
+    if encoded.len() / 4 * 3 > max + 2 {
+        return Err(ApiError::PayloadTooLarge(max));
+    }
+    let envelope = base64::engine::general_purpose::STANDARD
+        .decode(encoded.as_bytes())
+        .map_err(|_| ApiError::BadRequest("payload_base64 is not valid base64".into()))?;
+    Ok(NewBlob {
+        scope: Scope::parse(&json.scope)?,
+        org_id: optional(json.org_id, OrgId::parse)?,
+        retention_policy: optional(json.retention_policy, RetentionPolicy::parse)?
+            .unwrap_or_default(),
+        expires_at: parse_expiry(json.expires_at)?,
+        tags: Tags::new(json.tags.unwrap_or_default())?,
+        envelope,
+    })
+}
+
 async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -95,49 +138,15 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let max = state.vault.max_payload_bytes();
     let new = if content_type_is(&headers, "application/octet-stream") {
-        let q: CreateQuery = query::parse(raw_query.as_deref())?;
-        NewBlob {
-            scope: Scope::parse(&q.scope)?,
-            org_id: optional(q.org_id, OrgId::parse)?,
-            retention_policy: optional(q.retention_policy, RetentionPolicy::parse)?
-                .unwrap_or_default(),
-            expires_at: parse_expiry(q.expires_at)?,
-            tags: Tags::default(),
-            envelope: body.into(),
-        }
+        raw_upload(raw_query.as_deref(), body.into())?
     } else if content_type_is(&headers, "application/json") {
         if raw_query.as_deref().is_some_and(|q| !q.is_empty()) {
             return Err(ApiError::BadRequest(
                 "a JSON upload takes its fields in the body, not the query string".into(),
             ));
         }
-        let json: CreateJson = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-        let encoded = match (json.payload_base64, json.content_base64) {
-            (Some(p), None) | (None, Some(p)) => p,
-            _ => {
-                return Err(ApiError::BadRequest(
-                    "exactly one of payload_base64 and content_base64 is required".into(),
-                ))
-            }
-        };
-        if encoded.len() / 4 * 3 > max + 2 {
-            return Err(ApiError::PayloadTooLarge(max));
-        }
-        let envelope = base64::engine::general_purpose::STANDARD
-            .decode(encoded.as_bytes())
-            .map_err(|_| ApiError::BadRequest("payload_base64 is not valid base64".into()))?;
-        NewBlob {
-            scope: Scope::parse(&json.scope)?,
-            org_id: optional(json.org_id, OrgId::parse)?,
-            retention_policy: optional(json.retention_policy, RetentionPolicy::parse)?
-                .unwrap_or_default(),
-            expires_at: parse_expiry(json.expires_at)?,
-            tags: Tags::new(json.tags.unwrap_or_default())?,
-            envelope,
-        }
+        json_upload(&body, state.vault.max_payload_bytes())?
     } else {
         return Err(ApiError::BadRequest(
             "Content-Type must be application/json or application/octet-stream".into(),
@@ -151,7 +160,8 @@ async fn create(
         .into_response())
 }
 
-fn read_params(raw_query: Option<&str>) -> Result<ReadParams, ApiError> {
+/// Parses the query of a read, metadata or delete request.
+pub fn read_params(raw_query: Option<&str>) -> Result<ReadParams, ApiError> {
     let q: ReadQuery = query::parse(raw_query)?;
     Ok(ReadParams {
         purpose: optional(q.purpose, |t| Note::parse("purpose", t))?,
@@ -221,12 +231,9 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    RawQuery(raw_query): RawQuery,
-) -> Result<Response, ApiError> {
-    let q: ListQuery = query::parse(raw_query.as_deref())?;
+/// Parses the query of a list request.
+pub fn list_params(raw_query: Option<&str>) -> Result<ListParams, ApiError> {
+    let q: ListQuery = query::parse(raw_query)?;
     let limit = match q.limit {
         None => crate::service::DEFAULT_LIST_LIMIT,
         Some(text) => match text.parse::<i64>() {
@@ -242,17 +249,20 @@ async fn list(
         .cursor
         .map(|c| BlobId::parse(&c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
         .transpose()?;
-    let page = state
-        .vault
-        .list_blobs(
-            &caller,
-            ListParams {
-                scope: optional(q.scope, Scope::parse)?,
-                org_id: optional(q.org_id, OrgId::parse)?,
-                limit,
-                cursor,
-            },
-        )
-        .await?;
+    Ok(ListParams {
+        scope: optional(q.scope, Scope::parse)?,
+        org_id: optional(q.org_id, OrgId::parse)?,
+        limit,
+        cursor,
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = list_params(raw_query.as_deref())?;
+    let page = state.vault.list_blobs(&caller, params).await?;
     Ok(Json(page).into_response())
 }

@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod blobs;
 mod health;
+mod json_body;
 mod limits;
 mod orgs;
 mod query;
@@ -19,6 +20,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use auth::Authenticator;
+
+/// The parsers of untrusted request input, exactly as the handlers call them; public so that
+/// the fuzz targets in `fuzz/` exercise the real path rather than a copy.
+pub mod parse {
+    pub use super::audit::{audit_params, verify_org};
+    pub use super::blobs::{json_upload, list_params, raw_upload, read_params};
+    pub use super::orgs::member_roles;
+    pub use super::query::{parse as query, MAX_QUERY_LEN};
+}
 
 #[derive(Clone)]
 pub struct AppState {

@@ -1,6 +1,6 @@
 //! `/api/v1/vault/orgs`: org creation (platform admins) and membership (org administrators).
 
-use super::AppState;
+use super::{json_body, AppState};
 use crate::domain::{OrgId, Principal};
 use crate::error::ApiError;
 use crate::service::Caller;
@@ -10,8 +10,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
-use data_vault_scopes::RoleSet;
+use data_vault_scopes::{Role, RoleSet};
 use serde::Deserialize;
+use std::str::FromStr;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,6 +31,20 @@ struct RolesBody {
 }
 
 const MAX_ROLES: usize = 16;
+
+/// Parses the body of a member PUT, `{"roles": [...]}`, into the role set it grants. Each
+/// element must be one role by its exact name: no comma lists, padding or empty strings.
+pub fn member_roles(body: &[u8]) -> Result<RoleSet, ApiError> {
+    let body: RolesBody = json_body::parse(body)?;
+    if body.roles.len() > MAX_ROLES {
+        return Err(ApiError::BadRequest("too many roles".into()));
+    }
+    body.roles
+        .iter()
+        .map(|name| Role::from_str(name))
+        .collect::<Result<RoleSet, _>>()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
+}
 
 async fn create_org(
     State(state): State<AppState>,
@@ -58,13 +73,7 @@ async fn set_member(
 ) -> Result<Response, ApiError> {
     let org = OrgId::parse(&org)?;
     let principal = Principal::parse(&principal)?;
-    let body: RolesBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    if body.roles.len() > MAX_ROLES {
-        return Err(ApiError::BadRequest("too many roles".into()));
-    }
-    let roles = RoleSet::parse_list(&body.roles.join(","))
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let roles = member_roles(&body)?;
     state
         .vault
         .set_member(&caller, &org, &principal, roles)
@@ -95,4 +104,40 @@ async fn list_members(
     let org = OrgId::parse(&org)?;
     let members = state.vault.list_members(&caller, &org).await?;
     Ok(Json(serde_json::json!({ "org_id": org, "members": members })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roles(body: &str) -> Result<String, ApiError> {
+        member_roles(body.as_bytes()).map(RoleSet::to_list)
+    }
+
+    #[test]
+    fn member_roles_accept_exact_role_names() {
+        assert_eq!(
+            roles(r#"{"roles":["support_agent","administrator"]}"#).ok(),
+            Some("administrator,support_agent".to_owned())
+        );
+        assert_eq!(roles(r#"{"roles":[]}"#).ok(), Some(String::new()));
+    }
+
+    // Found by the `json_bodies` fuzz target: the elements used to be joined with commas and
+    // parsed as one list, so these were accepted.
+    #[test]
+    fn member_roles_refuse_empty_padded_and_comma_joined_elements() {
+        for body in [
+            r#"{"roles":[""]}"#,
+            r#"{"roles":[" moderator"]}"#,
+            r#"{"roles":["administrator,moderator"]}"#,
+            r#"{"roles":["moderator,"]}"#,
+            r#"[["administrator"]]"#,
+        ] {
+            assert!(
+                matches!(roles(body), Err(ApiError::BadRequest(_))),
+                "{body} was accepted"
+            );
+        }
+    }
 }
