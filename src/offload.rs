@@ -1,7 +1,7 @@
 //! Work proportional to a request's body (hashing, sealing, checking), moved off the async
 //! workers when the body is large, so one big upload never delays the requests of others.
 
-use crate::error::ApiError;
+use crate::error::VaultError;
 
 /// Bodies up to this size are worked on in place: handing them to another thread would cost
 /// more than the work itself.
@@ -11,7 +11,7 @@ pub const INLINE_MAX_BYTES: usize = 64 * 1024;
 /// tokio's blocking pool otherwise. The caller awaits it, so the request timeout still answers
 /// the client on time; the work itself then finishes in the background (it is bounded by the
 /// body limit) and its result is dropped.
-pub async fn sized<T, F>(len: usize, work: F) -> Result<T, ApiError>
+pub async fn sized<T, F>(len: usize, work: F) -> Result<T, VaultError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -21,7 +21,7 @@ where
     }
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("blocking task failed")))
+        .map_err(|e| VaultError::Internal(anyhow::Error::new(e).context("blocking task failed")))
 }
 
 #[cfg(test)]

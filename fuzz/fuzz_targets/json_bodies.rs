@@ -11,7 +11,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use data_vault::domain::{OrgId, RetentionPolicy, Scope, Tags};
-use data_vault::error::ApiError;
+use data_vault::error::VaultError;
 use data_vault::http::parse::{json_upload, member_roles};
 use data_vault::time;
 use data_vault_scopes::{Role, RoleSet};
@@ -56,7 +56,7 @@ fn upload_case(data: &[u8]) {
             assert!(small.envelope.len() <= SMALL_MAX + 2);
             large
         }
-        (Err(ApiError::PayloadTooLarge(max)), Ok(large)) => {
+        (Err(VaultError::PayloadTooLarge(max)), Ok(large)) => {
             assert_eq!(max, SMALL_MAX);
             assert!(large.envelope.len() > SMALL_MAX);
             large

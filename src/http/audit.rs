@@ -2,7 +2,7 @@
 
 use super::{query, AppState};
 use crate::domain::{BlobId, OrgId, Principal, Scope};
-use crate::error::ApiError;
+use crate::error::VaultError;
 use crate::service::{AuditParams, Caller};
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -35,10 +35,10 @@ struct VerifyQuery {
     org_id: Option<String>,
 }
 
-fn number(name: &str, text: Option<String>, min: i64) -> Result<Option<i64>, ApiError> {
+fn number(name: &str, text: Option<String>, min: i64) -> Result<Option<i64>, VaultError> {
     text.map(|t| match t.parse::<i64>() {
         Ok(n) if n >= min => Ok(n),
-        _ => Err(ApiError::BadRequest(format!(
+        _ => Err(VaultError::BadRequest(format!(
             "{name} must be an integer of at least {min}"
         ))),
     })
@@ -46,7 +46,7 @@ fn number(name: &str, text: Option<String>, min: i64) -> Result<Option<i64>, Api
 }
 
 /// Parses the query of `GET /api/v1/vault/audit`.
-pub fn audit_params(raw: Option<&str>) -> Result<AuditParams, ApiError> {
+pub fn audit_params(raw: Option<&str>) -> Result<AuditParams, VaultError> {
     let q: EventsQuery = query::parse(raw)?;
     let params = AuditParams {
         blob_id: q.blob_id.as_deref().map(BlobId::parse).transpose()?,
@@ -60,14 +60,14 @@ pub fn audit_params(raw: Option<&str>) -> Result<AuditParams, ApiError> {
     };
     if let (Some(start), Some(end)) = (params.start, params.end) {
         if end <= start {
-            return Err(ApiError::BadRequest("end must be after start".into()));
+            return Err(VaultError::BadRequest("end must be after start".into()));
         }
     }
     Ok(params)
 }
 
 /// Parses the query of `GET /api/v1/vault/audit/verify`: the org whose chain to verify.
-pub fn verify_org(raw: Option<&str>) -> Result<Option<OrgId>, ApiError> {
+pub fn verify_org(raw: Option<&str>) -> Result<Option<OrgId>, VaultError> {
     let q: VerifyQuery = query::parse(raw)?;
     Ok(q.org_id.as_deref().map(OrgId::parse).transpose()?)
 }
@@ -76,7 +76,7 @@ async fn query_events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, VaultError> {
     let params = audit_params(raw.as_deref())?;
     Ok(Json(state.vault.query_audit(&caller, params).await?).into_response())
 }
@@ -85,7 +85,7 @@ async fn verify(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, VaultError> {
     let org = verify_org(raw.as_deref())?;
     Ok(Json(state.vault.verify_audit(&caller, org.as_ref()).await?).into_response())
 }

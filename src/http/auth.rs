@@ -7,7 +7,7 @@
 
 use super::request_id::RequestId;
 use crate::domain::{ClientName, Principal};
-use crate::error::ApiError;
+use crate::error::VaultError;
 use crate::limits::{LimitKind, Verdict};
 use crate::metrics::Metrics;
 use crate::nonce::{NonceError, NonceStore};
@@ -49,7 +49,7 @@ impl Authenticator {
         }
     }
 
-    fn fail(&self, scheme: &str, reason: &'static str, error: ApiError) -> ApiError {
+    fn fail(&self, scheme: &str, reason: &'static str, error: VaultError) -> VaultError {
         self.metrics.auth_failure(scheme, reason);
         tracing::info!(scheme, reason, "authentication failed");
         error
@@ -116,7 +116,7 @@ pub async fn authenticate(
     State(auth): State<Arc<Authenticator>>,
     request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
+) -> Result<Response, VaultError> {
     // Split first: the body is not `Sync`, so the request cannot be borrowed across awaits.
     let (parts, body) = request.into_parts();
     let (caller, bytes) = if parts.headers.contains_key(h::ADDRESS) {
@@ -136,7 +136,7 @@ pub async fn authenticate(
             return Err(auth.fail(
                 "hmac",
                 "content_hash",
-                ApiError::Unauthenticated("body does not match X-VE-Content-SHA256"),
+                VaultError::Unauthenticated("body does not match X-VE-Content-SHA256"),
             ));
         }
         (caller, bytes)
@@ -149,7 +149,7 @@ pub async fn authenticate(
     // audit event; the rest (listings, refusals that record nothing) spend it here.
     auth.vault.spend_nonce(&caller).await?;
     if let Some(verdict) = verdict {
-        crate::error::rate_limit_headers(response.headers_mut(), &verdict);
+        super::error::rate_limit_headers(response.headers_mut(), &verdict);
     }
     Ok(response)
 }
@@ -159,7 +159,7 @@ async fn read_request_body(
     auth: &Authenticator,
     parts: &axum::http::request::Parts,
     body: Body,
-) -> Result<Bytes, ApiError> {
+) -> Result<Bytes, VaultError> {
     let max_payload = auth.vault.max_payload_bytes();
     let limit = body_limit(&parts.headers, max_payload);
     let declared = parts
@@ -168,11 +168,11 @@ async fn read_request_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > drain_cap(limit) as u64) {
-        return Err(ApiError::PayloadTooLarge(max_payload));
+        return Err(VaultError::PayloadTooLarge(max_payload));
     }
     read_body(body, limit).await.map_err(|e| match e {
-        BodyError::TooLarge => ApiError::PayloadTooLarge(max_payload),
-        BodyError::Read => ApiError::BadRequest("could not read the request body".into()),
+        BodyError::TooLarge => VaultError::PayloadTooLarge(max_payload),
+        BodyError::Read => VaultError::BadRequest("could not read the request body".into()),
     })
 }
 
@@ -188,12 +188,12 @@ struct WalletClaims {
 fn wallet_claims(
     auth: &Authenticator,
     parts: &axum::http::request::Parts,
-) -> Result<WalletClaims, ApiError> {
+) -> Result<WalletClaims, VaultError> {
     let scheme = "wallet";
     let get = |name: &'static str, what: &'static str| {
         header(&parts.headers, name)
             .map(str::to_owned)
-            .map_err(|reason| auth.fail(scheme, reason, ApiError::Unauthenticated(what)))
+            .map_err(|reason| auth.fail(scheme, reason, VaultError::Unauthenticated(what)))
     };
     let address = get(h::ADDRESS, "missing or malformed X-VE-Address header")?;
     let timestamp = get(h::TIMESTAMP, "missing or malformed X-VE-Timestamp header")?;
@@ -218,28 +218,28 @@ fn check_timestamp(
     scheme: &str,
     text: &str,
     unit_ms: i64,
-) -> Result<i64, ApiError> {
+) -> Result<i64, VaultError> {
     let Some(value) = timestamp::parse_decimal(text) else {
         let message = if unit_ms == 1 {
             "X-VE-Timestamp must be Unix milliseconds"
         } else {
             "X-VE-Timestamp must be Unix seconds"
         };
-        return Err(auth.fail(scheme, "malformed", ApiError::Unauthenticated(message)));
+        return Err(auth.fail(scheme, "malformed", VaultError::Unauthenticated(message)));
     };
     let ms = value.saturating_mul(unit_ms);
     check_time(auth, scheme, ms)?;
     Ok(ms)
 }
 
-fn check_nonce(auth: &Authenticator, scheme: &str, nonce: &str) -> Result<(), ApiError> {
+fn check_nonce(auth: &Authenticator, scheme: &str, nonce: &str) -> Result<(), VaultError> {
     if data_vault_auth::is_valid_nonce(nonce) {
         Ok(())
     } else {
         Err(auth.fail(
             scheme,
             "malformed",
-            ApiError::Unauthenticated("X-VE-Nonce must be 16-64 hexadecimal characters"),
+            VaultError::Unauthenticated("X-VE-Nonce must be 16-64 hexadecimal characters"),
         ))
     }
 }
@@ -251,7 +251,7 @@ async fn verify_wallet(
     parts: &axum::http::request::Parts,
     claims: WalletClaims,
     body: &Bytes,
-) -> Result<Caller, ApiError> {
+) -> Result<Caller, VaultError> {
     let scheme = "wallet";
     let body_hash = {
         let body = body.clone();
@@ -280,7 +280,7 @@ async fn verify_wallet(
             auth.fail(
                 scheme,
                 e.reason(),
-                ApiError::Unauthenticated(match e {
+                VaultError::Unauthenticated(match e {
                     WalletError::WrongPrefix => "address has another bech32 prefix",
                     WalletError::AddressMismatch => "address does not belong to the public key",
                     WalletError::MalformedAddress => "X-VE-Address is not a valid address",
@@ -299,7 +299,7 @@ async fn verify_wallet(
         auth.fail(
             scheme,
             "malformed",
-            ApiError::Unauthenticated("X-VE-Address is not a valid principal"),
+            VaultError::Unauthenticated("X-VE-Address is not a valid principal"),
         )
     })?;
     let nonce = record_nonce(
@@ -327,12 +327,12 @@ fn request_id(parts: &axum::http::request::Parts) -> String {
 }
 
 /// The replay window of both schemes, in milliseconds.
-fn check_time(auth: &Authenticator, scheme: &str, request_ms: i64) -> Result<(), ApiError> {
+fn check_time(auth: &Authenticator, scheme: &str, request_ms: i64) -> Result<(), VaultError> {
     data_vault_auth::check_window(request_ms, time::now_millis()).map_err(|e| {
         auth.fail(
             scheme,
             "clock_skew",
-            ApiError::ClockSkew(match e {
+            VaultError::ClockSkew(match e {
                 data_vault_auth::WindowError::TooOld => "request timestamp is more than 300 s old",
                 data_vault_auth::WindowError::TooFarAhead => {
                     "request timestamp is more than 60 s in the future"
@@ -352,7 +352,7 @@ async fn record_nonce(
     principal: &str,
     nonce: &str,
     request_ms: i64,
-) -> Result<PendingNonce, ApiError> {
+) -> Result<PendingNonce, VaultError> {
     let expires_ms = request_ms.saturating_add(data_vault_auth::MAX_AGE_SECS * 1000 + 1000);
     match auth
         .nonces
@@ -366,13 +366,13 @@ async fn record_nonce(
         })),
         Ok(false) => {
             auth.metrics.replayed(scheme);
-            Err(auth.fail(scheme, "replayed", ApiError::Replayed))
+            Err(auth.fail(scheme, "replayed", VaultError::Replayed))
         }
-        Err(NonceError::Full) => Err(ApiError::Unavailable(anyhow::anyhow!(
+        Err(NonceError::Full) => Err(VaultError::Unavailable(anyhow::anyhow!(
             "nonce store is full"
         ))),
         Err(NonceError::Unavailable(e)) => {
-            Err(ApiError::Unavailable(anyhow::anyhow!("nonce store: {e}")))
+            Err(VaultError::Unavailable(anyhow::anyhow!("nonce store: {e}")))
         }
     }
 }
@@ -382,7 +382,7 @@ async fn record_nonce(
 async fn limit_principal(
     auth: &Authenticator,
     caller: &Caller,
-) -> Result<Option<Verdict>, ApiError> {
+) -> Result<Option<Verdict>, VaultError> {
     let abuse = auth.vault.abuse();
     let principal = caller.principal.as_str();
     if let Some(spikes) = &abuse.spikes {
@@ -390,7 +390,7 @@ async fn limit_principal(
         if let Some(until) = spikes.blocked_until(principal, now).await {
             let wait = ((until - now).max(0) as u64).div_ceil(1000).max(1);
             auth.metrics.rate_limited("blocked");
-            return Err(ApiError::RateLimited(Verdict {
+            return Err(VaultError::RateLimited(Verdict {
                 allowed: false,
                 limit: 0,
                 remaining: 0,
@@ -409,7 +409,7 @@ async fn limit_principal(
         Ok(Some(verdict))
     } else {
         auth.metrics.rate_limited(LimitKind::Principal.as_str());
-        Err(ApiError::RateLimited(verdict))
+        Err(VaultError::RateLimited(verdict))
     }
 }
 
@@ -418,12 +418,12 @@ async fn limit_principal(
 async fn verify_hmac(
     auth: &Authenticator,
     request: &axum::http::request::Parts,
-) -> Result<(Caller, [u8; 32]), ApiError> {
+) -> Result<(Caller, [u8; 32]), VaultError> {
     let scheme = "hmac";
     let headers = &request.headers;
     let get = |name: &'static str, what: &'static str| {
         header(headers, name)
-            .map_err(|reason| auth.fail(scheme, reason, ApiError::Unauthenticated(what)))
+            .map_err(|reason| auth.fail(scheme, reason, VaultError::Unauthenticated(what)))
     };
     let principal = get(h::PRINCIPAL, "missing or malformed X-VE-Principal header")?;
     let timestamp_text = get(h::TIMESTAMP, "missing or malformed X-VE-Timestamp header")?;
@@ -438,7 +438,7 @@ async fn verify_hmac(
         auth.fail(
             scheme,
             "malformed",
-            ApiError::Unauthenticated("X-VE-Principal is not a valid client name"),
+            VaultError::Unauthenticated("X-VE-Principal is not a valid client name"),
         )
     })?;
     let request_ms = check_timestamp(auth, scheme, timestamp_text, 1000)?;
@@ -449,7 +449,7 @@ async fn verify_hmac(
         return Err(auth.fail(
             scheme,
             "malformed",
-            ApiError::Unauthenticated(
+            VaultError::Unauthenticated(
                 "X-VE-Content-SHA256 must be 64 lower-case hexadecimal characters",
             ),
         ));
@@ -458,7 +458,7 @@ async fn verify_hmac(
         return Err(auth.fail(
             scheme,
             "malformed",
-            ApiError::Unauthenticated(
+            VaultError::Unauthenticated(
                 "X-VE-Signature must be 64 lower-case hexadecimal characters",
             ),
         ));
@@ -483,7 +483,7 @@ async fn verify_hmac(
         return Err(auth.fail(
             scheme,
             "bad_signature",
-            ApiError::Unauthenticated("signature does not verify"),
+            VaultError::Unauthenticated("signature does not verify"),
         ));
     }
 

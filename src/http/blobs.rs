@@ -2,7 +2,7 @@
 
 use super::{json_body, query, AppState};
 use crate::domain::{BlobId, Note, OrgId, RetentionPolicy, Scope, Tags};
-use crate::error::ApiError;
+use crate::error::VaultError;
 use crate::service::{Caller, ListParams, NewBlob, ReadParams};
 use crate::time;
 use axum::body::Bytes;
@@ -72,25 +72,25 @@ fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
 fn optional<T>(
     value: Option<String>,
     parse: impl FnOnce(&str) -> Result<T, crate::domain::Invalid>,
-) -> Result<Option<T>, ApiError> {
+) -> Result<Option<T>, VaultError> {
     value
         .as_deref()
         .map(parse)
         .transpose()
-        .map_err(ApiError::from)
+        .map_err(VaultError::from)
 }
 
-fn parse_expiry(text: Option<String>) -> Result<Option<i64>, ApiError> {
+fn parse_expiry(text: Option<String>) -> Result<Option<i64>, VaultError> {
     text.map(|t| {
         time::parse_rfc3339(&t)
-            .ok_or_else(|| ApiError::BadRequest("expires_at must be an RFC 3339 time".into()))
+            .ok_or_else(|| VaultError::BadRequest("expires_at must be an RFC 3339 time".into()))
     })
     .transpose()
 }
 
 /// Parses the query string of a raw (`application/octet-stream`) upload; the body is the
 /// envelope as sent.
-pub fn raw_upload(raw_query: Option<&str>, envelope: Vec<u8>) -> Result<NewBlob, ApiError> {
+pub fn raw_upload(raw_query: Option<&str>, envelope: Vec<u8>) -> Result<NewBlob, VaultError> {
     let q: CreateQuery = query::parse(raw_query)?;
     Ok(NewBlob {
         scope: Scope::parse(&q.scope)?,
@@ -104,22 +104,22 @@ pub fn raw_upload(raw_query: Option<&str>, envelope: Vec<u8>) -> Result<NewBlob,
 
 /// Parses the body of a JSON upload; `max` is the envelope limit in bytes, checked before the
 /// base64 is decoded so that an oversized payload is never held twice.
-pub fn json_upload(body: &[u8], max: usize) -> Result<NewBlob, ApiError> {
+pub fn json_upload(body: &[u8], max: usize) -> Result<NewBlob, VaultError> {
     let json: CreateJson = json_body::parse(body)?;
     let encoded = match (json.payload_base64, json.content_base64) {
         (Some(p), None) | (None, Some(p)) => p,
         _ => {
-            return Err(ApiError::BadRequest(
+            return Err(VaultError::BadRequest(
                 "exactly one of payload_base64 and content_base64 is required".into(),
             ))
         }
     };
     if encoded.len() / 4 * 3 > max + 2 {
-        return Err(ApiError::PayloadTooLarge(max));
+        return Err(VaultError::PayloadTooLarge(max));
     }
     let envelope = base64::engine::general_purpose::STANDARD
         .decode(encoded.as_bytes())
-        .map_err(|_| ApiError::BadRequest("payload_base64 is not valid base64".into()))?;
+        .map_err(|_| VaultError::BadRequest("payload_base64 is not valid base64".into()))?;
     Ok(NewBlob {
         scope: Scope::parse(&json.scope)?,
         org_id: optional(json.org_id, OrgId::parse)?,
@@ -137,18 +137,18 @@ async fn create(
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, VaultError> {
     let new = if content_type_is(&headers, "application/octet-stream") {
         raw_upload(raw_query.as_deref(), body.into())?
     } else if content_type_is(&headers, "application/json") {
         if raw_query.as_deref().is_some_and(|q| !q.is_empty()) {
-            return Err(ApiError::BadRequest(
+            return Err(VaultError::BadRequest(
                 "a JSON upload takes its fields in the body, not the query string".into(),
             ));
         }
         json_upload(&body, state.vault.max_payload_bytes())?
     } else {
-        return Err(ApiError::BadRequest(
+        return Err(VaultError::BadRequest(
             "Content-Type must be application/json or application/octet-stream".into(),
         ));
     };
@@ -161,7 +161,7 @@ async fn create(
 }
 
 /// Parses the query of a read, metadata or delete request.
-pub fn read_params(raw_query: Option<&str>) -> Result<ReadParams, ApiError> {
+pub fn read_params(raw_query: Option<&str>) -> Result<ReadParams, VaultError> {
     let q: ReadQuery = query::parse(raw_query)?;
     Ok(ReadParams {
         purpose: optional(q.purpose, |t| Note::parse("purpose", t))?,
@@ -189,7 +189,7 @@ async fn read(
     Path(id): Path<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, VaultError> {
     let id = BlobId::parse(&id)?;
     let params = read_params(raw_query.as_deref())?;
     let (metadata, envelope) = state.vault.read_blob(&caller, &id, &params).await?;
@@ -212,7 +212,7 @@ async fn metadata(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(raw_query): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, VaultError> {
     let id = BlobId::parse(&id)?;
     let params = read_params(raw_query.as_deref())?;
     let metadata = state.vault.blob_metadata(&caller, &id, &params).await?;
@@ -224,7 +224,7 @@ async fn remove(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(raw_query): RawQuery,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, VaultError> {
     let id = BlobId::parse(&id)?;
     let params = read_params(raw_query.as_deref())?;
     state.vault.delete_blob(&caller, &id, &params).await?;
@@ -232,14 +232,14 @@ async fn remove(
 }
 
 /// Parses the query of a list request.
-pub fn list_params(raw_query: Option<&str>) -> Result<ListParams, ApiError> {
+pub fn list_params(raw_query: Option<&str>) -> Result<ListParams, VaultError> {
     let q: ListQuery = query::parse(raw_query)?;
     let limit = match q.limit {
         None => crate::service::DEFAULT_LIST_LIMIT,
         Some(text) => match text.parse::<i64>() {
             Ok(n) if n >= 1 => n,
             _ => {
-                return Err(ApiError::BadRequest(
+                return Err(VaultError::BadRequest(
                     "limit must be a positive integer".into(),
                 ))
             }
@@ -247,7 +247,7 @@ pub fn list_params(raw_query: Option<&str>) -> Result<ListParams, ApiError> {
     };
     let cursor = q
         .cursor
-        .map(|c| BlobId::parse(&c).map_err(|_| ApiError::BadRequest("invalid cursor".into())))
+        .map(|c| BlobId::parse(&c).map_err(|_| VaultError::BadRequest("invalid cursor".into())))
         .transpose()?;
     Ok(ListParams {
         scope: optional(q.scope, Scope::parse)?,
@@ -261,7 +261,7 @@ async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     RawQuery(raw_query): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, VaultError> {
     let params = list_params(raw_query.as_deref())?;
     let page = state.vault.list_blobs(&caller, params).await?;
     Ok(Json(page).into_response())

@@ -2,19 +2,19 @@
 //! serde would also fill a struct from a positional array (`[["administrator"]]`), a second
 //! spelling of every body that no documented client sends and no reviewer expects.
 
-use crate::error::ApiError;
+use crate::error::VaultError;
 use serde::de::DeserializeOwned;
 
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, VaultError> {
     // JSON whitespace is a subset of ASCII whitespace; anything else before the `{` makes
     // serde_json fail anyway, so this check admits objects only.
     if body.trim_ascii_start().first() != Some(&b'{') {
-        return Err(ApiError::BadRequest(
+        return Err(VaultError::BadRequest(
             "invalid JSON body: expected a JSON object".into(),
         ));
     }
     serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+        .map_err(|e| VaultError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 #[cfg(test)]
@@ -46,7 +46,7 @@ mod tests {
             b"",
         ] {
             assert!(
-                matches!(parse::<Body>(body), Err(ApiError::BadRequest(_))),
+                matches!(parse::<Body>(body), Err(VaultError::BadRequest(_))),
                 "{:?} was accepted",
                 String::from_utf8_lossy(body)
             );

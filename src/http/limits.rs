@@ -2,7 +2,7 @@
 //! not cost a signature check each.
 
 use super::AppState;
-use crate::error::ApiError;
+use crate::error::VaultError;
 use crate::limits::LimitKind;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -38,13 +38,13 @@ pub async fn limit_ip(
     State(state): State<AppState>,
     request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
+) -> Result<Response, VaultError> {
     if let Some(limiter) = &state.vault.abuse().limiter {
         let ip = client_ip(&request, state.client_ip_header.as_deref());
         let verdict = limiter.check(LimitKind::Ip.as_str(), &ip).await;
         if !verdict.allowed {
             state.vault.metrics().rate_limited(LimitKind::Ip.as_str());
-            return Err(ApiError::RateLimited(verdict));
+            return Err(VaultError::RateLimited(verdict));
         }
     }
     Ok(next.run(request).await)

@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod blobs;
+pub mod error;
 mod health;
 mod json_body;
 mod limits;

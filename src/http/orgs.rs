@@ -2,7 +2,7 @@
 
 use super::{json_body, AppState};
 use crate::domain::{OrgId, Principal};
-use crate::error::ApiError;
+use crate::error::VaultError;
 use crate::service::Caller;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -34,23 +34,23 @@ const MAX_ROLES: usize = 16;
 
 /// Parses the body of a member PUT, `{"roles": [...]}`, into the role set it grants. Each
 /// element must be one role by its exact name: no comma lists, padding or empty strings.
-pub fn member_roles(body: &[u8]) -> Result<RoleSet, ApiError> {
+pub fn member_roles(body: &[u8]) -> Result<RoleSet, VaultError> {
     let body: RolesBody = json_body::parse(body)?;
     if body.roles.len() > MAX_ROLES {
-        return Err(ApiError::BadRequest("too many roles".into()));
+        return Err(VaultError::BadRequest("too many roles".into()));
     }
     body.roles
         .iter()
         .map(|name| Role::from_str(name))
         .collect::<Result<RoleSet, _>>()
-        .map_err(|e| ApiError::BadRequest(e.to_string()))
+        .map_err(|e| VaultError::BadRequest(e.to_string()))
 }
 
 async fn create_org(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(org): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, VaultError> {
     let org = OrgId::parse(&org)?;
     let created = state.vault.create_org(&caller, &org).await?;
     let status = if created {
@@ -70,7 +70,7 @@ async fn set_member(
     Extension(caller): Extension<Caller>,
     Path((org, principal)): Path<(String, String)>,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, VaultError> {
     let org = OrgId::parse(&org)?;
     let principal = Principal::parse(&principal)?;
     let roles = member_roles(&body)?;
@@ -89,7 +89,7 @@ async fn remove_member(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((org, principal)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, VaultError> {
     let org = OrgId::parse(&org)?;
     let principal = Principal::parse(&principal)?;
     state.vault.remove_member(&caller, &org, &principal).await?;
@@ -100,7 +100,7 @@ async fn list_members(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(org): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, VaultError> {
     let org = OrgId::parse(&org)?;
     let members = state.vault.list_members(&caller, &org).await?;
     Ok(Json(serde_json::json!({ "org_id": org, "members": members })).into_response())
@@ -110,7 +110,7 @@ async fn list_members(
 mod tests {
     use super::*;
 
-    fn roles(body: &str) -> Result<String, ApiError> {
+    fn roles(body: &str) -> Result<String, VaultError> {
         member_roles(body.as_bytes()).map(RoleSet::to_list)
     }
 
@@ -135,7 +135,7 @@ mod tests {
             r#"[["administrator"]]"#,
         ] {
             assert!(
-                matches!(roles(body), Err(ApiError::BadRequest(_))),
+                matches!(roles(body), Err(VaultError::BadRequest(_))),
                 "{body} was accepted"
             );
         }

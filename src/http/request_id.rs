@@ -1,7 +1,7 @@
 //! Per-request context: a request id on every response and log line, a time limit, error
 //! bodies rendered with that id, and latency observed by matched route.
 
-use crate::error::ErrorBody;
+use super::error::ErrorBody;
 use crate::metrics::Metrics;
 use crate::server::RequestStarted;
 use axum::body::Body;

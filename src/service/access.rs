@@ -7,7 +7,7 @@ use super::blobs::{blob_event, event_type as blob_event_type, ReadParams};
 use super::{AuthMethod, Caller, Vault};
 use crate::audit::{self, NewEvent, Outcome};
 use crate::domain::{BlobId, Note, OrgId, Scope};
-use crate::error::ApiError;
+use crate::error::VaultError;
 use crate::spikes::SpikeKind;
 use crate::store::BlobRecord;
 use data_vault_scopes::{
@@ -59,7 +59,7 @@ impl Vault {
         &self,
         caller: &Caller,
         question: Question<'_>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), VaultError> {
         let decision = self.decide(caller, &question).await?;
         let Decision::Deny(reason) = decision else {
             return Ok(());
@@ -105,11 +105,15 @@ impl Vault {
         event.outcome = Outcome::Denied;
         event.denial_reason = Some(reason.as_str());
         self.record_denial(caller, event).await?;
-        Err(ApiError::Forbidden(reason))
+        Err(VaultError::Forbidden(reason))
     }
 
     /// The pure decision of the `scopes` crate, over the facts looked up for it.
-    async fn decide(&self, caller: &Caller, question: &Question<'_>) -> Result<Decision, ApiError> {
+    async fn decide(
+        &self,
+        caller: &Caller,
+        question: &Question<'_>,
+    ) -> Result<Decision, VaultError> {
         let principal = caller.principal.as_str();
         Ok(match question {
             Question::Blob {
@@ -179,11 +183,11 @@ impl Vault {
         id: &BlobId,
         action: Action,
         params: &ReadParams,
-    ) -> Result<BlobRecord, ApiError> {
+    ) -> Result<BlobRecord, VaultError> {
         let Some(meta) = self.store.blob_meta(id).await? else {
             self.metrics.access("unknown", action.as_str(), false);
             self.record_not_found(caller, action, id, params).await?;
-            return Err(ApiError::NotFound("blob"));
+            return Err(VaultError::NotFound("blob"));
         };
         let allowed = async {
             self.limit_scope(caller, &meta.scope).await?;
@@ -217,7 +221,7 @@ impl Vault {
         action: Action,
         id: &BlobId,
         params: &ReadParams,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), VaultError> {
         let mut event = caller.event(
             audit::owner_chain(caller.principal.as_str()),
             blob_event_type(action),
@@ -235,13 +239,13 @@ impl Vault {
         &self,
         caller: &Caller,
         org: &OrgId,
-    ) -> Result<Option<RoleSet>, ApiError> {
+    ) -> Result<Option<RoleSet>, VaultError> {
         let Some(list) = self.store.member_roles(org, &caller.principal).await? else {
             return Ok(None);
         };
         RoleSet::parse_list(&list)
             .map(Some)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored roles of {org}: {e}")))
+            .map_err(|e| VaultError::Internal(anyhow::anyhow!("stored roles of {org}: {e}")))
     }
 
     /// A scope as a metric label: only scopes of the table, so labels stay bounded.
@@ -260,7 +264,7 @@ impl Vault {
     /// tenant's auditors. When that is not the requester's own chain, the requester's chain
     /// gets a redacted copy instead of a view of the target's (DESIGN §4 rule 5): what it
     /// asked for and why it was refused, nothing of the blob's owner, org or scope.
-    async fn record_denial(&self, caller: &Caller, denied: NewEvent) -> Result<(), ApiError> {
+    async fn record_denial(&self, caller: &Caller, denied: NewEvent) -> Result<(), VaultError> {
         let own_chain = audit::owner_chain(&denied.requester);
         let mut events = vec![denied.clone()];
         if denied.chain != own_chain {

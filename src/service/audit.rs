@@ -6,7 +6,7 @@ use super::{Caller, Vault};
 use crate::audit::chain::{ChainVerifier, Verification};
 use crate::audit::{self, AuditEvent};
 use crate::domain::{BlobId, OrgId, Principal, Scope};
-use crate::error::ApiError;
+use crate::error::VaultError;
 use crate::store::{AuditQuery, AuditScope, Store, StoreError};
 use serde::Serialize;
 
@@ -57,7 +57,7 @@ impl Vault {
         &self,
         caller: &Caller,
         params: AuditParams,
-    ) -> Result<AuditPage, ApiError> {
+    ) -> Result<AuditPage, VaultError> {
         let result = self.query_audit_inner(caller, params).await;
         self.metrics.access("audit", "audit_query", result.is_ok());
         result
@@ -67,7 +67,7 @@ impl Vault {
         &self,
         caller: &Caller,
         params: AuditParams,
-    ) -> Result<AuditPage, ApiError> {
+    ) -> Result<AuditPage, VaultError> {
         let scope = match &params.org_id {
             Some(org) => {
                 self.authorize(
@@ -119,7 +119,7 @@ impl Vault {
         &self,
         caller: &Caller,
         org: Option<&OrgId>,
-    ) -> Result<Verification, ApiError> {
+    ) -> Result<Verification, VaultError> {
         let chain = match org {
             Some(org) => {
                 self.authorize(

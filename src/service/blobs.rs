@@ -7,7 +7,7 @@ use crate::audit::{self, NewEvent, Outcome};
 use crate::crypto::{BlobBinding, DataKey};
 use crate::domain::{BlobId, Note, OrgId, RetentionPolicy, Scope, Tags};
 use crate::envelope;
-use crate::error::ApiError;
+use crate::error::VaultError;
 use crate::offload;
 use crate::store::{BlobRecord, BlobWrite, ListQuery};
 use crate::time;
@@ -132,7 +132,7 @@ fn with_outcome(mut event: NewEvent, outcome: Outcome, reason: Option<&'static s
 }
 
 impl Vault {
-    fn count<T>(&self, scope: &str, action: Action, result: &Result<T, ApiError>) {
+    fn count<T>(&self, scope: &str, action: Action, result: &Result<T, VaultError>) {
         self.metrics
             .access(self.scope_label(scope), action.as_str(), result.is_ok());
     }
@@ -141,7 +141,7 @@ impl Vault {
         &self,
         caller: &Caller,
         new: NewBlob,
-    ) -> Result<BlobMetadata, ApiError> {
+    ) -> Result<BlobMetadata, VaultError> {
         let scope = new.scope.as_str().to_owned();
         let result = self.create_blob_inner(caller, new).await;
         self.count(&scope, Action::Create, &result);
@@ -152,17 +152,17 @@ impl Vault {
         &self,
         caller: &Caller,
         new: NewBlob,
-    ) -> Result<BlobMetadata, ApiError> {
+    ) -> Result<BlobMetadata, VaultError> {
         if self.scopes.rule(new.scope.as_str()).is_none() {
             let known: Vec<&str> = self.scopes.scopes().collect();
-            return Err(ApiError::BadRequest(format!(
+            return Err(VaultError::BadRequest(format!(
                 "unknown scope {:?}; known scopes: {}",
                 new.scope.as_str(),
                 known.join(", ")
             )));
         }
         if new.envelope.len() > self.max_payload_bytes {
-            return Err(ApiError::PayloadTooLarge(self.max_payload_bytes));
+            return Err(VaultError::PayloadTooLarge(self.max_payload_bytes));
         }
         // The check reads at most the 64 KiB header, but like all work sized by the upload it
         // stays off the async workers when the upload is large.
@@ -172,10 +172,10 @@ impl Vault {
             (bytes, checked)
         })
         .await?;
-        checked.map_err(|e| ApiError::InvalidEnvelope(e.0.to_owned()))?;
+        checked.map_err(|e| VaultError::InvalidEnvelope(e.0.to_owned()))?;
         let now = time::now_secs();
         if new.expires_at.is_some_and(|at| at <= now) {
-            return Err(ApiError::BadRequest(
+            return Err(VaultError::BadRequest(
                 "expires_at must be in the future".into(),
             ));
         }
@@ -227,7 +227,7 @@ impl Vault {
             (record, sealed)
         })
         .await?;
-        let sealed = sealed.map_err(|e| ApiError::Internal(e.into()))?;
+        let sealed = sealed.map_err(|e| VaultError::Internal(e.into()))?;
         let metadata = BlobMetadata::from(&record);
         let write = BlobWrite::Insert {
             meta: Box::new(record),
@@ -245,7 +245,7 @@ impl Vault {
         caller: &Caller,
         id: &BlobId,
         params: &ReadParams,
-    ) -> Result<(BlobMetadata, Vec<u8>), ApiError> {
+    ) -> Result<(BlobMetadata, Vec<u8>), VaultError> {
         let meta = self
             .load_authorized(caller, id, Action::Read, params)
             .await?;
@@ -262,14 +262,14 @@ impl Vault {
         id: &BlobId,
         meta: &BlobRecord,
         params: &ReadParams,
-    ) -> Result<(BlobMetadata, Vec<u8>), ApiError> {
+    ) -> Result<(BlobMetadata, Vec<u8>), VaultError> {
         let event = blob_event(caller, Action::Read, meta, params);
         self.refuse_expired(caller, meta, &event).await?;
         let Some(content) = self.store.blob_content(id).await? else {
             // Deleted between the two reads.
             self.record_not_found(caller, Action::Read, id, params)
                 .await?;
-            return Err(ApiError::NotFound("blob"));
+            return Err(VaultError::NotFound("blob"));
         };
         let tenant_key = self.unwrap_tenant_key(
             &content.tenant,
@@ -287,7 +287,7 @@ impl Vault {
                     &[with_outcome(event, Outcome::Error, Some("integrity"))],
                 )
                 .await?;
-                return Err(ApiError::Internal(anyhow::anyhow!(
+                return Err(VaultError::Internal(anyhow::anyhow!(
                     "blob {id} does not open: {e}"
                 )));
             }
@@ -302,11 +302,11 @@ impl Vault {
         caller: &Caller,
         meta: &BlobRecord,
         event: &NewEvent,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), VaultError> {
         if meta.expires_at.is_some_and(|at| at <= time::now_secs()) {
             let expired = with_outcome(event.clone(), Outcome::Error, Some("expired"));
             self.record(caller, &[expired]).await?;
-            return Err(ApiError::Expired);
+            return Err(VaultError::Expired);
         }
         Ok(())
     }
@@ -316,7 +316,7 @@ impl Vault {
         caller: &Caller,
         id: &BlobId,
         params: &ReadParams,
-    ) -> Result<BlobMetadata, ApiError> {
+    ) -> Result<BlobMetadata, VaultError> {
         let meta = self
             .load_authorized(caller, id, Action::ReadMetadata, params)
             .await?;
@@ -336,7 +336,7 @@ impl Vault {
         caller: &Caller,
         id: &BlobId,
         params: &ReadParams,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), VaultError> {
         let meta = self
             .load_authorized(caller, id, Action::Delete, params)
             .await?;
@@ -349,7 +349,7 @@ impl Vault {
                 // Deleted by someone else in the meantime.
                 self.record_not_found(caller, Action::Delete, id, params)
                     .await?;
-                Err(ApiError::NotFound("blob"))
+                Err(VaultError::NotFound("blob"))
             }
         }
         .await;
@@ -363,7 +363,7 @@ impl Vault {
         &self,
         caller: &Caller,
         params: ListParams,
-    ) -> Result<BlobPage, ApiError> {
+    ) -> Result<BlobPage, VaultError> {
         let label = params
             .scope
             .as_ref()
@@ -378,7 +378,7 @@ impl Vault {
         &self,
         caller: &Caller,
         params: ListParams,
-    ) -> Result<BlobPage, ApiError> {
+    ) -> Result<BlobPage, VaultError> {
         self.limit_org(params.org_id.as_ref().map(OrgId::as_str))
             .await?;
         let org_scopes = match &params.org_id {

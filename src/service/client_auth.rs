@@ -11,7 +11,7 @@ use super::clients::new_secret;
 use super::Vault;
 use crate::crypto::{CryptoError, MasterKey};
 use crate::domain::ClientName;
-use crate::error::ApiError;
+use crate::error::VaultError;
 use data_vault_auth::HmacRequest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -123,7 +123,7 @@ impl Vault {
         name: &ClientName,
         request: &HmacRequest<'_>,
         signature: &[u8; 32],
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, VaultError> {
         // A name that is not cached is first checked against decoys, which never accept,
         // so that every refusal runs the same steps: a pass, a read, a pass.
         let cached = self
@@ -141,7 +141,7 @@ impl Vault {
 
     /// Reads and opens a name's live secrets, pads them with decoys, and caches the result,
     /// for unknown names as for clients.
-    async fn load_check_keys(&self, client: &ClientName) -> Result<Arc<CheckKeys>, ApiError> {
+    async fn load_check_keys(&self, client: &ClientName) -> Result<Arc<CheckKeys>, VaultError> {
         let name = client.as_str();
         let records = self.store.client_secrets(client).await?;
         let mut keys = Vec::with_capacity(KEYS_PER_CHECK);
@@ -164,7 +164,7 @@ impl Vault {
             let decoy = self
                 .master
                 .open_client_secret(DECOY_NAME, DECOY_SLOT, &self.secret_cache.decoy_sealed)
-                .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("decoy key")))?;
+                .map_err(|e| VaultError::Internal(anyhow::Error::new(e).context("decoy key")))?;
             keys.push(decoy);
         }
         let keys = Arc::new(CheckKeys { keys, live });

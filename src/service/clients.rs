@@ -6,7 +6,7 @@
 use super::{Caller, Vault};
 use crate::audit::{NewEvent, SYSTEM_CHAIN};
 use crate::domain::ClientName;
-use crate::error::ApiError;
+use crate::error::VaultError;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
@@ -19,7 +19,7 @@ pub enum ClientError {
     #[error("another rotation of client {0:?} ran at the same time; try again")]
     Raced(String),
     #[error(transparent)]
-    Vault(#[from] ApiError),
+    Vault(#[from] VaultError),
 }
 
 impl From<crate::store::StoreError> for ClientError {
@@ -51,7 +51,7 @@ impl Vault {
     ) -> Result<Vec<u8>, ClientError> {
         self.master
             .seal_client_secret(name.as_str(), slot, secret.as_bytes())
-            .map_err(|e| ClientError::Vault(ApiError::Internal(e.into())))
+            .map_err(|e| ClientError::Vault(VaultError::Internal(e.into())))
     }
 
     /// Registers a client and returns its first secret (shown once).

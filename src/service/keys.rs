@@ -3,7 +3,7 @@
 
 use super::Vault;
 use crate::crypto::{MasterKey, TenantKey};
-use crate::error::ApiError;
+use crate::error::VaultError;
 use crate::store::{Store, StoreError, TenantKeyRecord};
 
 const CHECK_KEY: &str = "master_key_check";
@@ -47,14 +47,14 @@ impl Vault {
     pub(super) async fn tenant_key(
         &self,
         tenant: &str,
-    ) -> Result<(TenantKeyRecord, TenantKey), ApiError> {
+    ) -> Result<(TenantKeyRecord, TenantKey), VaultError> {
         // Two replicas may race to create a tenant's first key; the loser reads the winner's.
         for _ in 0..3 {
             if let Some(record) = self.store.current_tenant_key(tenant).await? {
                 let key = self
                     .master
                     .unwrap_tenant_key(tenant, record.version, &record.wrapped)
-                    .map_err(|e| ApiError::Internal(e.into()))?;
+                    .map_err(|e| VaultError::Internal(e.into()))?;
                 return Ok((record, key));
             }
             let key = TenantKey::generate();
@@ -65,14 +65,14 @@ impl Vault {
                 wrapped: self
                     .master
                     .wrap_tenant_key(tenant, 1, &key)
-                    .map_err(|e| ApiError::Internal(e.into()))?,
+                    .map_err(|e| VaultError::Internal(e.into()))?,
                 created_at: crate::time::now_secs(),
             };
             if self.store.insert_tenant_key(&record).await? {
                 return Ok((record, key));
             }
         }
-        Err(ApiError::Internal(anyhow::anyhow!(
+        Err(VaultError::Internal(anyhow::anyhow!(
             "could not create or read the key of tenant {tenant}"
         )))
     }
@@ -82,10 +82,10 @@ impl Vault {
         tenant: &str,
         version: i64,
         wrapped: &[u8],
-    ) -> Result<TenantKey, ApiError> {
+    ) -> Result<TenantKey, VaultError> {
         self.master
             .unwrap_tenant_key(tenant, version, wrapped)
-            .map_err(|e| ApiError::Internal(e.into()))
+            .map_err(|e| VaultError::Internal(e.into()))
     }
 }
 

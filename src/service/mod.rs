@@ -12,7 +12,7 @@ mod orgs;
 use crate::audit::NewEvent;
 use crate::crypto::MasterKey;
 use crate::domain::Principal;
-use crate::error::ApiError;
+use crate::error::VaultError;
 use crate::limits::{scope_limit, LimitKind, Limiter};
 use crate::metrics::Metrics;
 use crate::spikes::SpikeDetector;
@@ -172,10 +172,10 @@ impl Vault {
     }
 
     /// Maps a store error, counting audit-write failures: those fail the request closed.
-    fn store_error(&self, err: StoreError) -> ApiError {
+    fn store_error(&self, err: StoreError) -> VaultError {
         if matches!(err, StoreError::Audit(_)) {
             self.metrics.audit_failures.inc();
-            return ApiError::AuditUnavailable(err.into());
+            return VaultError::AuditUnavailable(err.into());
         }
         err.into()
     }
@@ -185,7 +185,7 @@ impl Vault {
     }
 
     /// Applies the per-org rate limit to a request that touches `org`.
-    async fn limit_org(&self, org: Option<&str>) -> Result<(), ApiError> {
+    async fn limit_org(&self, org: Option<&str>) -> Result<(), VaultError> {
         let (Some(limiter), Some(org)) = (&self.abuse.limiter, org) else {
             return Ok(());
         };
@@ -194,12 +194,12 @@ impl Vault {
             Ok(())
         } else {
             self.metrics.rate_limited(LimitKind::Org.as_str());
-            Err(ApiError::RateLimited(verdict))
+            Err(VaultError::RateLimited(verdict))
         }
     }
 
     /// Applies a scope's own per-principal limit, when the configuration gives it one.
-    async fn limit_scope(&self, caller: &Caller, scope: &str) -> Result<(), ApiError> {
+    async fn limit_scope(&self, caller: &Caller, scope: &str) -> Result<(), VaultError> {
         let Some(limiter) = &self.abuse.limiter else {
             return Ok(());
         };
@@ -212,20 +212,20 @@ impl Vault {
             Ok(())
         } else {
             self.metrics.rate_limited("scope");
-            Err(ApiError::RateLimited(verdict))
+            Err(VaultError::RateLimited(verdict))
         }
     }
 
     /// Appends events durably, group-committed with other requests' events (and with the
     /// caller's nonce, if still unspent); nothing is answered until this returns.
-    async fn record(&self, caller: &Caller, events: &[NewEvent]) -> Result<(), ApiError> {
+    async fn record(&self, caller: &Caller, events: &[NewEvent]) -> Result<(), VaultError> {
         self.commit(caller, None, events.to_vec()).await.map(|_| ())
     }
 
     /// Spends the caller's nonce now, if nothing has yet. Changes that commit outside the
     /// commit queue call this first, so a replayed request changes nothing; the
     /// authentication layer calls it before any response leaves.
-    pub async fn spend_nonce(&self, caller: &Caller) -> Result<(), ApiError> {
+    pub async fn spend_nonce(&self, caller: &Caller) -> Result<(), VaultError> {
         if let Some(claim) = caller.nonce.take() {
             let job = BatchJob {
                 nonce: Some(claim),
@@ -243,7 +243,7 @@ impl Vault {
         caller: &Caller,
         write: Option<BlobWrite>,
         events: Vec<NewEvent>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, VaultError> {
         let job = BatchJob {
             nonce: caller.nonce.take(),
             write,
@@ -252,7 +252,7 @@ impl Vault {
         self.submit(caller, job).await
     }
 
-    async fn submit(&self, caller: &Caller, job: BatchJob) -> Result<bool, ApiError> {
+    async fn submit(&self, caller: &Caller, job: BatchJob) -> Result<bool, VaultError> {
         match self.commits.submit(job).await {
             Ok(JobOutcome::Applied) => Ok(true),
             Ok(JobOutcome::NotApplied) => Ok(false),
@@ -267,15 +267,15 @@ impl Vault {
                     principal = caller.principal.as_str(),
                     "replayed request refused by the nonce journal"
                 );
-                Err(ApiError::Replayed)
+                Err(VaultError::Replayed)
             }
             // The batch failed while writing data, not events: report that as it is.
             Err(CommitError::Store(e)) if matches!(*e, StoreError::Database(_)) => {
-                Err(ApiError::Internal(anyhow::Error::new(e)))
+                Err(VaultError::Internal(anyhow::Error::new(e)))
             }
             Err(e) => {
                 self.metrics.audit_failures.inc();
-                Err(ApiError::AuditUnavailable(e.into()))
+                Err(VaultError::AuditUnavailable(e.into()))
             }
         }
     }

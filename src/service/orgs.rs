@@ -6,7 +6,7 @@ use super::access::{org_event_type, Question};
 use super::{Caller, Vault};
 use crate::audit::{self, NewEvent, Outcome};
 use crate::domain::{OrgId, Principal};
-use crate::error::ApiError;
+use crate::error::VaultError;
 use data_vault_scopes::{OrgAction, RoleSet};
 
 /// A member as the API lists it.
@@ -29,18 +29,18 @@ impl Vault {
     }
 
     /// Records a request about an org that does not exist, on the caller's chain.
-    async fn org_missing(&self, caller: &Caller, mut event: NewEvent) -> ApiError {
+    async fn org_missing(&self, caller: &Caller, mut event: NewEvent) -> VaultError {
         event.chain = audit::owner_chain(caller.principal.as_str());
         event.outcome = Outcome::Error;
         event.denial_reason = Some("not_found");
         match self.record(caller, &[event]).await {
-            Ok(()) => ApiError::NotFound("org"),
+            Ok(()) => VaultError::NotFound("org"),
             Err(e) => e,
         }
     }
 
     /// Creates an org; `false` if it already existed.
-    pub async fn create_org(&self, caller: &Caller, org: &OrgId) -> Result<bool, ApiError> {
+    pub async fn create_org(&self, caller: &Caller, org: &OrgId) -> Result<bool, VaultError> {
         let event = self.org_event(caller, OrgAction::CreateOrg, org);
         self.authorize(
             caller,
@@ -72,7 +72,7 @@ impl Vault {
         org: &OrgId,
         principal: &Principal,
         roles: RoleSet,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), VaultError> {
         let mut event = self.org_event(caller, OrgAction::SetMember, org);
         event.owner = Some(principal.as_str().to_owned());
         event.reason = Some(format!("roles={}", roles.to_list()));
@@ -104,7 +104,7 @@ impl Vault {
         caller: &Caller,
         org: &OrgId,
         principal: &Principal,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), VaultError> {
         let mut event = self.org_event(caller, OrgAction::RemoveMember, org);
         event.owner = Some(principal.as_str().to_owned());
         self.authorize(
@@ -131,7 +131,7 @@ impl Vault {
             event.outcome = Outcome::Error;
             event.denial_reason = Some("not_member");
             self.record(caller, &[event]).await?;
-            Err(ApiError::NotFound("member"))
+            Err(VaultError::NotFound("member"))
         }
     }
 
@@ -139,7 +139,7 @@ impl Vault {
         &self,
         caller: &Caller,
         org: &OrgId,
-    ) -> Result<Vec<Member>, ApiError> {
+    ) -> Result<Vec<Member>, VaultError> {
         let event = self.org_event(caller, OrgAction::ListMembers, org);
         self.authorize(
             caller,
