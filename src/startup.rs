@@ -15,6 +15,7 @@ use crate::service::{
 };
 use crate::spikes::{SpikeDetector, SpikeSettings};
 use crate::store::{self, Store};
+use crate::time::{Clock, SystemClock};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use std::future::Future;
@@ -41,13 +42,20 @@ pub struct Application {
 /// abuse control (the admin CLI and tests that act as it).
 pub async fn open_vault(config: &Config) -> anyhow::Result<Arc<Vault>> {
     let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
-    open_vault_with(config, metrics, AbuseControl::default()).await
+    open_vault_with(
+        config,
+        metrics,
+        AbuseControl::default(),
+        Arc::new(SystemClock),
+    )
+    .await
 }
 
 async fn open_vault_with(
     config: &Config,
     metrics: Arc<Metrics>,
     abuse: AbuseControl,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<Vault>> {
     let store = store::connect_service(
         &config.storage.database_url,
@@ -74,6 +82,7 @@ async fn open_vault_with(
         platform_admins,
         metrics,
         abuse,
+        clock,
     })?))
 }
 
@@ -109,6 +118,11 @@ fn abuse_control(config: &Config, redis: Option<Arc<Redis>>) -> anyhow::Result<A
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Builds the server on `clock` (tests set the time instead of waiting for it).
+    pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
         let redis = match &config.redis.url {
             Some(url) => {
@@ -126,7 +140,7 @@ impl Application {
             None => None,
         };
         let abuse = abuse_control(config, redis.clone())?;
-        let vault = open_vault_with(config, metrics, abuse).await?;
+        let vault = open_vault_with(config, metrics, abuse, clock).await?;
         let local_nonces = MemoryNonceStore::new(config.auth.nonce_capacity);
         let nonces: Arc<dyn NonceStore> = match &redis {
             Some(redis) => Arc::new(RedisNonceStore::new(redis.clone(), local_nonces)),
@@ -259,18 +273,18 @@ async fn housekeeping(vault: Arc<Vault>) {
             limiter.sweep();
         }
         if let Some(spikes) = &vault.abuse().spikes {
-            let count = spikes.blocked_count(crate::time::now_millis());
+            let count = spikes.blocked_count(vault.clock().now_millis());
             vault.metrics().principals_blocked.set(count);
         }
         // Spent nonces are needed only while their request could still be replayed.
-        match vault.store().prune_nonces(crate::time::now_millis()).await {
+        match vault.store().prune_nonces(vault.clock().now_millis()).await {
             Ok(0) => {}
             Ok(pruned) => tracing::debug!(pruned, "pruned spent nonces"),
             Err(e) => tracing::warn!(error = %e, "cannot prune spent nonces"),
         }
         match vault.store().oldest_keys().await {
             Ok((tenant, secret)) => {
-                let now = crate::time::now_secs();
+                let now = vault.clock().now_secs();
                 let metrics = vault.metrics();
                 metrics.set_key_age("tenant_oldest", tenant.map_or(0, |t| now - t));
                 metrics.set_key_age("client_secret_oldest", secret.map_or(0, |t| now - t));

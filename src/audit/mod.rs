@@ -64,11 +64,12 @@ impl NewEvent {
         requester: &str,
         auth_method: &'static str,
         request_id: &str,
+        timestamp_ms: i64,
     ) -> Self {
         Self {
             chain,
             id: uuid::Uuid::now_v7().to_string(),
-            timestamp_ms: crate::time::now_millis(),
+            timestamp_ms,
             event_type,
             blob_id: None,
             scope: None,

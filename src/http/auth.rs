@@ -14,7 +14,6 @@ use crate::nonce::{NonceError, NonceStore};
 use crate::offload;
 use crate::service::{AuthMethod, Caller, PendingNonce, Vault};
 use crate::store::NonceClaim;
-use crate::time;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
@@ -328,7 +327,7 @@ fn request_id(parts: &axum::http::request::Parts) -> String {
 
 /// The replay window of both schemes, in milliseconds.
 fn check_time(auth: &Authenticator, scheme: &str, request_ms: i64) -> Result<(), VaultError> {
-    data_vault_auth::check_window(request_ms, time::now_millis()).map_err(|e| {
+    data_vault_auth::check_window(request_ms, auth.vault.clock().now_millis()).map_err(|e| {
         auth.fail(
             scheme,
             "clock_skew",
@@ -356,7 +355,12 @@ async fn record_nonce(
     let expires_ms = request_ms.saturating_add(data_vault_auth::MAX_AGE_SECS * 1000 + 1000);
     match auth
         .nonces
-        .check_and_record(principal, nonce, time::now_millis(), expires_ms)
+        .check_and_record(
+            principal,
+            nonce,
+            auth.vault.clock().now_millis(),
+            expires_ms,
+        )
         .await
     {
         Ok(true) => Ok(PendingNonce::new(NonceClaim {
@@ -386,7 +390,7 @@ async fn limit_principal(
     let abuse = auth.vault.abuse();
     let principal = caller.principal.as_str();
     if let Some(spikes) = &abuse.spikes {
-        let now = time::now_millis();
+        let now = auth.vault.clock().now_millis();
         if let Some(until) = spikes.blocked_until(principal, now).await {
             let wait = ((until - now).max(0) as u64).div_ceil(1000).max(1);
             auth.metrics.rate_limited("blocked");

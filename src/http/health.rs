@@ -41,7 +41,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "status": status,
             "database": if database_ok { "ok" } else { "unavailable" },
             "redis": redis,
-            "timestamp": crate::time::to_rfc3339(crate::time::now_secs()),
+            "timestamp": crate::time::to_rfc3339(state.vault.clock().now_secs()),
         })),
     )
 }

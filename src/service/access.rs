@@ -3,7 +3,7 @@
 //! turned into its error in one call, [`Vault::authorize`]. A new feature adds a
 //! [`Question`], never a second path.
 
-use super::blobs::{blob_event, event_type as blob_event_type, ReadParams};
+use super::blobs::{event_type as blob_event_type, ReadParams};
 use super::{AuthMethod, Caller, Vault};
 use crate::audit::{self, NewEvent, Outcome};
 use crate::domain::{BlobId, Note, OrgId, Scope};
@@ -72,7 +72,7 @@ impl Vault {
             } => (
                 self.scope_label(&meta.scope),
                 action.as_str(),
-                blob_event(caller, action, meta, params),
+                self.blob_event(caller, action, meta, params),
             ),
             Question::Create { scope, event, .. } => (
                 self.scope_label(scope.as_str()),
@@ -88,8 +88,11 @@ impl Vault {
                 ("org", org_event_type(action), event)
             }
             Question::OrgAudit { org, event_type } => {
-                let mut event =
-                    caller.event(audit::owner_chain(caller.principal.as_str()), event_type);
+                let mut event = self.event(
+                    caller,
+                    audit::owner_chain(caller.principal.as_str()),
+                    event_type,
+                );
                 event.org_id = Some(org.as_str().to_owned());
                 ("audit", "audit_query", event)
             }
@@ -222,7 +225,8 @@ impl Vault {
         id: &BlobId,
         params: &ReadParams,
     ) -> Result<(), VaultError> {
-        let mut event = caller.event(
+        let mut event = self.event(
+            caller,
             audit::owner_chain(caller.principal.as_str()),
             blob_event_type(action),
         );
@@ -273,7 +277,7 @@ impl Vault {
         let Some(spikes) = &self.abuse.spikes else {
             return self.record(caller, &events).await;
         };
-        let now = crate::time::now_millis();
+        let now = self.clock.now_millis();
         // Only an org that exists has a chain to record an org spike on; a burst against a
         // made-up name harms no tenant and must not open a chain for it.
         // (The event's org id was written from an `OrgId`; text that is none names no org.)
@@ -341,6 +345,7 @@ fn denial_event(
         &denied.requester,
         denied.auth_method,
         &denied.request_id,
+        denied.timestamp_ms,
     );
     event.outcome = Outcome::Denied;
     event.denial_reason = Some(reason);

@@ -79,7 +79,7 @@ impl Vault {
                 )
                 .await?;
                 // Who read an org's trail is itself part of that org's trail.
-                let mut event = caller.event(audit::org_chain(org.as_str()), "audit.query");
+                let mut event = self.event(caller, audit::org_chain(org.as_str()), "audit.query");
                 event.org_id = Some(org.as_str().to_owned());
                 self.record(caller, &[event]).await?;
                 AuditScope::Chain(audit::org_chain(org.as_str()))

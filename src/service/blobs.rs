@@ -105,26 +105,6 @@ pub(super) fn event_type(action: Action) -> &'static str {
     }
 }
 
-/// An event about an existing blob, on its tenant's chain.
-pub(super) fn blob_event(
-    caller: &Caller,
-    action: Action,
-    meta: &BlobRecord,
-    params: &ReadParams,
-) -> NewEvent {
-    let mut event = caller.event(
-        tenant_of(&meta.owner, meta.org_id.as_ref().map(OrgId::as_str)),
-        event_type(action),
-    );
-    event.blob_id = Some(meta.id.clone());
-    event.scope = Some(meta.scope.clone());
-    event.owner = Some(meta.owner.clone());
-    event.org_id = meta.org_id.as_ref().map(|o| o.as_str().to_owned());
-    event.purpose = params.purpose.as_ref().map(|n| n.as_str().to_owned());
-    event.reason = params.reason.as_ref().map(|n| n.as_str().to_owned());
-    event
-}
-
 fn with_outcome(mut event: NewEvent, outcome: Outcome, reason: Option<&'static str>) -> NewEvent {
     event.outcome = outcome;
     event.denial_reason = reason;
@@ -132,6 +112,28 @@ fn with_outcome(mut event: NewEvent, outcome: Outcome, reason: Option<&'static s
 }
 
 impl Vault {
+    /// An event about an existing blob, on its tenant's chain.
+    pub(super) fn blob_event(
+        &self,
+        caller: &Caller,
+        action: Action,
+        meta: &BlobRecord,
+        params: &ReadParams,
+    ) -> NewEvent {
+        let mut event = self.event(
+            caller,
+            tenant_of(&meta.owner, meta.org_id.as_ref().map(OrgId::as_str)),
+            event_type(action),
+        );
+        event.blob_id = Some(meta.id.clone());
+        event.scope = Some(meta.scope.clone());
+        event.owner = Some(meta.owner.clone());
+        event.org_id = meta.org_id.as_ref().map(|o| o.as_str().to_owned());
+        event.purpose = params.purpose.as_ref().map(|n| n.as_str().to_owned());
+        event.reason = params.reason.as_ref().map(|n| n.as_str().to_owned());
+        event
+    }
+
     fn count<T>(&self, scope: &str, action: Action, result: &Result<T, VaultError>) {
         self.metrics
             .access(self.scope_label(scope), action.as_str(), result.is_ok());
@@ -173,7 +175,7 @@ impl Vault {
         })
         .await?;
         checked.map_err(|e| VaultError::InvalidEnvelope(e.0.to_owned()))?;
-        let now = time::now_secs();
+        let now = self.clock.now_secs();
         if new.expires_at.is_some_and(|at| at <= now) {
             return Err(VaultError::BadRequest(
                 "expires_at must be in the future".into(),
@@ -198,7 +200,7 @@ impl Vault {
             key_id: String::new(),
             key_version: 0,
         };
-        let event = blob_event(caller, Action::Create, &record, &ReadParams::default());
+        let event = self.blob_event(caller, Action::Create, &record, &ReadParams::default());
         // A denial is recorded on the caller's own chain: the org named may not exist.
         let mut if_denied = event.clone();
         if_denied.chain = audit::owner_chain(owner);
@@ -263,7 +265,7 @@ impl Vault {
         meta: &BlobRecord,
         params: &ReadParams,
     ) -> Result<(BlobMetadata, Vec<u8>), VaultError> {
-        let event = blob_event(caller, Action::Read, meta, params);
+        let event = self.blob_event(caller, Action::Read, meta, params);
         self.refuse_expired(caller, meta, &event).await?;
         let Some(content) = self.store.blob_content(id).await? else {
             // Deleted between the two reads.
@@ -303,7 +305,10 @@ impl Vault {
         meta: &BlobRecord,
         event: &NewEvent,
     ) -> Result<(), VaultError> {
-        if meta.expires_at.is_some_and(|at| at <= time::now_secs()) {
+        if meta
+            .expires_at
+            .is_some_and(|at| at <= self.clock.now_secs())
+        {
             let expired = with_outcome(event.clone(), Outcome::Error, Some("expired"));
             self.record(caller, &[expired]).await?;
             return Err(VaultError::Expired);
@@ -321,7 +326,7 @@ impl Vault {
             .load_authorized(caller, id, Action::ReadMetadata, params)
             .await?;
         let result = async {
-            let event = blob_event(caller, Action::ReadMetadata, &meta, params);
+            let event = self.blob_event(caller, Action::ReadMetadata, &meta, params);
             self.refuse_expired(caller, &meta, &event).await?;
             self.record(caller, &[event]).await?;
             Ok(BlobMetadata::from(&meta))
@@ -341,7 +346,7 @@ impl Vault {
             .load_authorized(caller, id, Action::Delete, params)
             .await?;
         let result = async {
-            let event = blob_event(caller, Action::Delete, &meta, params);
+            let event = self.blob_event(caller, Action::Delete, &meta, params);
             let write = BlobWrite::Delete { id: *id };
             if self.commit(caller, Some(write), vec![event]).await? {
                 Ok(())

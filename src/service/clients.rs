@@ -35,14 +35,19 @@ pub(super) fn new_secret() -> Zeroizing<String> {
     Zeroizing::new(hex::encode(raw.as_ref()))
 }
 
-fn client_event(caller: &Caller, event_type: &'static str, name: &ClientName) -> NewEvent {
-    let mut event = caller.event(SYSTEM_CHAIN.to_owned(), event_type);
-    // The client the operation is about is the "owner" of the event.
-    event.owner = Some(name.as_str().to_owned());
-    event
-}
-
 impl Vault {
+    fn client_event(
+        &self,
+        caller: &Caller,
+        event_type: &'static str,
+        name: &ClientName,
+    ) -> NewEvent {
+        let mut event = self.event(caller, SYSTEM_CHAIN.to_owned(), event_type);
+        // The client the operation is about is the "owner" of the event.
+        event.owner = Some(name.as_str().to_owned());
+        event
+    }
+
     fn seal_secret(
         &self,
         name: &ClientName,
@@ -62,10 +67,10 @@ impl Vault {
     ) -> Result<Zeroizing<String>, ClientError> {
         let secret = new_secret();
         let sealed = self.seal_secret(name, 1, &secret)?;
-        let event = client_event(caller, "client.create", name);
+        let event = self.client_event(caller, "client.create", name);
         let created = self
             .store
-            .create_client(name, &sealed, crate::time::now_secs(), &event)
+            .create_client(name, &sealed, self.clock.now_secs(), &event)
             .await
             .map_err(|e| self.store_error(e))?;
         if created {
@@ -88,10 +93,10 @@ impl Vault {
         let slot = newest.slot + 1;
         let secret = new_secret();
         let sealed = self.seal_secret(name, slot, &secret)?;
-        let event = client_event(caller, "client.rotate", name);
+        let event = self.client_event(caller, "client.rotate", name);
         let added = self
             .store
-            .add_client_secret(name, slot, &sealed, crate::time::now_secs(), &event)
+            .add_client_secret(name, slot, &sealed, self.clock.now_secs(), &event)
             .await
             .map_err(|e| self.store_error(e))?;
         self.secret_cache.forget(name.as_str());
@@ -111,7 +116,7 @@ impl Vault {
         if self.store.client_secrets(name).await?.is_empty() {
             return Err(ClientError::Missing(name.as_str().to_owned()));
         }
-        let event = client_event(caller, "client.prune", name);
+        let event = self.client_event(caller, "client.prune", name);
         self.secret_cache.forget(name.as_str());
         self.store
             .prune_client_secrets(name, &event)
@@ -124,7 +129,7 @@ impl Vault {
         caller: &Caller,
         name: &ClientName,
     ) -> Result<(), ClientError> {
-        let event = client_event(caller, "client.delete", name);
+        let event = self.client_event(caller, "client.delete", name);
         self.secret_cache.forget(name.as_str());
         let deleted = self
             .store

@@ -66,7 +66,7 @@ impl Vault {
                     .master
                     .wrap_tenant_key(tenant, 1, &key)
                     .map_err(|e| VaultError::Internal(e.into()))?,
-                created_at: crate::time::now_secs(),
+                created_at: self.clock.now_secs(),
             };
             if self.store.insert_tenant_key(&record).await? {
                 return Ok((record, key));

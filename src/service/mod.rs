@@ -19,6 +19,7 @@ use crate::spikes::SpikeDetector;
 use crate::store::{
     BatchJob, BlobWrite, CommitError, CommitQueue, JobOutcome, NonceClaim, Store, StoreError,
 };
+use crate::time::Clock;
 use data_vault_scopes::ScopeTable;
 use std::sync::{Arc, Mutex};
 
@@ -96,17 +97,6 @@ impl Caller {
             nonce: PendingNonce::default(),
         })
     }
-
-    /// An audit event of this caller's, on `chain`.
-    pub fn event(&self, chain: String, event_type: &'static str) -> NewEvent {
-        NewEvent::new(
-            chain,
-            event_type,
-            self.principal.as_str(),
-            self.method.as_str(),
-            &self.request_id,
-        )
-    }
 }
 
 pub struct Vault {
@@ -118,6 +108,7 @@ pub struct Vault {
     metrics: Arc<Metrics>,
     abuse: AbuseControl,
     commits: CommitQueue,
+    clock: Arc<dyn Clock>,
     secret_cache: client_auth::SecretCache,
 }
 
@@ -137,6 +128,7 @@ pub struct VaultParts {
     pub platform_admins: Vec<Principal>,
     pub metrics: Arc<Metrics>,
     pub abuse: AbuseControl,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Vault {
@@ -150,13 +142,31 @@ impl Vault {
             platform_admins: parts.platform_admins,
             metrics: parts.metrics,
             abuse: parts.abuse,
-            commits: CommitQueue::start(parts.store.clone()),
+            commits: CommitQueue::start(parts.store.clone(), parts.clock.clone()),
+            clock: parts.clock,
             secret_cache,
         })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The vault's time; everything it stamps or compares uses this clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// An audit event of `caller`'s request on `chain`, stamped now.
+    fn event(&self, caller: &Caller, chain: String, event_type: &'static str) -> NewEvent {
+        NewEvent::new(
+            chain,
+            event_type,
+            caller.principal.as_str(),
+            caller.method.as_str(),
+            &caller.request_id,
+            self.clock.now_millis(),
+        )
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

@@ -23,7 +23,7 @@ impl Vault {
             OrgAction::CreateOrg => audit::SYSTEM_CHAIN.to_owned(),
             _ => audit::org_chain(org.as_str()),
         };
-        let mut event = caller.event(chain, org_event_type(action));
+        let mut event = self.event(caller, chain, org_event_type(action));
         event.org_id = Some(org.as_str().to_owned());
         event
     }
@@ -54,7 +54,7 @@ impl Vault {
         self.spend_nonce(caller).await?;
         let created = self
             .store
-            .create_org(org, crate::time::now_secs(), &event)
+            .create_org(org, self.clock.now_secs(), &event)
             .await
             .map_err(|e| self.store_error(e))?;
         if !created {
@@ -86,7 +86,7 @@ impl Vault {
         )
         .await?;
         self.spend_nonce(caller).await?;
-        let now = crate::time::now_secs();
+        let now = self.clock.now_secs();
         let stored = self
             .store
             .set_member(org, principal, &roles.to_list(), now, &event)

@@ -8,6 +8,7 @@
 
 use super::{BatchJob, JobOutcome, Store, StoreError};
 use crate::audit::NewEvent;
+use crate::time::Clock;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -39,9 +40,9 @@ pub struct CommitQueue {
 
 impl CommitQueue {
     /// Starts the committing task on the current runtime.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let task = tokio::spawn(run(store, receiver));
+        let task = tokio::spawn(run(store, clock, receiver));
         Self {
             sender: Mutex::new(Some(sender)),
             task: tokio::sync::Mutex::new(Some(task)),
@@ -91,7 +92,7 @@ impl CommitQueue {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
+async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut receiver: mpsc::Receiver<Pending>) {
     // A job without events (a nonce alone) still costs a row: count it as one.
     let weight = |p: &Pending| p.job.events.len().max(1);
     while let Some(first) = receiver.recv().await {
@@ -108,7 +109,7 @@ async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
         }
         let (jobs, waiting): (Vec<BatchJob>, Vec<_>) =
             batch.into_iter().map(|p| (p.job, p.done)).unzip();
-        match store.commit_batch(&jobs, crate::time::now_millis()).await {
+        match store.commit_batch(&jobs, clock.now_millis()).await {
             Ok(applied) => {
                 for (done, applied) in waiting.into_iter().zip(applied) {
                     // A request that gave up waiting (client gone) is no reason to stop.

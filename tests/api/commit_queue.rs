@@ -22,6 +22,7 @@ fn event(chain: &str, n: usize) -> NewEvent {
         "tester",
         "hmac",
         &format!("req-{n}"),
+        data_vault::time::now_millis(),
     );
     event.reason = Some(format!("n={n}"));
     event
@@ -67,7 +68,10 @@ async fn a_failed_batch_fails_every_request_in_it(backend: Backend) {
 async fn chains_stay_continuous_across_batches(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let store = store_of(&app).await;
-    let queue = Arc::new(CommitQueue::start(store.clone()));
+    let queue = Arc::new(CommitQueue::start(
+        store.clone(),
+        Arc::new(data_vault::time::SystemClock),
+    ));
     let mut tasks = Vec::new();
     for n in 0..600 {
         let queue = queue.clone();
@@ -91,7 +95,10 @@ async fn chains_stay_continuous_across_batches(backend: Backend) {
 async fn closing_the_queue_commits_what_was_handed_over(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let store = store_of(&app).await;
-    let queue = Arc::new(CommitQueue::start(store.clone()));
+    let queue = Arc::new(CommitQueue::start(
+        store.clone(),
+        Arc::new(data_vault::time::SystemClock),
+    ));
 
     // Hold the database so the queue's first batch waits and the rest queue up behind it.
     let lock = LockedDatabase::take(&app).await;

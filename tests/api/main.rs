@@ -1,6 +1,8 @@
 //! Integration tests: the real server on a free port, spoken to over HTTP. One test binary
 //! for all of them keeps link time down.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Tests sign requests as clients do, with the wall clock.
+#![allow(clippy::disallowed_methods)]
 
 mod helpers;
 
@@ -12,6 +14,7 @@ mod auth_timing;
 mod blobs;
 mod canonical_input;
 mod cli;
+mod clock;
 mod commit_queue;
 mod connections;
 mod envelope_bomb;
