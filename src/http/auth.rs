@@ -8,7 +8,7 @@
 use super::request_id::RequestId;
 use crate::domain::{ClientName, Principal};
 use crate::error::VaultError;
-use crate::limits::{LimitKind, Verdict};
+use crate::limits::{Limit, Verdict};
 use crate::metrics::Metrics;
 use crate::nonce::{NonceError, NonceStore};
 use crate::offload;
@@ -402,15 +402,7 @@ async fn limit_principal(
     let Some(limiter) = &abuse.limiter else {
         return Ok(None);
     };
-    let verdict = limiter
-        .check(LimitKind::Principal.as_str(), principal)
-        .await;
-    if verdict.allowed {
-        Ok(Some(verdict))
-    } else {
-        auth.metrics.rate_limited(LimitKind::Principal.as_str());
-        Err(VaultError::RateLimited(verdict))
-    }
+    limiter.enforce(Limit::Principal, principal).await.map(Some)
 }
 
 /// Verifies the HMAC headers and records the nonce. Returns the caller and the body hash the
