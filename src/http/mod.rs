@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod blobs;
+mod body;
 pub mod error;
 mod health;
 mod json_body;
