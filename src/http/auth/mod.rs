@@ -16,7 +16,7 @@ mod nonce;
 mod wallet;
 
 use super::body;
-use super::request_id::RequestId;
+use super::middleware::request_id::RequestId;
 use crate::error::VaultError;
 use crate::metrics::Metrics;
 use crate::nonce::NonceStore;

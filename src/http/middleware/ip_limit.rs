@@ -1,8 +1,8 @@
 //! The per-IP rate limit, applied before authentication so that floods of forged requests do
 //! not cost a signature check each.
 
-use super::AppState;
 use crate::error::VaultError;
+use crate::http::AppState;
 use crate::limits::Limit;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
