@@ -1,12 +1,14 @@
 //! The HTTP layer: thin adapters from requests to the vault's use cases. One router per
 //! resource, merged here; request ids, time limit, latency, the IP limit and authentication
-//! as middleware.
+//! as middleware; the caller reaches handlers through the [`extract::Authenticated`]
+//! extractor.
 
 mod audit;
 mod auth;
 mod blobs;
 mod body;
 pub mod error;
+mod extract;
 mod health;
 mod json_body;
 mod middleware;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use auth::Authenticator;
+pub use extract::Authenticated;
 
 /// The parsers of untrusted request input, exactly as the handlers call them; public so that
 /// the fuzz targets in `fuzz/` exercise the real path rather than a copy.
