@@ -188,7 +188,7 @@ impl RateLimitConfig {
     /// Every configured limit as a valid [`Rate`], by limiter name; a bad value is refused
     /// with a message naming its key.
     pub fn rates(&self) -> Result<Vec<(String, Rate)>, ConfigError> {
-        use crate::limits::{scope_limit, InvalidRate, LimitKind};
+        use crate::limits::{InvalidRate, Limit};
         let parse = |key: &str, per_second: f64, burst: u32| {
             Rate::new(per_second, burst).map_err(|e| {
                 let (field, value) = match e {
@@ -199,22 +199,22 @@ impl RateLimitConfig {
             })
         };
         let mut rates = Vec::with_capacity(3 + self.scopes.len());
-        for (kind, per_second, burst) in [
-            (LimitKind::Ip, self.ip_per_second, self.ip_burst),
+        for (limit, per_second, burst) in [
+            (Limit::Ip, self.ip_per_second, self.ip_burst),
             (
-                LimitKind::Principal,
+                Limit::Principal,
                 self.principal_per_second,
                 self.principal_burst,
             ),
-            (LimitKind::Org, self.org_per_second, self.org_burst),
+            (Limit::Org, self.org_per_second, self.org_burst),
         ] {
-            let key = format!("rate_limit.{}_", kind.as_str());
-            rates.push((kind.as_str().to_owned(), parse(&key, per_second, burst)?));
+            let key = format!("rate_limit.{}_", limit.name());
+            rates.push((limit.name().into_owned(), parse(&key, per_second, burst)?));
         }
         for (scope, rate) in &self.scopes {
             let key = format!("rate_limit.scopes.{scope}.");
             rates.push((
-                scope_limit(scope),
+                Limit::Scope(scope).name().into_owned(),
                 parse(&key, rate.per_second, rate.burst)?,
             ));
         }

@@ -94,11 +94,16 @@ fn wallet_verifier(config: &Config) -> anyhow::Result<data_vault_auth::WalletVer
 }
 
 /// The limiter and spike detector the configuration asks for.
-fn abuse_control(config: &Config, redis: Option<Arc<Redis>>) -> anyhow::Result<AbuseControl> {
+fn abuse_control(
+    config: &Config,
+    redis: Option<Arc<Redis>>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<AbuseControl> {
     let limiter = match config.rate_limit.enabled {
         true => Some(Arc::new(Limiter::new(
             config.rate_limit.rates()?,
             redis.clone(),
+            metrics,
         ))),
         false => None,
     };
@@ -139,7 +144,7 @@ impl Application {
             }
             None => None,
         };
-        let abuse = abuse_control(config, redis.clone())?;
+        let abuse = abuse_control(config, redis.clone(), metrics.clone())?;
         let vault = open_vault_with(config, metrics, abuse, clock).await?;
         let local_nonces = MemoryNonceStore::new(config.auth.nonce_capacity);
         let nonces: Arc<dyn NonceStore> = match &redis {

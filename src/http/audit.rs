@@ -1,13 +1,13 @@
 //! `/api/v1/vault/audit`: querying and verifying the audit log.
 
-use super::{query, AppState};
+use super::{extract::Authenticated, query, AppState};
 use crate::domain::{BlobId, OrgId, Principal, Scope};
 use crate::error::VaultError;
-use crate::service::{AuditParams, Caller};
+use crate::service::AuditParams;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
@@ -74,7 +74,7 @@ pub fn verify_org(raw: Option<&str>) -> Result<Option<OrgId>, VaultError> {
 
 async fn query_events(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, VaultError> {
     let params = audit_params(raw.as_deref())?;
@@ -83,7 +83,7 @@ async fn query_events(
 
 async fn verify(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, VaultError> {
     let org = verify_org(raw.as_deref())?;

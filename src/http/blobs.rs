@@ -1,16 +1,16 @@
 //! `/api/v1/vault/blobs`: each handler parses, calls one vault function, and shapes the reply.
 
-use super::{json_body, query, AppState};
+use super::{extract::Authenticated, json_body, query, AppState};
 use crate::domain::{BlobId, Note, OrgId, RetentionPolicy, Scope, Tags};
 use crate::error::VaultError;
-use crate::service::{Caller, ListParams, NewBlob, ReadParams};
+use crate::service::{ListParams, NewBlob, ReadParams};
 use crate::time;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use base64::Engine;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -133,7 +133,7 @@ pub fn json_upload(body: &[u8], max: usize) -> Result<NewBlob, VaultError> {
 
 async fn create(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -185,7 +185,7 @@ fn wants_raw(headers: &HeaderMap) -> bool {
 
 async fn read(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
@@ -209,7 +209,7 @@ async fn read(
 
 async fn metadata(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, VaultError> {
@@ -221,7 +221,7 @@ async fn metadata(
 
 async fn remove(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<StatusCode, VaultError> {
@@ -259,7 +259,7 @@ pub fn list_params(raw_query: Option<&str>) -> Result<ListParams, VaultError> {
 
 async fn list(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Response, VaultError> {
     let params = list_params(raw_query.as_deref())?;

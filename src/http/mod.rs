@@ -1,26 +1,31 @@
 //! The HTTP layer: thin adapters from requests to the vault's use cases. One router per
-//! resource, merged here; request ids, timing and authentication as middleware.
+//! resource, merged here; request ids, time limit, latency, the IP limit and authentication
+//! as middleware; the caller reaches handlers through the [`extract::Authenticated`]
+//! extractor.
 
 mod audit;
 mod auth;
 mod blobs;
+mod body;
 pub mod error;
+mod extract;
 mod health;
 mod json_body;
-mod limits;
+mod middleware;
 mod orgs;
 mod query;
-mod request_id;
 
 use crate::metrics::Metrics;
 use crate::service::Vault;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
+use middleware::{ip_limit, latency, request_id, timeout};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use auth::Authenticator;
+pub use extract::Authenticated;
 
 /// The parsers of untrusted request input, exactly as the handlers call them; public so that
 /// the fuzz targets in `fuzz/` exercise the real path rather than a copy.
@@ -47,32 +52,27 @@ pub fn api_router(state: AppState, request_timeout: Duration) -> Router {
     let authenticated = blobs::router()
         .merge(orgs::router())
         .merge(audit::router())
-        .route_layer(middleware::from_fn_with_state(
-            state.auth.clone(),
-            auth::authenticate,
-        ))
+        .route_layer(from_fn_with_state(state.auth.clone(), auth::authenticate))
         // Added last, so it runs first: before any signature is checked.
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            limits::limit_ip,
-        ))
+        .route_layer(from_fn_with_state(state.clone(), ip_limit::limit_ip))
         .with_state(state.clone());
     Router::new()
         .merge(authenticated)
         .merge(health::router().with_state(state))
-        .route_layer(middleware::from_fn_with_state(
-            metrics.clone(),
-            request_id::observe,
-        ))
+        .route_layer(from_fn_with_state(metrics.clone(), latency::observe))
         // The authentication middleware enforces the body limit itself, before buffering.
         .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn_with_state(
-            request_id::ContextState {
+        // Inside the request id, so a time-out's 503 is rendered with the id and logged in
+        // the request's span.
+        .layer(from_fn_with_state(
+            timeout::TimeoutState {
                 timeout: request_timeout,
-                metrics: metrics.clone(),
+                metrics,
             },
-            request_id::request_context,
+            timeout::bound,
         ))
+        // Outermost: every response, even one the router made up, leaves with an id.
+        .layer(from_fn(request_id::assign))
 }
 
 /// The metrics listener's router: `GET /metrics`.

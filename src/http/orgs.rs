@@ -1,15 +1,14 @@
 //! `/api/v1/vault/orgs`: org creation (platform admins) and membership (org administrators).
 
-use super::{json_body, AppState};
+use super::{extract::Authenticated, json_body, AppState};
 use crate::domain::{OrgId, Principal};
 use crate::error::VaultError;
-use crate::service::Caller;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use data_vault_scopes::{Role, RoleSet};
 use serde::Deserialize;
 use std::str::FromStr;
@@ -48,7 +47,7 @@ pub fn member_roles(body: &[u8]) -> Result<RoleSet, VaultError> {
 
 async fn create_org(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(org): Path<String>,
 ) -> Result<Response, VaultError> {
     let org = OrgId::parse(&org)?;
@@ -67,7 +66,7 @@ async fn create_org(
 
 async fn set_member(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((org, principal)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, VaultError> {
@@ -87,7 +86,7 @@ async fn set_member(
 
 async fn remove_member(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path((org, principal)): Path<(String, String)>,
 ) -> Result<StatusCode, VaultError> {
     let org = OrgId::parse(&org)?;
@@ -98,7 +97,7 @@ async fn remove_member(
 
 async fn list_members(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Authenticated(caller): Authenticated,
     Path(org): Path<String>,
 ) -> Result<Response, VaultError> {
     let org = OrgId::parse(&org)?;

@@ -6,7 +6,10 @@
 mod local;
 mod shared;
 
+use crate::error::VaultError;
+use crate::metrics::Metrics;
 use crate::redis_conn::Redis;
+use std::borrow::Cow;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,26 +17,39 @@ use std::time::Duration;
 pub use local::LocalLimiter;
 pub use shared::SharedLimiter;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LimitKind {
+/// A limit a request is checked against. Its configured name keys the limiter; its label
+/// is what the `rate_limited` metric counts (one label for all scopes, so the label set stays
+/// bounded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit<'a> {
+    /// Per client address, before authentication.
     Ip,
+    /// Per authenticated principal.
     Principal,
+    /// Per org, where a request names one.
     Org,
+    /// A scope's own per-principal limit (`rate_limit.scopes.<name>`).
+    Scope(&'a str),
 }
 
-impl LimitKind {
-    pub fn as_str(self) -> &'static str {
+impl Limit<'_> {
+    /// The limiter's name for it: `ip`, `principal`, `org` or `scope:<name>`.
+    pub fn name(&self) -> Cow<'static, str> {
         match self {
-            LimitKind::Ip => "ip",
-            LimitKind::Principal => "principal",
-            LimitKind::Org => "org",
+            Limit::Scope(scope) => Cow::Owned(format!("scope:{scope}")),
+            other => Cow::Borrowed(other.label()),
         }
     }
-}
 
-/// The name of a per-principal limit in one scope.
-pub fn scope_limit(scope: &str) -> String {
-    format!("scope:{scope}")
+    /// The `limit` label of `virtengine_data_vault_rate_limited_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Limit::Ip => "ip",
+            Limit::Principal => "principal",
+            Limit::Org => "org",
+            Limit::Scope(_) => "scope",
+        }
+    }
 }
 
 /// A rate: a sustained number of requests per second and a burst allowed at once. Only
@@ -93,28 +109,59 @@ pub struct Verdict {
     pub retry_after_secs: u64,
 }
 
+impl Verdict {
+    /// The verdict for a limit that is not configured.
+    fn unlimited() -> Self {
+        Self {
+            allowed: true,
+            limit: 0,
+            remaining: 0,
+            reset_secs: 0,
+            retry_after_secs: 0,
+        }
+    }
+}
+
 /// The limiter the server uses: shared through Redis when configured, else in-process.
 pub struct Limiter {
     local: LocalLimiter,
     shared: Option<SharedLimiter>,
+    metrics: Arc<Metrics>,
 }
 
 impl Limiter {
-    /// `rates` names each limit: `ip`, `principal`, `org`, and `scope:<name>` for the scopes
-    /// that have a limit of their own.
-    pub fn new(rates: Vec<(String, Rate)>, redis: Option<Arc<Redis>>) -> Self {
+    /// `rates` names each limit by [`Limit::name`]; refusals are counted in `metrics`.
+    pub fn new(
+        rates: Vec<(String, Rate)>,
+        redis: Option<Arc<Redis>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             local: LocalLimiter::new(&rates),
             shared: redis.map(|r| SharedLimiter::new(r, &rates)),
+            metrics,
         }
     }
 
-    /// Whether a limit of that name is configured.
-    pub fn has(&self, limit: &str) -> bool {
-        self.local.has(limit)
+    /// The one check every limit goes through: counts `key` against `limit`, and when it is
+    /// over, counts the refusal and answers with the 429 error (whose verdict carries the
+    /// `Retry-After` and `X-RateLimit-*` values). A limit that is not configured allows
+    /// everything.
+    pub async fn enforce(&self, limit: Limit<'_>, key: &str) -> Result<Verdict, VaultError> {
+        let name = limit.name();
+        if !self.local.has(&name) {
+            return Ok(Verdict::unlimited());
+        }
+        let verdict = self.check(&name, key).await;
+        if verdict.allowed {
+            Ok(verdict)
+        } else {
+            self.metrics.rate_limited(limit.label());
+            Err(VaultError::RateLimited(verdict))
+        }
     }
 
-    pub async fn check(&self, limit: &str, key: &str) -> Verdict {
+    async fn check(&self, limit: &str, key: &str) -> Verdict {
         // The local limiter sees every request, so it is warm when Redis goes away.
         let local = self.local.check(limit, key);
         match &self.shared {
@@ -147,5 +194,73 @@ mod tests {
         assert!(slowest.period() > Duration::from_secs(1));
         let fastest = Rate::new(MAX_PER_SECOND, 1).unwrap();
         assert_eq!(fastest.period(), Duration::from_micros(1));
+    }
+
+    fn limiter(rates: &[(Limit<'_>, u32)]) -> (Limiter, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let rates = rates
+            .iter()
+            .map(|(limit, burst)| (limit.name().into_owned(), Rate::new(0.001, *burst).unwrap()))
+            .collect();
+        (Limiter::new(rates, None, metrics.clone()), metrics)
+    }
+
+    #[tokio::test]
+    async fn enforce_refuses_over_the_burst_with_the_429_error_and_counts_it() {
+        let (limiter, metrics) = limiter(&[(Limit::Scope("kyc"), 2)]);
+        let allowed = limiter.enforce(Limit::Scope("kyc"), "alice").await.unwrap();
+        assert_eq!(
+            (allowed.allowed, allowed.limit, allowed.remaining),
+            (true, 2, 1)
+        );
+        limiter.enforce(Limit::Scope("kyc"), "alice").await.unwrap();
+        let refused = limiter.enforce(Limit::Scope("kyc"), "alice").await;
+        match refused {
+            Err(VaultError::RateLimited(verdict)) => {
+                assert!(
+                    !verdict.allowed && verdict.retry_after_secs >= 1,
+                    "{verdict:?}"
+                );
+            }
+            other => panic!("expected a 429 error, got {other:?}"),
+        }
+        // Scopes share one label; the key is not a label at all.
+        let rendered = metrics.render();
+        assert!(
+            rendered.contains(r#"virtengine_data_vault_rate_limited_total{limit="scope"} 1"#),
+            "{rendered}"
+        );
+        assert!(limiter.enforce(Limit::Scope("kyc"), "bob").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_limit_that_is_not_configured_allows_everything_and_counts_nothing() {
+        let (limiter, metrics) = limiter(&[(Limit::Principal, 1)]);
+        for _ in 0..3 {
+            let verdict = limiter
+                .enforce(Limit::Scope("other"), "alice")
+                .await
+                .unwrap();
+            assert!(verdict.allowed);
+        }
+        assert!(!metrics.render().contains("rate_limited_total{"));
+    }
+
+    #[test]
+    fn names_key_the_limiter_and_labels_stay_bounded() {
+        let named: Vec<(String, &str)> =
+            [Limit::Ip, Limit::Principal, Limit::Org, Limit::Scope("kyc")]
+                .iter()
+                .map(|l| (l.name().into_owned(), l.label()))
+                .collect();
+        assert_eq!(
+            named,
+            vec![
+                ("ip".to_owned(), "ip"),
+                ("principal".to_owned(), "principal"),
+                ("org".to_owned(), "org"),
+                ("scope:kyc".to_owned(), "scope"),
+            ]
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::audit::NewEvent;
 use crate::crypto::MasterKey;
 use crate::domain::Principal;
 use crate::error::VaultError;
-use crate::limits::{scope_limit, LimitKind, Limiter};
+use crate::limits::{Limit, Limiter};
 use crate::metrics::Metrics;
 use crate::spikes::SpikeDetector;
 use crate::store::{
@@ -196,34 +196,20 @@ impl Vault {
 
     /// Applies the per-org rate limit to a request that touches `org`.
     async fn limit_org(&self, org: Option<&str>) -> Result<(), VaultError> {
-        let (Some(limiter), Some(org)) = (&self.abuse.limiter, org) else {
-            return Ok(());
-        };
-        let verdict = limiter.check(LimitKind::Org.as_str(), org).await;
-        if verdict.allowed {
-            Ok(())
-        } else {
-            self.metrics.rate_limited(LimitKind::Org.as_str());
-            Err(VaultError::RateLimited(verdict))
+        if let (Some(limiter), Some(org)) = (&self.abuse.limiter, org) {
+            limiter.enforce(Limit::Org, org).await?;
         }
+        Ok(())
     }
 
     /// Applies a scope's own per-principal limit, when the configuration gives it one.
     async fn limit_scope(&self, caller: &Caller, scope: &str) -> Result<(), VaultError> {
-        let Some(limiter) = &self.abuse.limiter else {
-            return Ok(());
-        };
-        let name = scope_limit(scope);
-        if !limiter.has(&name) {
-            return Ok(());
+        if let Some(limiter) = &self.abuse.limiter {
+            limiter
+                .enforce(Limit::Scope(scope), caller.principal.as_str())
+                .await?;
         }
-        let verdict = limiter.check(&name, caller.principal.as_str()).await;
-        if verdict.allowed {
-            Ok(())
-        } else {
-            self.metrics.rate_limited("scope");
-            Err(VaultError::RateLimited(verdict))
-        }
+        Ok(())
     }
 
     /// Appends events durably, group-committed with other requests' events (and with the

@@ -1,9 +1,9 @@
 //! The per-IP rate limit, applied before authentication so that floods of forged requests do
 //! not cost a signature check each.
 
-use super::AppState;
 use crate::error::VaultError;
-use crate::limits::LimitKind;
+use crate::http::AppState;
+use crate::limits::Limit;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -41,11 +41,7 @@ pub async fn limit_ip(
 ) -> Result<Response, VaultError> {
     if let Some(limiter) = &state.vault.abuse().limiter {
         let ip = client_ip(&request, state.client_ip_header.as_deref());
-        let verdict = limiter.check(LimitKind::Ip.as_str(), &ip).await;
-        if !verdict.allowed {
-            state.vault.metrics().rate_limited(LimitKind::Ip.as_str());
-            return Err(VaultError::RateLimited(verdict));
-        }
+        limiter.enforce(Limit::Ip, &ip).await?;
     }
     Ok(next.run(request).await)
 }

@@ -1,0 +1,99 @@
+//! Authentication of every `/api/v1` request (DESIGN §6). There is no anonymous path: a
+//! request either proves a principal or is answered 401.
+//!
+//! Order matters for cost: cheap header checks first, then the signature, which covers the
+//! claimed body hash, then the nonce, and only then is the body read (bounded) and hashed. An
+//! unauthenticated client can make the server neither buffer a body nor burn a nonce.
+//!
+//! This file is the middleware; each scheme (`hmac.rs`, `wallet.rs`), the checks they share
+//! (`headers.rs`), the nonce record (`nonce.rs`) and the principal's limits (`limit.rs`) have
+//! their own.
+
+mod headers;
+mod hmac;
+mod limit;
+mod nonce;
+mod wallet;
+
+use super::body;
+use super::middleware::request_id::RequestId;
+use crate::error::VaultError;
+use crate::metrics::Metrics;
+use crate::nonce::NonceStore;
+use crate::service::Vault;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use data_vault_auth::{headers as h, WalletVerifier};
+use std::sync::Arc;
+
+pub struct Authenticator {
+    vault: Arc<Vault>,
+    nonces: Arc<dyn NonceStore>,
+    wallet: WalletVerifier,
+    metrics: Arc<Metrics>,
+}
+
+impl Authenticator {
+    pub fn new(vault: Arc<Vault>, nonces: Arc<dyn NonceStore>, wallet: WalletVerifier) -> Self {
+        let metrics = vault.metrics().clone();
+        Self {
+            vault,
+            nonces,
+            wallet,
+            metrics,
+        }
+    }
+
+    /// Counts and logs a refusal, and returns the error it is answered with.
+    fn fail(&self, scheme: &str, reason: &'static str, error: VaultError) -> VaultError {
+        self.metrics.auth_failure(scheme, reason);
+        tracing::info!(scheme, reason, "authentication failed");
+        error
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn authenticate(
+    State(auth): State<Arc<Authenticator>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, VaultError> {
+    // Split first: the body is not `Sync`, so the request cannot be borrowed across awaits.
+    let (parts, body) = request.into_parts();
+    let max_payload = auth.vault.max_payload_bytes();
+    let (caller, bytes) = if parts.headers.contains_key(h::ADDRESS) {
+        // The wallet scheme signs the body's hash without sending it, so the body is read
+        // (bounded, and after the cheap checks) before the signature can be checked.
+        let claims = wallet::claims(&auth, &parts)?;
+        let bytes = body::read_bounded(&parts.headers, body, max_payload).await?;
+        (wallet::verify(&auth, &parts, claims, &bytes).await?, bytes)
+    } else {
+        let (caller, claimed_hash) = hmac::verify(&auth, &parts).await?;
+        let bytes = body::read_bounded(&parts.headers, body, max_payload).await?;
+        hmac::check_body(&auth, &claimed_hash, &bytes).await?;
+        (caller, bytes)
+    };
+    let verdict = limit::limit_principal(&auth, &caller).await?;
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(caller.clone());
+    let mut response = next.run(request).await;
+    // Nothing leaves before the nonce is durably spent: most requests spent it with their
+    // audit event; the rest (listings, refusals that record nothing) spend it here.
+    auth.vault.spend_nonce(&caller).await?;
+    if let Some(verdict) = verdict {
+        super::error::rate_limit_headers(response.headers_mut(), &verdict);
+    }
+    Ok(response)
+}
+
+/// The id the request-id middleware gave this request, for the audit trail.
+fn request_id(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default()
+}
