@@ -9,13 +9,13 @@ use serde_json::Value;
 
 struct World {
     app: TestApp,
-    owner: VaultClient,
-    admin: VaultClient,
-    agent: VaultClient,
-    provider: VaultClient,
-    member: VaultClient,
-    moderator: VaultClient,
-    outsider_admin: VaultClient,
+    owner: Api,
+    admin: Api,
+    agent: Api,
+    provider: Api,
+    member: Api,
+    moderator: Api,
+    outsider_admin: Api,
 }
 
 async fn world(backend: Backend) -> World {

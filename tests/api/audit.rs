@@ -60,7 +60,7 @@ fn cli_verify(app: &TestApp) -> (bool, String) {
 
 /// An org whose chain holds seven events (a membership, an upload and five reads), seen by
 /// its administrator.
-async fn org_with_history(backend: Backend) -> (TestApp, VaultClient) {
+async fn org_with_history(backend: Backend) -> (TestApp, Api) {
     let app = TestApp::spawn(backend).await;
     let admin = app.client(&app.create_client("admin").await);
     app.create_org("acme", &[("admin", "administrator")]).await;
@@ -201,7 +201,7 @@ async fn concurrent_reads_across_two_processes_chain_without_forks(backend: Back
         .unwrap();
 
     let servers = [ServerProcess::start(&app), ServerProcess::start(&app)];
-    let clients: Vec<VaultClient> = servers.iter().map(|s| s.client(&creds)).collect();
+    let clients: Vec<Api> = servers.iter().map(|s| s.client(&creds)).collect();
     let mut tasks = Vec::new();
     for i in 0..200 {
         let client = clients[i % 2].url("/", &[]).unwrap().to_string();
