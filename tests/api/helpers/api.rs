@@ -69,6 +69,13 @@ query_params!(
     AuditQuery { blob_id, scope, requester, org_id, start, end, limit, cursor }
 );
 
+impl<'a> UploadQuery<'a> {
+    /// An upload to `scope`, the one parameter every upload needs.
+    pub fn in_scope(scope: &'a str) -> Self {
+        Self::default().scope(scope)
+    }
+}
+
 /// One signed caller (HMAC client or wallet).
 pub struct Api {
     client: VaultClient,
@@ -145,7 +152,7 @@ impl Api {
 
     /// Stores a fresh small envelope in `scope` (and `org`) and returns its id.
     pub async fn create_blob(&self, scope: &str, org: Option<&str>) -> String {
-        let mut query = UploadQuery::default().scope(scope);
+        let mut query = UploadQuery::in_scope(scope);
         query.org_id = org;
         let response = self
             .upload_raw(&super::age_envelope_of_size(600), &query)
