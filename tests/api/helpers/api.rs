@@ -101,7 +101,7 @@ impl Api {
         &self.client
     }
 
-    async fn send(
+    async fn request(
         &self,
         method: Method,
         path: &str,
@@ -115,13 +115,13 @@ impl Api {
             .unwrap()
     }
 
-    async fn send_json(&self, method: Method, path: &str, body: &Value) -> Response {
+    async fn request_json(&self, method: Method, path: &str, body: &Value) -> Response {
         let bytes = serde_json::to_vec(body).unwrap();
         let body = Body {
             bytes: &bytes,
             content_type: "application/json",
         };
-        self.send(method, path, &[], Some(body), None).await
+        self.request(method, path, &[], Some(body), None).await
     }
 
     /// `POST /api/v1/vault/blobs` with the envelope as the body (`application/octet-stream`).
@@ -141,13 +141,13 @@ impl Api {
             bytes,
             content_type,
         };
-        self.send(Method::POST, BLOBS, &query.pairs(), Some(body), None)
+        self.request(Method::POST, BLOBS, &query.pairs(), Some(body), None)
             .await
     }
 
     /// `POST /api/v1/vault/blobs` with a JSON body, sent as given (however wrong).
     pub async fn upload_json(&self, body: &Value) -> Response {
-        self.send_json(Method::POST, BLOBS, body).await
+        self.request_json(Method::POST, BLOBS, body).await
     }
 
     /// Stores a fresh small envelope in `scope` (and `org`) and returns its id.
@@ -164,7 +164,7 @@ impl Api {
     /// `GET /api/v1/vault/blobs/{id}` as JSON (metadata and `data_base64`).
     pub async fn get_blob(&self, id: &str, query: &ReadQuery<'_>) -> Response {
         let path = format!("{BLOBS}/{id}");
-        self.send(Method::GET, &path, &query.pairs(), None, None)
+        self.request(Method::GET, &path, &query.pairs(), None, None)
             .await
     }
 
@@ -172,25 +172,25 @@ impl Api {
     pub async fn get_blob_raw(&self, id: &str, query: &ReadQuery<'_>) -> Response {
         let path = format!("{BLOBS}/{id}");
         let accept = Some("application/octet-stream");
-        self.send(Method::GET, &path, &query.pairs(), None, accept)
+        self.request(Method::GET, &path, &query.pairs(), None, accept)
             .await
     }
 
     /// `GET /api/v1/vault/blobs/{id}/metadata`.
     pub async fn get_metadata(&self, id: &str) -> Response {
         let path = format!("{BLOBS}/{id}/metadata");
-        self.send(Method::GET, &path, &[], None, None).await
+        self.request(Method::GET, &path, &[], None, None).await
     }
 
     /// `DELETE /api/v1/vault/blobs/{id}`.
     pub async fn delete_blob(&self, id: &str) -> Response {
         let path = format!("{BLOBS}/{id}");
-        self.send(Method::DELETE, &path, &[], None, None).await
+        self.request(Method::DELETE, &path, &[], None, None).await
     }
 
     /// `GET /api/v1/vault/blobs`.
     pub async fn list_blobs(&self, query: &ListQuery<'_>) -> Response {
-        self.send(Method::GET, BLOBS, &query.pairs(), None, None)
+        self.request(Method::GET, BLOBS, &query.pairs(), None, None)
             .await
     }
 
@@ -201,7 +201,7 @@ impl Api {
 
     /// `GET /api/v1/vault/audit`.
     pub async fn audit(&self, query: &AuditQuery<'_>) -> Response {
-        self.send(Method::GET, AUDIT, &query.pairs(), None, None)
+        self.request(Method::GET, AUDIT, &query.pairs(), None, None)
             .await
     }
 
@@ -219,7 +219,7 @@ impl Api {
     /// `GET /api/v1/vault/audit/verify`, of `org`'s chain or (without) the caller's own.
     pub async fn audit_verify(&self, org: Option<&str>) -> Response {
         let query: Vec<(&str, &str)> = org.map(|org| ("org_id", org)).into_iter().collect();
-        self.send(Method::GET, &format!("{AUDIT}/verify"), &query, None, None)
+        self.request(Method::GET, &format!("{AUDIT}/verify"), &query, None, None)
             .await
     }
 
@@ -231,26 +231,26 @@ impl Api {
     /// `PUT /api/v1/vault/orgs/{org}`.
     pub async fn put_org(&self, org: &str) -> Response {
         let path = format!("{ORGS}/{org}");
-        self.send(Method::PUT, &path, &[], None, None).await
+        self.request(Method::PUT, &path, &[], None, None).await
     }
 
     /// `PUT /api/v1/vault/orgs/{org}/members/{principal}` with `{"roles": roles}`.
     pub async fn put_member(&self, org: &str, principal: &str, roles: &[&str]) -> Response {
         let path = format!("{ORGS}/{org}/members/{principal}");
         let body = serde_json::json!({ "roles": roles });
-        self.send_json(Method::PUT, &path, &body).await
+        self.request_json(Method::PUT, &path, &body).await
     }
 
     /// `DELETE /api/v1/vault/orgs/{org}/members/{principal}`.
     pub async fn delete_member(&self, org: &str, principal: &str) -> Response {
         let path = format!("{ORGS}/{org}/members/{principal}");
-        self.send(Method::DELETE, &path, &[], None, None).await
+        self.request(Method::DELETE, &path, &[], None, None).await
     }
 
     /// `GET /api/v1/vault/orgs/{org}/members`.
     pub async fn list_members(&self, org: &str) -> Response {
         let path = format!("{ORGS}/{org}/members");
-        self.send(Method::GET, &path, &[], None, None).await
+        self.request(Method::GET, &path, &[], None, None).await
     }
 }
 
@@ -291,31 +291,4 @@ impl Anonymous {
     pub async fn readyz(&self) -> Response {
         self.get("/readyz").await
     }
-}
-
-// Transitional, while the test files move to the methods above; removed once none is left.
-impl std::ops::Deref for Api {
-    type Target = VaultClient;
-    fn deref(&self) -> &VaultClient {
-        &self.client
-    }
-}
-
-pub async fn put_raw(client: &VaultClient, envelope: &[u8], query: &[(&str, &str)]) -> Response {
-    let body = Body {
-        bytes: envelope,
-        content_type: "application/octet-stream",
-    };
-    client
-        .send(Method::POST, BLOBS, query, Some(body), None)
-        .await
-        .unwrap()
-}
-
-pub async fn upload(client: &VaultClient, scope: &str, org: Option<&str>) -> String {
-    let mut query = vec![("scope", scope)];
-    query.extend(org.map(|org| ("org_id", org)));
-    let response = put_raw(client, &super::age_envelope_of_size(600), &query).await;
-    let body = json_with_status(response, 201).await;
-    body["metadata"]["id"].as_str().unwrap().to_owned()
 }
