@@ -1,6 +1,7 @@
 //! `TEST_LOG`: the in-process servers' tracing output, shown on demand. Off by default, so
 //! passing runs stay quiet; set it to see what the server did when a test fails.
 
+use std::io::IsTerminal;
 use std::sync::Once;
 
 static INIT: Once = Once::new();
@@ -24,6 +25,7 @@ pub fn init() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_test_writer()
+            .with_ansi(std::io::stdout().is_terminal())
             .try_init();
     });
 }
