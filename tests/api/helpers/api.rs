@@ -88,7 +88,7 @@ impl From<VaultClient> for Api {
 }
 
 /// The JSON body of a response that must have `status`; the body is in the failure message.
-pub async fn json_with_status(response: Response, status: u16) -> Value {
+async fn json_with_status(response: Response, status: u16) -> Value {
     let got = response.status();
     let text = response.text().await.unwrap();
     assert_eq!(got, status, "{text}");
