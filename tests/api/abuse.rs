@@ -3,15 +3,10 @@
 
 use crate::helpers::*;
 use crate::on_both_backends;
-use data_vault::cli::VaultClient;
-use reqwest::Method;
 use serde_json::Value;
 
-async fn list(client: &VaultClient) -> reqwest::Response {
-    client
-        .send(Method::GET, "/api/v1/vault/blobs", &[], None, None)
-        .await
-        .unwrap()
+async fn list(client: &Api) -> reqwest::Response {
+    client.list_blobs(&ListQuery::default()).await
 }
 
 async fn a_principal_over_its_limit_is_refused_while_others_are_not(backend: Backend) {
@@ -58,37 +53,18 @@ async fn the_ip_limit_applies_before_authentication(backend: Backend) {
         c.rate_limit.ip_burst = 2;
     })
     .await;
+    let anonymous = app.anonymous();
     for _ in 0..2 {
-        assert_eq!(
-            app.http
-                .get(app.url("/api/v1/vault/blobs"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            401
-        );
+        assert_eq!(anonymous.get("/api/v1/vault/blobs").await.status(), 401);
     }
-    let (status, code) = error_of(
-        app.http
-            .get(app.url("/api/v1/vault/blobs"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code) = error_of(anonymous.get("/api/v1/vault/blobs").await).await;
     assert_eq!(
         (status, code.as_str()),
         (429, "rate_limited"),
         "forged requests stop costing signature checks"
     );
     assert_eq!(
-        app.http
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        anonymous.healthz().await.status(),
         200,
         "health is never limited"
     );
@@ -133,30 +109,15 @@ async fn a_burst_of_denials_raises_exactly_one_spike_per_window(backend: Backend
     .await;
     let owner = app.client(&app.create_client("owner").await);
     let prober = app.client(&app.create_client("prober").await);
-    let path = format!("/api/v1/vault/blobs/{}", upload(&owner, "veid", None).await);
+    let id = owner.create_blob("veid", None).await;
     for _ in 0..12 {
-        let response = prober
-            .send(Method::GET, &path, &[], None, None)
-            .await
-            .unwrap();
+        let response = prober.get_blob(&id, &ReadQuery::default()).await;
         assert_eq!(response.status(), 403);
     }
-    let mine: Value = prober
-        .send(
-            Method::GET,
-            "/api/v1/vault/audit",
-            &[("limit", "500")],
-            None,
-            None,
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let spikes: Vec<&Value> = mine["events"]
-        .as_array()
-        .unwrap()
+    let mine = prober
+        .audit_events(&AuditQuery::default().limit("500"))
+        .await;
+    let spikes: Vec<&Value> = mine
         .iter()
         .filter(|e| e["event_type"] == "security.denial_spike")
         .collect();
@@ -185,16 +146,7 @@ async fn a_spiking_principal_can_be_blocked_and_the_block_is_audited(backend: Ba
     .await;
     let prober = app.client(&app.create_client("prober").await);
     for _ in 0..3 {
-        let response = prober
-            .send(
-                Method::GET,
-                "/api/v1/vault/audit",
-                &[("org_id", "acme")],
-                None,
-                None,
-            )
-            .await
-            .unwrap();
+        let response = prober.audit(&AuditQuery::default().org_id("acme")).await;
         assert_eq!(response.status(), 403);
     }
     let blocked = list(&prober).await;
@@ -291,26 +243,17 @@ async fn a_scope_can_have_a_tighter_limit_of_its_own(backend: Backend) {
     })
     .await;
     let client = app.client(&app.create_client("svc").await);
-    let veid = upload(&client, "veid", None).await;
-    let market = upload(&client, "market", None).await;
-    let read = |id: String| {
-        let client = &client;
-        async move {
-            let path = format!("/api/v1/vault/blobs/{id}");
-            client
-                .send(Method::GET, &path, &[], None, None)
-                .await
-                .unwrap()
-        }
-    };
+    let veid = client.create_blob("veid", None).await;
+    let market = client.create_blob("market", None).await;
+    let none = ReadQuery::default();
     // The upload took one of the three; two reads fit, the third does not.
-    assert_eq!(read(veid.clone()).await.status(), 200);
-    assert_eq!(read(veid.clone()).await.status(), 200);
-    let refused = read(veid.clone()).await;
+    assert_eq!(client.get_blob(&veid, &none).await.status(), 200);
+    assert_eq!(client.get_blob(&veid, &none).await.status(), 200);
+    let refused = client.get_blob(&veid, &none).await;
     assert!(refused.headers().contains_key("retry-after"));
     assert_eq!(error_of(refused).await, (429, "rate_limited".to_owned()));
     assert_eq!(
-        read(market).await.status(),
+        client.get_blob(&market, &none).await.status(),
         200,
         "other scopes keep the general limit"
     );

@@ -3,19 +3,17 @@
 
 use crate::helpers::*;
 use crate::on_both_backends;
-use data_vault::cli::VaultClient;
-use reqwest::Method;
 use serde_json::Value;
 
 struct World {
     app: TestApp,
-    owner: VaultClient,
-    admin: VaultClient,
-    agent: VaultClient,
-    provider: VaultClient,
-    member: VaultClient,
-    moderator: VaultClient,
-    outsider_admin: VaultClient,
+    owner: Api,
+    admin: Api,
+    agent: Api,
+    provider: Api,
+    member: Api,
+    moderator: Api,
+    outsider_admin: Api,
 }
 
 async fn world(backend: Backend) -> World {
@@ -60,60 +58,22 @@ async fn world(backend: Backend) -> World {
     }
 }
 
-async fn list(client: &VaultClient, query: &[(&str, &str)]) -> Value {
-    let response = client
-        .send(Method::GET, "/api/v1/vault/blobs", query, None, None)
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
-async fn read(client: &VaultClient, id: &str, query: &[(&str, &str)]) -> u16 {
-    let path = format!("/api/v1/vault/blobs/{id}");
-    client
-        .send(Method::GET, &path, query, None, None)
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-async fn delete(client: &VaultClient, id: &str) -> u16 {
-    let path = format!("/api/v1/vault/blobs/{id}");
-    client
-        .send(Method::DELETE, &path, &[], None, None)
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 /// The events of a blob, as an org auditor sees them, oldest first.
 async fn blob_events(w: &World, id: &str) -> Vec<Value> {
-    let response = w
-        .admin
-        .send(
-            Method::GET,
-            "/api/v1/vault/audit",
-            &[("org_id", "acme"), ("blob_id", id), ("limit", "500")],
-            None,
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    let mut events = body["events"].as_array().unwrap().clone();
+    let query = AuditQuery::default()
+        .org_id("acme")
+        .blob_id(id)
+        .limit("500");
+    let mut events = w.admin.audit_events(&query).await;
     events.reverse();
     events
 }
 
 /// Caller, blob, query, expected status, expected outcome, expected denial reason.
 type Case<'a> = (
-    &'a VaultClient,
+    &'a Api,
     &'a str,
-    &'a [(&'a str, &'a str)],
+    ReadQuery<'a>,
     u16,
     &'a str,
     Option<&'a str>,
@@ -121,20 +81,21 @@ type Case<'a> = (
 
 async fn seed_matrix_holds_end_to_end(backend: Backend) {
     let w = world(backend).await;
-    let support = upload(&w.owner, "support", Some("acme")).await;
-    let market = upload(&w.owner, "market", Some("acme")).await;
-    let audit = upload(&w.owner, "audit", Some("acme")).await;
-    let personal = upload(&w.owner, "veid", None).await;
-    let reason = [("reason", "ticket 42")];
+    let support = w.owner.create_blob("support", Some("acme")).await;
+    let market = w.owner.create_blob("market", Some("acme")).await;
+    let audit = w.owner.create_blob("audit", Some("acme")).await;
+    let personal = w.owner.create_blob("veid", None).await;
+    let none = ReadQuery::default;
+    let reason = || ReadQuery::default().reason("ticket 42");
 
     let cases: Vec<Case> = vec![
-        (&w.owner, &support, &[], 200, "granted", None),
-        (&w.owner, &personal, &[], 200, "granted", None),
-        (&w.agent, &support, &reason, 200, "granted", None),
+        (&w.owner, &support, none(), 200, "granted", None),
+        (&w.owner, &personal, none(), 200, "granted", None),
+        (&w.agent, &support, reason(), 200, "granted", None),
         (
             &w.agent,
             &support,
-            &[],
+            none(),
             403,
             "denied",
             Some("reason_required"),
@@ -142,16 +103,16 @@ async fn seed_matrix_holds_end_to_end(backend: Backend) {
         (
             &w.agent,
             &support,
-            &[("reason", " ")],
+            ReadQuery::default().reason(" "),
             403,
             "denied",
             Some("reason_required"),
         ),
-        (&w.admin, &support, &reason, 200, "granted", None),
+        (&w.admin, &support, reason(), 200, "granted", None),
         (
             &w.provider,
             &support,
-            &reason,
+            reason(),
             403,
             "denied",
             Some("role_not_allowed"),
@@ -159,25 +120,25 @@ async fn seed_matrix_holds_end_to_end(backend: Backend) {
         (
             &w.member,
             &support,
-            &reason,
+            reason(),
             403,
             "denied",
             Some("role_not_allowed"),
         ),
-        (&w.provider, &market, &[], 200, "granted", None),
+        (&w.provider, &market, none(), 200, "granted", None),
         (
             &w.agent,
             &market,
-            &reason,
+            reason(),
             403,
             "denied",
             Some("role_not_allowed"),
         ),
-        (&w.moderator, &audit, &reason, 200, "granted", None),
+        (&w.moderator, &audit, reason(), 200, "granted", None),
         (
             &w.moderator,
             &audit,
-            &[],
+            none(),
             403,
             "denied",
             Some("reason_required"),
@@ -185,7 +146,7 @@ async fn seed_matrix_holds_end_to_end(backend: Backend) {
         (
             &w.outsider_admin,
             &support,
-            &reason,
+            reason(),
             403,
             "denied",
             Some("not_member"),
@@ -193,7 +154,7 @@ async fn seed_matrix_holds_end_to_end(backend: Backend) {
         (
             &w.outsider_admin,
             &support,
-            &[("reason", "x"), ("org_id", "globex")],
+            ReadQuery::default().reason("x").org_id("globex"),
             403,
             "denied",
             Some("org_mismatch"),
@@ -201,7 +162,7 @@ async fn seed_matrix_holds_end_to_end(backend: Backend) {
         (
             &w.agent,
             &support,
-            &[("reason", "x"), ("org_id", "globex")],
+            ReadQuery::default().reason("x").org_id("globex"),
             403,
             "denied",
             Some("org_mismatch"),
@@ -209,14 +170,18 @@ async fn seed_matrix_holds_end_to_end(backend: Backend) {
         (
             &w.admin,
             &personal,
-            &reason,
+            reason(),
             403,
             "denied",
             Some("not_owner"),
         ),
     ];
     for (i, (client, blob, query, status, outcome, denial)) in cases.iter().enumerate() {
-        assert_eq!(read(client, blob, query).await, *status, "case {i}");
+        assert_eq!(
+            client.get_blob(blob, query).await.status(),
+            *status,
+            "case {i}"
+        );
         if *blob == personal.as_str() {
             continue; // personal blobs are on the owner's chain, checked below
         }
@@ -229,13 +194,13 @@ async fn seed_matrix_holds_end_to_end(backend: Backend) {
     }
 
     // Deletes: a support agent may not, the org administrator may.
-    assert_eq!(delete(&w.agent, &support).await, 403);
+    assert_eq!(w.agent.delete_blob(&support).await.status(), 403);
     let events = blob_events(&w, &support).await;
     assert_eq!(
         events.last().unwrap()["denial_reason"],
         "delete_requires_administrator"
     );
-    assert_eq!(delete(&w.admin, &support).await, 204);
+    assert_eq!(w.admin.delete_blob(&support).await.status(), 204);
     let events = blob_events(&w, &support).await;
     let last = events.last().unwrap();
     assert_eq!(
@@ -245,23 +210,11 @@ async fn seed_matrix_holds_end_to_end(backend: Backend) {
     assert_eq!(events.first().unwrap()["event_type"], "blob.create");
 
     // The owner sees their personal blob's events, including the administrator's denied read.
-    let mine: Value = w
+    let mine = w
         .owner
-        .send(
-            Method::GET,
-            "/api/v1/vault/audit",
-            &[("blob_id", &personal)],
-            None,
-            None,
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let outcomes: Vec<&str> = mine["events"]
-        .as_array()
-        .unwrap()
+        .audit_events(&AuditQuery::default().blob_id(&personal))
+        .await;
+    let outcomes: Vec<&str> = mine
         .iter()
         .map(|e| e["outcome"].as_str().unwrap())
         .collect();
@@ -287,19 +240,12 @@ async fn seed_matrix_holds_end_to_end(backend: Backend) {
 async fn creating_in_an_org_needs_membership(backend: Backend) {
     let w = world(backend).await;
     let envelope = age_envelope_of_size(300);
-    let query = [("scope", "market"), ("org_id", "acme")];
-    let response = put_raw(&w.outsider_admin, &envelope, &query).await;
+    let query = UploadQuery::in_scope("market").org_id("acme");
+    let response = w.outsider_admin.upload_raw(&envelope, &query).await;
     let (status, code) = error_of(response).await;
     assert_eq!((status, code.as_str()), (403, "forbidden"));
     assert_eq!(w.app.count_rows("blobs").await, 0);
-    let mine: Value = w
-        .outsider_admin
-        .send(Method::GET, "/api/v1/vault/audit", &[], None, None)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine = w.outsider_admin.audit_json(&AuditQuery::default()).await;
     let event = &mine["events"][0];
     assert_eq!(
         (event["event_type"].as_str(), event["outcome"].as_str()),
@@ -310,48 +256,53 @@ async fn creating_in_an_org_needs_membership(backend: Backend) {
 
 async fn org_listing_shows_what_roles_allow(backend: Backend) {
     let w = world(backend).await;
-    upload(&w.owner, "support", Some("acme")).await;
-    upload(&w.owner, "market", Some("acme")).await;
-    upload(&w.owner, "veid", None).await;
+    w.owner.create_blob("support", Some("acme")).await;
+    w.owner.create_blob("market", Some("acme")).await;
+    w.owner.create_blob("veid", None).await;
     let listed = |v: Value| v["blobs"].as_array().unwrap().len();
+    let acme = ListQuery::default().org_id("acme");
     assert_eq!(
-        listed(list(&w.agent, &[("org_id", "acme")]).await),
+        listed(w.agent.list_blobs_json(&acme).await),
         1,
         "support only"
     );
     assert_eq!(
-        listed(list(&w.provider, &[("org_id", "acme")]).await),
+        listed(w.provider.list_blobs_json(&acme).await),
         1,
         "market only"
     );
-    assert_eq!(listed(list(&w.admin, &[("org_id", "acme")]).await), 2);
-    assert_eq!(listed(list(&w.member, &[("org_id", "acme")]).await), 0);
+    assert_eq!(listed(w.admin.list_blobs_json(&acme).await), 2);
+    assert_eq!(listed(w.member.list_blobs_json(&acme).await), 0);
+    assert_eq!(listed(w.outsider_admin.list_blobs_json(&acme).await), 0);
     assert_eq!(
-        listed(list(&w.outsider_admin, &[("org_id", "acme")]).await),
-        0
+        listed(w.owner.list_blobs_json(&ListQuery::default()).await),
+        3
     );
-    assert_eq!(listed(list(&w.owner, &[]).await), 3);
 }
 
 async fn a_denied_read_never_reads_the_ciphertext(backend: Backend) {
     let w = world(backend).await;
-    let id = upload(&w.owner, "support", Some("acme")).await;
+    let id = w.owner.create_blob("support", Some("acme")).await;
     // With the ciphertext out of reach, any read of it fails: a caller who is refused must
     // still get its 403, decided on metadata alone.
     w.app
         .sql("ALTER TABLE blobs RENAME COLUMN ciphertext TO ciphertext_away")
         .await;
-    assert_eq!(read(&w.member, &id, &[("reason", "x")]).await, 403);
-    assert_eq!(read(&w.outsider_admin, &id, &[("reason", "x")]).await, 403);
+    let reason = ReadQuery::default().reason("x");
+    assert_eq!(w.member.get_blob(&id, &reason).await.status(), 403);
+    assert_eq!(w.outsider_admin.get_blob(&id, &reason).await.status(), 403);
     assert_eq!(
-        read(&w.owner, &id, &[]).await,
+        w.owner.get_blob(&id, &ReadQuery::default()).await.status(),
         500,
         "a permitted read does need the ciphertext"
     );
     w.app
         .sql("ALTER TABLE blobs RENAME COLUMN ciphertext_away TO ciphertext")
         .await;
-    assert_eq!(read(&w.owner, &id, &[]).await, 200);
+    assert_eq!(
+        w.owner.get_blob(&id, &ReadQuery::default()).await.status(),
+        200
+    );
 }
 
 on_both_backends!(

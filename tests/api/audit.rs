@@ -3,38 +3,8 @@
 
 use crate::helpers::*;
 use crate::on_both_backends;
-use data_vault::cli::{Body, VaultClient};
-use reqwest::Method;
 use serde_json::Value;
 use std::process::Command;
-
-async fn query(client: &VaultClient, query: &[(&str, &str)]) -> reqwest::Response {
-    client
-        .send(Method::GET, "/api/v1/vault/audit", query, None, None)
-        .await
-        .unwrap()
-}
-
-async fn put(client: &VaultClient, path: &str, body: Option<Value>) -> reqwest::Response {
-    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-    let body = bytes.as_deref().map(|b| Body {
-        bytes: b,
-        content_type: "application/json",
-    });
-    client
-        .send(Method::PUT, path, &[], body, None)
-        .await
-        .unwrap()
-}
-
-async fn verify(client: &VaultClient, query: &[(&str, &str)]) -> Value {
-    let response = client
-        .send(Method::GET, "/api/v1/vault/audit/verify", query, None, None)
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
 
 /// `data-vault audit verify --org acme`, offline on the database.
 fn cli_verify(app: &TestApp) -> (bool, String) {
@@ -60,23 +30,16 @@ fn cli_verify(app: &TestApp) -> (bool, String) {
 
 /// An org whose chain holds seven events (a membership, an upload and five reads), seen by
 /// its administrator.
-async fn org_with_history(backend: Backend) -> (TestApp, VaultClient) {
+async fn org_with_history(backend: Backend) -> (TestApp, Api) {
     let app = TestApp::spawn(backend).await;
     let admin = app.client(&app.create_client("admin").await);
     app.create_org("acme", &[("admin", "administrator")]).await;
-    let id = upload(&admin, "market", Some("acme")).await;
+    let id = admin.create_blob("market", Some("acme")).await;
     for _ in 0..5 {
-        let path = format!("/api/v1/vault/blobs/{id}");
-        assert_eq!(
-            admin
-                .send(Method::GET, &path, &[], None, None)
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        let read = admin.get_blob(&id, &ReadQuery::default()).await;
+        assert_eq!(read.status(), 200);
     }
-    let result = verify(&admin, &[("org_id", "acme")]).await;
+    let result = admin.audit_verify_json(Some("acme")).await;
     // The administrator's membership, the upload, and five reads.
     assert_eq!(
         (result["valid"].as_bool(), result["length"].as_i64()),
@@ -87,8 +50,8 @@ async fn org_with_history(backend: Backend) -> (TestApp, VaultClient) {
     (app, admin)
 }
 
-async fn expect_broken_at(app: &TestApp, admin: &VaultClient, seq: i64) {
-    let result = verify(admin, &[("org_id", "acme")]).await;
+async fn expect_broken_at(app: &TestApp, admin: &Api, seq: i64) {
+    let result = admin.audit_verify_json(Some("acme")).await;
     assert_eq!(result["valid"], false, "{result}");
     assert_eq!(result["first_invalid_seq"], seq, "{result}");
     let (ok, text) = cli_verify(app);
@@ -152,20 +115,10 @@ async fn a_truncated_chain_tail_is_detected(backend: Backend) {
 async fn a_broken_audit_store_fails_reads_closed(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let client = app.client(&app.create_client("svc").await);
-    let id = upload(&client, "veid", None).await;
+    let id = client.create_blob("veid", None).await;
     app.break_audit_store().await;
 
-    let path = format!("/api/v1/vault/blobs/{id}");
-    let response = client
-        .send(
-            Method::GET,
-            &path,
-            &[],
-            None,
-            Some("application/octet-stream"),
-        )
-        .await
-        .unwrap();
+    let response = client.get_blob_raw(&id, &ReadQuery::default()).await;
     let text = response.text().await.unwrap();
     let body: Value = serde_json::from_str(&text).expect("an error body, not the envelope");
     assert_eq!(body["code"], "audit_unavailable");
@@ -175,7 +128,9 @@ async fn a_broken_audit_store_fails_reads_closed(backend: Backend) {
     );
     assert!(!text.contains("data_base64"));
 
-    let response = put_raw(&client, &age_envelope_of_size(600), &[("scope", "veid")]).await;
+    let response = client
+        .upload_raw(&age_envelope_of_size(600), &UploadQuery::in_scope("veid"))
+        .await;
     let (status, code) = error_of(response).await;
     assert_eq!((status, code.as_str()), (503, "audit_unavailable"));
     assert_eq!(
@@ -195,34 +150,21 @@ async fn concurrent_reads_across_two_processes_chain_without_forks(backend: Back
     let app = TestApp::spawn(backend).await;
     let creds = app.create_client("reader").await;
     app.create_org("acme", &[("reader", "administrator")]).await;
-    let id = upload(&app.client(&creds), "market", Some("acme")).await;
-    let before = verify(&app.client(&creds), &[("org_id", "acme")]).await["length"]
+    let id = app.client(&creds).create_blob("market", Some("acme")).await;
+    let before = app.client(&creds).audit_verify_json(Some("acme")).await["length"]
         .as_i64()
         .unwrap();
 
     let servers = [ServerProcess::start(&app), ServerProcess::start(&app)];
-    let clients: Vec<VaultClient> = servers.iter().map(|s| s.client(&creds)).collect();
     let mut tasks = Vec::new();
     for i in 0..200 {
-        let client = clients[i % 2].url("/", &[]).unwrap().to_string();
-        let creds = Credentials {
-            principal: creds.principal.clone(),
-            secret: creds.secret.clone(),
-        };
-        let path = format!("/api/v1/vault/blobs/{id}");
+        // A client of its own per read, alternating between the two processes.
+        let client = servers[i % 2].client(&creds);
+        let id = id.clone();
         tasks.push(tokio::spawn(async move {
-            let client = VaultClient::new(
-                &client,
-                data_vault::cli::ClientAuth::Hmac {
-                    principal: creds.principal,
-                    secret: creds.secret,
-                },
-            )
-            .unwrap();
             client
-                .send(Method::GET, &path, &[], None, None)
+                .get_blob(&id, &ReadQuery::default())
                 .await
-                .unwrap()
                 .status()
                 .as_u16()
         }));
@@ -230,7 +172,7 @@ async fn concurrent_reads_across_two_processes_chain_without_forks(backend: Back
     for task in tasks {
         assert_eq!(task.await.unwrap(), 200);
     }
-    let after = verify(&app.client(&creds), &[("org_id", "acme")]).await;
+    let after = app.client(&creds).audit_verify_json(Some("acme")).await;
     assert_eq!(after["valid"], true, "{after}");
     assert_eq!(
         after["length"].as_i64().unwrap(),
@@ -257,21 +199,19 @@ async fn audit_queries_follow_the_visibility_rules(backend: Backend) {
         ],
     )
     .await;
-    let id = upload(&owner, "support", Some("acme")).await;
-    let path = format!("/api/v1/vault/blobs/{id}");
+    let id = owner.create_blob("support", Some("acme")).await;
     agent
-        .send(Method::GET, &path, &[("reason", "ticket 7")], None, None)
-        .await
-        .unwrap();
+        .get_blob(&id, &ReadQuery::default().reason("ticket 7"))
+        .await;
     stranger
-        .send(Method::GET, &path, &[("reason", "curious")], None, None)
-        .await
-        .unwrap();
+        .get_blob(&id, &ReadQuery::default().reason("curious"))
+        .await;
 
     let events = |v: Value| v["events"].as_array().unwrap().clone();
     // The owner sees everything about their blob: create, the agent's read, the denial.
     let mine = events(
-        query(&owner, &[("blob_id", &id)])
+        owner
+            .audit(&AuditQuery::default().blob_id(&id))
             .await
             .json()
             .await
@@ -283,7 +223,14 @@ async fn audit_queries_follow_the_visibility_rules(backend: Backend) {
     assert_eq!(mine[1]["reason"], "ticket 7");
 
     // The agent sees its own read (as requester), not the stranger's.
-    let theirs = events(query(&agent, &[]).await.json().await.unwrap());
+    let theirs = events(
+        agent
+            .audit(&AuditQuery::default())
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
     assert!(
         theirs
             .iter()
@@ -293,19 +240,28 @@ async fn audit_queries_follow_the_visibility_rules(backend: Backend) {
     assert!(!theirs.iter().any(|e| e["requester"] == "stranger"));
 
     // Org-wide: a moderator may, a support agent may not (and that denial is audited).
-    let response = query(&moderator, &[("org_id", "acme")]).await;
+    let acme = AuditQuery::default().org_id("acme");
+    let response = moderator.audit(&acme).await;
     assert_eq!(response.status(), 200);
-    let (status, code) = error_of(query(&agent, &[("org_id", "acme")]).await).await;
+    let (status, code) = error_of(agent.audit(&acme).await).await;
     assert_eq!((status, code.as_str()), (403, "forbidden"));
-    let agents = events(query(&agent, &[("limit", "1")]).await.json().await.unwrap());
+    let agents = events(
+        agent
+            .audit(&AuditQuery::default().limit("1"))
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
     assert_eq!(agents[0]["event_type"], "audit.query");
     assert_eq!(agents[0]["denial_reason"], "auditor_required");
-    let (status, _) = error_of(query(&stranger, &[("org_id", "acme")]).await).await;
+    let (status, _) = error_of(stranger.audit(&acme).await).await;
     assert_eq!(status, 403);
 
     // Filters and paging.
     let by_requester = events(
-        query(&moderator, &[("org_id", "acme"), ("requester", "agent")])
+        moderator
+            .audit(&acme.clone().requester("agent"))
             .await
             .json()
             .await
@@ -314,23 +270,31 @@ async fn audit_queries_follow_the_visibility_rules(backend: Backend) {
     assert!(!by_requester.is_empty() && by_requester.iter().all(|e| e["requester"] == "agent"));
     let future = (data_vault::time::now_secs() + 3600).to_string();
     let none = events(
-        query(&owner, &[("start", &future)])
+        owner
+            .audit(&AuditQuery::default().start(&future))
             .await
             .json()
             .await
             .unwrap(),
     );
     assert!(none.is_empty());
-    let all = events(query(&owner, &[]).await.json().await.unwrap());
+    let all = events(
+        owner
+            .audit(&AuditQuery::default())
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
     assert!(all.len() >= 4);
     let mut paged = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut q = vec![("limit", "2")];
+        let mut q = AuditQuery::default().limit("2");
         if let Some(c) = &cursor {
-            q.push(("cursor", c));
+            q = q.cursor(c);
         }
-        let page: Value = query(&owner, &q).await.json().await.unwrap();
+        let page: Value = owner.audit(&q).await.json().await.unwrap();
         assert!(page["events"].as_array().unwrap().len() <= 2);
         paged.extend(events(page.clone()));
         match page["next_cursor"].as_str() {
@@ -343,17 +307,17 @@ async fn audit_queries_follow_the_visibility_rules(backend: Backend) {
         "paging returns every event once, in the same order"
     );
     for bad in [
-        ("limit", "0"),
-        ("start", "soon"),
-        ("blob_id", "nope"),
-        ("chain", "system"),
+        AuditQuery::default().limit("0"),
+        AuditQuery::default().start("soon"),
+        AuditQuery::default().blob_id("nope"),
+        AuditQuery::default().param("chain", "system"),
     ] {
-        let (status, code) = error_of(query(&owner, &[bad]).await).await;
+        let (status, code) = error_of(owner.audit(&bad).await).await;
         assert_eq!((status, code.as_str()), (400, "bad_request"), "{bad:?}");
     }
 
     // Everyone may verify their own chain.
-    let own = verify(&owner, &[]).await;
+    let own = owner.audit_verify_json(None).await;
     assert_eq!(own["chain"], "owner:owner");
     assert_eq!(own["valid"], true);
 }
@@ -366,89 +330,36 @@ async fn org_admin_api_manages_members_and_audits_it(backend: Backend) {
     let platform = app.client(&app.create_client("root-ops").await);
     let admin = app.client(&app.create_client("admin").await);
     let agent = app.client(&app.create_client("agent").await);
-    let (status, code) = error_of(put(&admin, "/api/v1/vault/orgs/acme", None).await).await;
+    let (status, code) = error_of(admin.put_org("acme").await).await;
     assert_eq!(
         (status, code.as_str()),
         (403, "forbidden"),
         "only platform admins create orgs"
     );
+    assert_eq!(platform.put_org("acme").await.status(), 201);
+    assert_eq!(platform.put_org("acme").await.status(), 200);
     assert_eq!(
-        put(&platform, "/api/v1/vault/orgs/acme", None)
-            .await
-            .status(),
-        201
-    );
-    assert_eq!(
-        put(&platform, "/api/v1/vault/orgs/acme", None)
+        platform
+            .put_member("acme", "admin", &["administrator"])
             .await
             .status(),
         200
     );
-    let roles = |r: &[&str]| Some(serde_json::json!({ "roles": r }));
     assert_eq!(
-        put(
-            &platform,
-            "/api/v1/vault/orgs/acme/members/admin",
-            roles(&["administrator"])
-        )
-        .await
-        .status(),
+        admin
+            .put_member("acme", "agent", &["support_agent"])
+            .await
+            .status(),
         200
     );
-    assert_eq!(
-        put(
-            &admin,
-            "/api/v1/vault/orgs/acme/members/agent",
-            roles(&["support_agent"])
-        )
-        .await
-        .status(),
-        200
-    );
-    let (status, _) = error_of(
-        put(
-            &agent,
-            "/api/v1/vault/orgs/acme/members/agent",
-            roles(&["administrator"]),
-        )
-        .await,
-    )
-    .await;
+    let (status, _) = error_of(agent.put_member("acme", "agent", &["administrator"]).await).await;
     assert_eq!(status, 403, "members cannot promote themselves");
-    let (status, code) = error_of(
-        put(
-            &admin,
-            "/api/v1/vault/orgs/acme/members/agent",
-            roles(&["root"]),
-        )
-        .await,
-    )
-    .await;
+    let (status, code) = error_of(admin.put_member("acme", "agent", &["root"]).await).await;
     assert_eq!((status, code.as_str()), (400, "bad_request"));
-    let (status, code) = error_of(
-        put(
-            &platform,
-            "/api/v1/vault/orgs/nowhere/members/agent",
-            roles(&[]),
-        )
-        .await,
-    )
-    .await;
+    let (status, code) = error_of(platform.put_member("nowhere", "agent", &[]).await).await;
     assert_eq!((status, code.as_str()), (404, "not_found"));
 
-    let members: Value = admin
-        .send(
-            Method::GET,
-            "/api/v1/vault/orgs/acme/members",
-            &[],
-            None,
-            None,
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let members: Value = admin.list_members("acme").await.json().await.unwrap();
     let names: Vec<&str> = members["members"]
         .as_array()
         .unwrap()
@@ -456,39 +367,14 @@ async fn org_admin_api_manages_members_and_audits_it(backend: Backend) {
         .map(|m| m["principal"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["admin", "agent"]);
-    let response = admin
-        .send(
-            Method::DELETE,
-            "/api/v1/vault/orgs/acme/members/agent",
-            &[],
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+    let response = admin.delete_member("acme", "agent").await;
     assert_eq!(response.status(), 204);
-    let response = admin
-        .send(
-            Method::DELETE,
-            "/api/v1/vault/orgs/acme/members/agent",
-            &[],
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+    let response = admin.delete_member("acme", "agent").await;
     assert_eq!(error_of(response).await.0, 404);
 
     let trail: Value = admin
-        .send(
-            Method::GET,
-            "/api/v1/vault/audit",
-            &[("org_id", "acme")],
-            None,
-            None,
-        )
+        .audit(&AuditQuery::default().org_id("acme"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -515,7 +401,7 @@ async fn org_admin_api_manages_members_and_audits_it(backend: Backend) {
             "{expected} in {kinds:?}"
         );
     }
-    let result = verify(&admin, &[("org_id", "acme")]).await;
+    let result = admin.audit_verify_json(Some("acme")).await;
     assert_eq!(result["valid"], true);
 }
 
@@ -558,11 +444,11 @@ async fn an_exported_chain_verifies_with_an_independent_implementation(backend: 
     let mut export = String::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut q = vec![("org_id", "acme"), ("limit", "3")];
+        let mut q = AuditQuery::default().org_id("acme").limit("3");
         if let Some(c) = &cursor {
-            q.push(("cursor", c));
+            q = q.cursor(c);
         }
-        let page: Value = query(&admin, &q).await.json().await.unwrap();
+        let page: Value = admin.audit(&q).await.json().await.unwrap();
         export.push_str(&page.to_string());
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
@@ -603,7 +489,7 @@ async fn recorded_heads_catch_a_truncation_that_fixed_up_the_head(backend: Backe
          WHERE chain = 'org:acme' AND seq = 5) WHERE chain = 'org:acme'",
     )
     .await;
-    let result = verify(&admin, &[("org_id", "acme")]).await;
+    let result = admin.audit_verify_json(Some("acme")).await;
     assert_eq!(
         result["valid"], true,
         "the chain alone cannot tell: {result}"

@@ -138,7 +138,7 @@ async fn missing_or_malformed_headers_are_unauthenticated(backend: Backend) {
             "{name}={bad}"
         );
     }
-    let (status, code) = error_of(app.http.get(app.url(LIST)).send().await.unwrap()).await;
+    let (status, code) = error_of(app.anonymous().get(LIST).await).await;
     assert_eq!(
         (status, code.as_str()),
         (401, "unauthenticated"),

@@ -3,15 +3,14 @@
 
 use crate::helpers::*;
 use crate::on_both_backends;
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const BLOBS: &str = "/api/v1/vault/blobs";
 
 async fn blob_ids_are_accepted_only_in_canonical_form(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let client = app.client(&app.create_client("svc").await);
-    let id = upload(&client, "veid", None).await;
+    let id = client.create_blob("veid", None).await;
     assert!(
         id.bytes().any(|b| b.is_ascii_lowercase()),
         "the id needs a letter for its case to matter: {id}"
@@ -28,60 +27,46 @@ async fn blob_ids_are_accepted_only_in_canonical_form(backend: Backend) {
         simple.to_uppercase(),
         format!("urn:uuid:{id}"),
     ];
+    let none = ReadQuery::default();
     for spelling in &spellings {
-        for (method, suffix) in [
-            (Method::GET, ""),
-            (Method::GET, "/metadata"),
-            (Method::DELETE, ""),
-        ] {
-            let path = format!("{BLOBS}/{spelling}{suffix}");
-            let response = client
-                .send(method.clone(), &path, &[], None, None)
-                .await
-                .unwrap();
+        let answers = [
+            (
+                format!("GET {BLOBS}/{spelling}"),
+                client.get_blob(spelling, &none).await,
+            ),
+            (
+                format!("GET {BLOBS}/{spelling}/metadata"),
+                client.get_metadata(spelling).await,
+            ),
+            (
+                format!("DELETE {BLOBS}/{spelling}"),
+                client.delete_blob(spelling).await,
+            ),
+            (
+                format!("{BLOBS}?cursor={spelling}"),
+                client
+                    .list_blobs(&ListQuery::default().cursor(spelling))
+                    .await,
+            ),
+            (
+                format!("/api/v1/vault/audit?blob_id={spelling}"),
+                client.audit(&AuditQuery::default().blob_id(spelling)).await,
+            ),
+        ];
+        for (request, response) in answers {
             let (status, code) = error_of(response).await;
-            assert_eq!(
-                (status, code.as_str()),
-                (400, "bad_request"),
-                "{method} {path}"
-            );
-        }
-        for (path, parameter) in [(BLOBS, "cursor"), ("/api/v1/vault/audit", "blob_id")] {
-            let response = client
-                .send(Method::GET, path, &[(parameter, spelling)], None, None)
-                .await
-                .unwrap();
-            let (status, code) = error_of(response).await;
-            assert_eq!(
-                (status, code.as_str()),
-                (400, "bad_request"),
-                "{path}?{parameter}={spelling}"
-            );
+            assert_eq!((status, code.as_str()), (400, "bad_request"), "{request}");
         }
     }
 
     // Untouched: still there, and only its creation was recorded.
-    let response = client
-        .send(Method::GET, &format!("{BLOBS}/{id}"), &[], None, None)
-        .await
-        .unwrap();
+    let response = client.get_blob(&id, &none).await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.count_rows("blobs").await, 1);
-    let response = client
-        .send(
-            Method::GET,
-            "/api/v1/vault/audit",
-            &[("blob_id", &id)],
-            None,
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let events: Value = response.json().await.unwrap();
-    let types: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
+    let events = client
+        .audit_events(&AuditQuery::default().blob_id(&id))
+        .await;
+    let types: Vec<&str> = events
         .iter()
         .map(|e| e["event_type"].as_str().unwrap())
         .collect();
@@ -103,22 +88,9 @@ async fn tags_with_hidden_characters_are_refused(backend: Backend) {
         json!({"ticket": "T-42\u{2028}forged: line"}),
     ] {
         let body = json!({"scope": "veid", "payload_base64": payload, "tags": tags});
-        let bytes = serde_json::to_vec(&body).unwrap();
-        let response = client
-            .send(
-                Method::POST,
-                BLOBS,
-                &[],
-                Some(data_vault::cli::Body {
-                    bytes: &bytes,
-                    content_type: "application/json",
-                }),
-                None,
-            )
-            .await
-            .unwrap();
+        let response = client.upload_json(&body).await;
         assert_eq!(response.status(), 400, "{tags}");
-        let error: Value = response.json().await.unwrap();
+        let error: serde_json::Value = response.json().await.unwrap();
         assert_eq!(error["code"], "bad_request");
         let message = error["error"].as_str().unwrap();
         assert!(message.contains("invisible characters"), "{message}");

@@ -3,7 +3,6 @@
 
 use crate::helpers::*;
 use crate::on_both_backends;
-use reqwest::Method;
 use secrecy::ExposeSecret;
 use std::process::{Command, Output};
 
@@ -243,23 +242,15 @@ async fn file_encrypted_by_the_age_cli_round_trips(backend: Backend) {
     assert!(encrypted.status.success());
 
     let envelope = std::fs::read(&sealed).unwrap();
-    let response = put_raw(&client, &envelope, &[("scope", "support")]).await;
+    let response = client
+        .upload_raw(&envelope, &UploadQuery::in_scope("support"))
+        .await;
     assert_eq!(response.status(), 201);
     let created: serde_json::Value = response.json().await.unwrap();
     let id = created["metadata"]["id"].as_str().unwrap();
-    let fetched = client
-        .call(
-            Method::GET,
-            &format!("/api/v1/vault/blobs/{id}"),
-            &[],
-            None,
-            Some("application/octet-stream"),
-        )
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let fetched = client.get_blob_raw(id, &ReadQuery::default()).await;
+    assert_eq!(fetched.status(), 200);
+    let fetched = fetched.bytes().await.unwrap();
     let downloaded = dir.join("downloaded.age");
     std::fs::write(&downloaded, &fetched).unwrap();
     let decrypted = Command::new("age")

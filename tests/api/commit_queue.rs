@@ -6,7 +6,6 @@ use crate::on_both_backends;
 use data_vault::audit::{org_chain, NewEvent};
 use data_vault::service::verify_chain;
 use data_vault::store::{CommitQueue, Store, MAX_BATCH_EVENTS};
-use reqwest::Method;
 use std::sync::Arc;
 
 async fn store_of(app: &TestApp) -> Arc<dyn Store> {
@@ -32,21 +31,15 @@ async fn a_failed_batch_fails_every_request_in_it(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let creds = app.create_client("svc").await;
     let client = app.client(&creds);
-    let path = format!(
-        "/api/v1/vault/blobs/{}",
-        upload(&client, "veid", None).await
-    );
+    let id = client.create_blob("veid", None).await;
     app.break_audit_store().await;
 
     let mut reads = Vec::new();
     for _ in 0..20 {
         let client = app.client(&creds);
-        let path = path.clone();
+        let id = id.clone();
         reads.push(tokio::spawn(async move {
-            let response = client
-                .send(Method::GET, &path, &[], None, None)
-                .await
-                .unwrap();
+            let response = client.get_blob(&id, &ReadQuery::default()).await;
             (response.status().as_u16(), response.text().await.unwrap())
         }));
     }
@@ -131,61 +124,33 @@ async fn closing_the_queue_commits_what_was_handed_over(backend: Backend) {
 }
 
 /// A transaction that holds the audit heads locked until released.
-pub enum LockedDatabase {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
-}
+pub struct LockedDatabase(Db);
 
 impl LockedDatabase {
     pub async fn take(app: &TestApp) -> Self {
-        use sqlx::Connection;
-        let url = &app.config.storage.database_url;
-        match app.backend {
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-                sqlx::query("BEGIN IMMEDIATE")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                Self::Sqlite(conn)
-            }
-            Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-                sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-                sqlx::query("LOCK TABLE audit_heads IN EXCLUSIVE MODE")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                Self::Postgres(conn)
-            }
+        let mut db = app.db().await;
+        let statements: &[&str] = match app.backend {
+            Backend::Sqlite => &["BEGIN IMMEDIATE"],
+            Backend::Postgres => &["BEGIN", "LOCK TABLE audit_heads IN EXCLUSIVE MODE"],
+        };
+        for statement in statements {
+            db.execute(statement).await.unwrap();
         }
+        Self(db)
     }
 
-    pub async fn release(self) {
-        match self {
-            Self::Sqlite(mut conn) => {
-                sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
-            }
-            Self::Postgres(mut conn) => {
-                sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
-            }
-        }
+    pub async fn release(mut self) {
+        self.0.execute("COMMIT").await.unwrap();
     }
 }
 
 async fn a_request_that_outlives_its_time_limit_gets_503_and_is_counted(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| c.server.request_timeout_secs = 1).await;
     let client = app.client(&app.create_client("svc").await);
-    let path = format!(
-        "/api/v1/vault/blobs/{}",
-        upload(&client, "veid", None).await
-    );
+    let id = client.create_blob("veid", None).await;
     // The read's audit append waits on the locked database longer than the time limit.
     let lock = LockedDatabase::take(&app).await;
-    let response = client
-        .send(Method::GET, &path, &[], None, None)
-        .await
-        .unwrap();
+    let response = client.get_blob(&id, &ReadQuery::default()).await;
     lock.release().await;
     let (status, code) = error_of(response).await;
     assert_eq!((status, code.as_str()), (503, "unavailable"));
@@ -208,16 +173,10 @@ async fn an_audit_failure_logs_the_database_error_and_answers_without_it(backend
     let creds = app.create_client("svc").await;
     let server = ServerProcess::start(&app);
     let client = server.client(&creds);
-    let path = format!(
-        "/api/v1/vault/blobs/{}",
-        upload(&client, "veid", None).await
-    );
+    let id = client.create_blob("veid", None).await;
     app.break_audit_store().await;
 
-    let response = client
-        .send(Method::GET, &path, &[], None, None)
-        .await
-        .unwrap();
+    let response = client.get_blob(&id, &ReadQuery::default()).await;
     assert_eq!(response.status(), 503);
     let body = response.text().await.unwrap();
     assert!(

@@ -223,6 +223,7 @@ async fn connections_beyond_the_limit_wait_and_are_served_once_idle_ones_time_ou
 /// Raw request head for a signed raw upload of `envelope`.
 async fn signed_upload_head(app: &TestApp, envelope: &[u8]) -> String {
     let client = app.client(&app.create_client("svc").await);
+    let client = client.signer();
     let url = client
         .url("/api/v1/vault/blobs", &[("scope", "veid")])
         .unwrap();

@@ -53,14 +53,14 @@ async fn header_bombs_are_refused_quickly_while_healthz_keeps_answering(backend:
     // Probe /healthz every 10 ms until the uploads are answered, and once more after.
     let uploads_done = Arc::new(AtomicBool::new(false));
     let probes = {
-        let (url, done) = (app.url("/healthz"), uploads_done.clone());
+        let (base, done) = (app.url(""), uploads_done.clone());
         on_own_runtime(move || async move {
-            let http = reqwest::Client::new();
+            let anonymous = Anonymous::at(&base);
             let mut probes = Vec::new();
             loop {
                 let last = done.load(Ordering::SeqCst);
                 let started = Instant::now();
-                let health = http.get(&url).send().await.unwrap();
+                let health = anonymous.healthz().await;
                 assert_eq!(health.status(), 200);
                 probes.push(started.elapsed());
                 if last {
@@ -75,7 +75,9 @@ async fn header_bombs_are_refused_quickly_while_healthz_keeps_answering(backend:
             let (client, bomb) = (app.client(&creds), bomb.clone());
             on_own_runtime(move || async move {
                 let started = Instant::now();
-                let response = put_raw(&client, &bomb, &[("scope", "veid")]).await;
+                let response = client
+                    .upload_raw(&bomb, &UploadQuery::in_scope("veid"))
+                    .await;
                 let refusal = error_of(response).await;
                 (started.elapsed(), refusal)
             })
@@ -130,12 +132,19 @@ async fn envelope_of_256_stanzas_is_stored_and_257_is_refused(backend: Backend) 
 
     let most = envelope_to(255);
     assert_eq!(most.windows(3).filter(|w| w == b"-> ").count(), 256);
-    let response = put_raw(&client, &most, &[("scope", "veid")]).await;
+    let response = client
+        .upload_raw(&most, &UploadQuery::in_scope("veid"))
+        .await;
     assert_eq!(response.status(), 201, "{:?}", response.text().await);
 
     let too_many = envelope_to(256);
     assert_eq!(too_many.windows(3).filter(|w| w == b"-> ").count(), 257);
-    let (status, code) = error_of(put_raw(&client, &too_many, &[("scope", "veid")]).await).await;
+    let (status, code) = error_of(
+        client
+            .upload_raw(&too_many, &UploadQuery::in_scope("veid"))
+            .await,
+    )
+    .await;
     assert_eq!((status, code.as_str()), (422, "invalid_envelope"));
     assert_eq!(app.count_rows("blobs").await, 1);
 }

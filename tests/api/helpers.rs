@@ -1,5 +1,12 @@
 //! Test harness: start the vault on port 0 against a fresh database (a new SQLite file, or a
-//! new PostgreSQL database per test), and talk to it with a signing client.
+//! new PostgreSQL database per test), and talk to it through typed per-endpoint helpers.
+
+mod api;
+mod db;
+mod log;
+
+pub use api::*;
+pub use db::*;
 
 use data_vault::cli::{ClientAuth, VaultClient};
 use data_vault::config::Config;
@@ -202,6 +209,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, customise: impl FnOnce(&mut Config)) -> Self {
+        log::init();
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".into();
@@ -301,53 +309,14 @@ impl TestApp {
         }
     }
 
-    pub fn client(&self, creds: &Credentials) -> VaultClient {
-        VaultClient::new(
-            &self.url(""),
-            ClientAuth::Hmac {
-                principal: creds.principal.clone(),
-                secret: creds.secret.clone(),
-            },
-        )
-        .unwrap()
+    /// The API as the HMAC client `creds` calls it.
+    pub fn client(&self, creds: &Credentials) -> Api {
+        Api::from(hmac_client(&self.url(""), creds))
     }
 
-    /// Runs SQL directly against the test database (for tampering and inspection).
-    pub async fn sql(&self, statement: &str) {
-        use sqlx::Connection;
-        match self.backend {
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&self.config.storage.database_url)
-                    .await
-                    .unwrap();
-                sqlx::query(statement).execute(&mut conn).await.unwrap();
-            }
-            Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&self.config.storage.database_url)
-                    .await
-                    .unwrap();
-                sqlx::query(statement).execute(&mut conn).await.unwrap();
-            }
-        }
-    }
-
-    pub async fn count_rows(&self, table: &str) -> i64 {
-        use sqlx::Connection;
-        let sql = format!("SELECT COUNT(*) FROM {table}");
-        match self.backend {
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&self.config.storage.database_url)
-                    .await
-                    .unwrap();
-                sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap()
-            }
-            Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&self.config.storage.database_url)
-                    .await
-                    .unwrap();
-                sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap()
-            }
-        }
+    /// The API as a caller without credentials calls it.
+    pub fn anonymous(&self) -> Anonymous {
+        Anonymous::with_client(self.http.clone(), &self.url(""))
     }
 
     pub async fn metrics_text(&self) -> String {
@@ -408,39 +377,16 @@ pub fn age_envelope_of_size(size: usize) -> Vec<u8> {
     envelope
 }
 
-/// Uploads `envelope` raw (`application/octet-stream`) with `query` parameters.
-pub async fn put_raw(
-    client: &VaultClient,
-    envelope: &[u8],
-    query: &[(&str, &str)],
-) -> reqwest::Response {
-    let body = data_vault::cli::Body {
-        bytes: envelope,
-        content_type: "application/octet-stream",
-    };
-    client
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/vault/blobs",
-            query,
-            Some(body),
-            None,
-        )
-        .await
-        .unwrap()
-}
-
-/// Stores a fresh small envelope in `scope` (and `org`) and returns its id.
-pub async fn upload(client: &VaultClient, scope: &str, org: Option<&str>) -> String {
-    let envelope = age_envelope_of_size(600);
-    let mut query = vec![("scope", scope)];
-    if let Some(org) = org {
-        query.push(("org_id", org));
-    }
-    let response = put_raw(client, &envelope, &query).await;
-    assert_eq!(response.status(), 201);
-    let body: serde_json::Value = response.json().await.unwrap();
-    body["metadata"]["id"].as_str().unwrap().to_owned()
+/// A signing client of the server at `base` with `creds`.
+fn hmac_client(base: &str, creds: &Credentials) -> VaultClient {
+    VaultClient::new(
+        base,
+        ClientAuth::Hmac {
+            principal: creds.principal.clone(),
+            secret: creds.secret.clone(),
+        },
+    )
+    .unwrap()
 }
 
 /// The JSON error body of a response, with the request id checked against the header.
@@ -496,6 +442,7 @@ impl ServerProcess {
         let (tx, rx) = std::sync::mpsc::channel();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let kept = log.clone();
+        let show = std::env::var_os("TEST_LOG").is_some();
         // Keep draining the log so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut tx = Some(tx);
@@ -507,6 +454,9 @@ impl ServerProcess {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr.to_owned());
                     }
+                }
+                if show {
+                    eprintln!("{line}");
                 }
                 let mut kept = kept.lock().unwrap();
                 if kept.len() < 100_000 {
@@ -528,15 +478,14 @@ impl ServerProcess {
         log.iter().filter(|l| l.contains(needle)).cloned().collect()
     }
 
-    pub fn client(&self, creds: &Credentials) -> VaultClient {
-        VaultClient::new(
-            &format!("http://{}", self.addr),
-            ClientAuth::Hmac {
-                principal: creds.principal.clone(),
-                secret: creds.secret.clone(),
-            },
-        )
-        .unwrap()
+    /// The API of this process as the HMAC client `creds` calls it.
+    pub fn client(&self, creds: &Credentials) -> Api {
+        Api::from(hmac_client(&format!("http://{}", self.addr), creds))
+    }
+
+    /// The API of this process as a caller without credentials calls it.
+    pub fn anonymous(&self) -> Anonymous {
+        Anonymous::at(&format!("http://{}", self.addr))
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
@@ -553,63 +502,5 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-impl TestApp {
-    /// Runs SQL that may fail, returning the error text.
-    pub async fn try_sql(&self, statement: &str) -> Result<(), String> {
-        use sqlx::Connection;
-        let url = &self.config.storage.database_url;
-        let result = match self.backend {
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-                sqlx::query(statement).execute(&mut conn).await.map(|_| ())
-            }
-            Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-                sqlx::query(statement).execute(&mut conn).await.map(|_| ())
-            }
-        };
-        result.map_err(|e| e.to_string())
-    }
-
-    /// Lets a test tamper with the audit table, as an attacker with database access could.
-    pub async fn disable_audit_triggers(&self) {
-        match self.backend {
-            Backend::Sqlite => {
-                self.sql("DROP TRIGGER audit_events_no_update").await;
-                self.sql("DROP TRIGGER audit_events_no_delete").await;
-            }
-            Backend::Postgres => {
-                self.sql("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update_delete")
-                    .await;
-            }
-        }
-    }
-
-    /// Makes every audit insert fail, simulating a broken audit store.
-    pub async fn break_audit_store(&self) {
-        match self.backend {
-            Backend::Sqlite => {
-                self.sql(
-                    "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_events \
-                     BEGIN SELECT RAISE(ABORT, 'simulated audit disk failure'); END",
-                )
-                .await;
-            }
-            Backend::Postgres => {
-                self.sql(
-                    "CREATE FUNCTION audit_broken() RETURNS trigger AS $$ BEGIN \
-                     RAISE EXCEPTION 'simulated audit disk failure'; END; $$ LANGUAGE plpgsql",
-                )
-                .await;
-                self.sql(
-                    "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_events \
-                     FOR EACH ROW EXECUTE FUNCTION audit_broken()",
-                )
-                .await;
-            }
-        }
     }
 }

@@ -5,7 +5,6 @@
 use crate::helpers::*;
 use data_vault::config::Config;
 use data_vault::startup::Application;
-use reqwest::Method;
 use sqlx::{Connection, PgConnection};
 use std::process::Command;
 
@@ -215,61 +214,22 @@ async fn the_service_role_serves_but_cannot_touch_the_audit_triggers() {
     app.create_org("acme", &[("admin", "administrator"), ("bob", "")])
         .await;
     let envelope = age_envelope_of_size(600);
-    let response = put_raw(
-        &admin,
-        &envelope,
-        &[("scope", "market"), ("org_id", "acme")],
-    )
-    .await;
+    let response = admin
+        .upload_raw(&envelope, &UploadQuery::in_scope("market").org_id("acme"))
+        .await;
     assert_eq!(response.status(), 201);
     let body: serde_json::Value = response.json().await.unwrap();
     let id = body["metadata"]["id"].as_str().unwrap().to_owned();
-    let path = format!("/api/v1/vault/blobs/{id}");
-    let read = admin
-        .send(
-            Method::GET,
-            &path,
-            &[],
-            None,
-            Some("application/octet-stream"),
-        )
-        .await
-        .unwrap();
+    let read = admin.get_blob_raw(&id, &ReadQuery::default()).await;
     assert_eq!(read.status(), 200);
     assert_eq!(read.bytes().await.unwrap().as_ref(), envelope.as_slice());
-    let listed = admin
-        .send(Method::GET, "/api/v1/vault/blobs", &[], None, None)
-        .await
-        .unwrap();
+    let listed = admin.list_blobs(&ListQuery::default()).await;
     assert_eq!(listed.status(), 200);
-    let deleted = admin
-        .send(Method::DELETE, &path, &[], None, None)
-        .await
-        .unwrap();
+    let deleted = admin.delete_blob(&id).await;
     assert_eq!(deleted.status(), 204);
-    let events = admin
-        .send(
-            Method::GET,
-            "/api/v1/vault/audit",
-            &[("org_id", "acme")],
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+    let events = admin.audit(&AuditQuery::default().org_id("acme")).await;
     assert_eq!(events.status(), 200);
-    let verify = admin
-        .send(
-            Method::GET,
-            "/api/v1/vault/audit/verify",
-            &[("org_id", "acme")],
-            None,
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(verify.status(), 200);
-    let verify: serde_json::Value = verify.json().await.unwrap();
+    let verify = admin.audit_verify_json(Some("acme")).await;
     // Two memberships, the upload, the read, the delete and the audit query.
     assert_eq!(
         (verify["valid"].as_bool(), verify["length"].as_i64()),

@@ -5,19 +5,7 @@
 
 use crate::helpers::*;
 use crate::on_both_backends;
-use data_vault::cli::{Body, VaultClient};
-use reqwest::Method;
-use serde_json::{json, Value};
-
-async fn audit_events(client: &VaultClient, query: &[(&str, &str)]) -> Vec<Value> {
-    let response = client
-        .send(Method::GET, "/api/v1/vault/audit", query, None, None)
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["events"].as_array().unwrap().clone()
-}
+use serde_json::Value;
 
 async fn a_denied_caller_learns_nothing_of_the_blob_it_was_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -26,17 +14,15 @@ async fn a_denied_caller_learns_nothing_of_the_blob_it_was_refused(backend: Back
     let stranger = app.client(&app.create_client("stranger").await);
     app.create_org("acme", &[("owner", ""), ("boss", "administrator")])
         .await;
-    let id = upload(&owner, "support", Some("acme")).await;
-    let path = format!("/api/v1/vault/blobs/{id}");
+    let id = owner.create_blob("support", Some("acme")).await;
     let response = stranger
-        .send(Method::GET, &path, &[("reason", "curious")], None, None)
-        .await
-        .unwrap();
+        .get_blob(&id, &ReadQuery::default().reason("curious"))
+        .await;
     assert_eq!(error_of(response).await, (403, "forbidden".to_owned()));
 
     // The stranger's own view: its request, on its own chain, and nothing of the target.
-    for query in [&[][..], &[("blob_id", id.as_str())][..]] {
-        let seen = audit_events(&stranger, query).await;
+    for query in [AuditQuery::default(), AuditQuery::default().blob_id(&id)] {
+        let seen = stranger.audit_events(&query).await;
         let about: Vec<&Value> = seen.iter().filter(|e| e["blob_id"] == id).collect();
         assert_eq!(about.len(), 1, "{seen:?}");
         let event = about[0];
@@ -57,20 +43,16 @@ async fn a_denied_caller_learns_nothing_of_the_blob_it_was_refused(backend: Back
             "{seen:?}"
         );
     }
-    let own = stranger
-        .send(Method::GET, "/api/v1/vault/audit/verify", &[], None, None)
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let own = stranger.audit_verify_json(None).await;
     assert_eq!(
         (own["chain"].as_str(), own["valid"].as_bool()),
         (Some("owner:stranger"), Some(true))
     );
 
     // The org's auditors see the whole event on the org's chain.
-    let full = audit_events(&admin, &[("org_id", "acme"), ("blob_id", &id)]).await;
+    let full = admin
+        .audit_events(&AuditQuery::default().org_id("acme").blob_id(&id))
+        .await;
     let denial = full
         .iter()
         .find(|e| e["outcome"] == "denied")
@@ -80,77 +62,39 @@ async fn a_denied_caller_learns_nothing_of_the_blob_it_was_refused(backend: Back
     assert_eq!(denial["owner"], "owner");
     assert_eq!(denial["scope"], "support");
     // And the owner sees the attempt on their blob.
-    let mine = audit_events(&owner, &[("blob_id", &id)]).await;
+    let mine = owner
+        .audit_events(&AuditQuery::default().blob_id(&id))
+        .await;
     assert!(mine
         .iter()
         .any(|e| e["requester"] == "stranger" && e["chain"] == "org:acme"));
-}
-
-async fn json_put(client: &VaultClient, path: &str, body: Value) -> reqwest::Response {
-    let bytes = serde_json::to_vec(&body).unwrap();
-    client
-        .send(
-            Method::PUT,
-            path,
-            &[],
-            Some(Body {
-                bytes: &bytes,
-                content_type: "application/json",
-            }),
-            None,
-        )
-        .await
-        .unwrap()
 }
 
 async fn a_denied_request_naming_a_missing_org_opens_no_chain(backend: Backend) {
     // A low spike threshold, so an org spike would fire if the made-up org were counted.
     let app = TestApp::spawn_with(backend, |c| c.denial_spike.threshold = 2).await;
     let stranger = app.client(&app.create_client("stranger").await);
-    let send =
-        |method: Method, path: &'static str, query: &'static [(&'static str, &'static str)]| {
-            stranger.send(method, path, query, None, None)
-        };
     let refused = [
-        json_put(
-            &stranger,
-            "/api/v1/vault/orgs/ghost/members/someone",
-            json!({"roles": ["administrator"]}),
-        )
-        .await,
-        send(Method::GET, "/api/v1/vault/orgs/ghost/members", &[])
-            .await
-            .unwrap(),
-        send(
-            Method::DELETE,
-            "/api/v1/vault/orgs/ghost/members/someone",
-            &[],
-        )
-        .await
-        .unwrap(),
-        send(Method::GET, "/api/v1/vault/audit", &[("org_id", "ghost")])
-            .await
-            .unwrap(),
-        send(
-            Method::GET,
-            "/api/v1/vault/audit/verify",
-            &[("org_id", "ghost")],
-        )
-        .await
-        .unwrap(),
-        put_raw(
-            &stranger,
-            &age_envelope_of_size(600),
-            &[("scope", "support"), ("org_id", "ghost")],
-        )
-        .await,
+        stranger
+            .put_member("ghost", "someone", &["administrator"])
+            .await,
+        stranger.list_members("ghost").await,
+        stranger.delete_member("ghost", "someone").await,
+        stranger.audit(&AuditQuery::default().org_id("ghost")).await,
+        stranger.audit_verify(Some("ghost")).await,
+        stranger
+            .upload_raw(
+                &age_envelope_of_size(600),
+                &UploadQuery::in_scope("support").org_id("ghost"),
+            )
+            .await,
     ];
     for response in refused {
         assert_eq!(error_of(response).await.0, 403);
     }
-    let listed = send(Method::GET, "/api/v1/vault/blobs", &[("org_id", "ghost")])
-        .await
-        .unwrap();
+    let listed = stranger
+        .list_blobs(&ListQuery::default().org_id("ghost"))
+        .await;
     assert_eq!(listed.status(), 200);
 
     for table in ["audit_heads", "audit_events"] {
@@ -163,7 +107,9 @@ async fn a_denied_request_naming_a_missing_org_opens_no_chain(backend: Backend) 
         );
     }
     // The attempts are on record, on the stranger's own chain.
-    let own = audit_events(&stranger, &[("limit", "500")]).await;
+    let own = stranger
+        .audit_events(&AuditQuery::default().limit("500"))
+        .await;
     assert!(own.iter().filter(|e| e["outcome"] == "denied").count() >= 6);
 }
 

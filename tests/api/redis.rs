@@ -60,15 +60,7 @@ async fn a_nonce_replayed_to_another_replica_is_rejected(backend: Backend) {
         (401, "replayed"),
         "the second replica knows the nonce through Redis"
     );
-    let ready: Value = app
-        .http
-        .get(format!("http://{}/readyz", second.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = second.anonymous().readyz().await.json().await.unwrap();
     assert_eq!(
         (ready["status"].as_str(), ready["redis"].as_str()),
         (Some("ready"), Some("ok"))
@@ -83,18 +75,13 @@ async fn a_redis_outage_degrades_and_recovers_by_itself(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| c.redis.url = Some(url)).await;
     let creds = app.create_client("svc").await;
     let client = app.client(&creds);
-    let ready = |app: &TestApp| {
-        let request = app.http.get(app.url("/readyz"));
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
-    };
-    assert_eq!(ready(&app).await["status"], "ready");
+    let anonymous = &app.anonymous();
+    let ready = || async move { anonymous.readyz().await.json::<Value>().await.unwrap() };
+    assert_eq!(ready().await["status"], "ready");
 
     redis.stop();
     for _ in 0..5 {
-        let response = client
-            .send(reqwest::Method::GET, "/api/v1/vault/blobs", &[], None, None)
-            .await
-            .unwrap();
+        let response = client.list_blobs(&ListQuery::default()).await;
         assert_eq!(
             response.status(),
             200,
@@ -108,7 +95,7 @@ async fn a_redis_outage_degrades_and_recovers_by_itself(backend: Backend) {
         error_of(send(&app.http, app.addr, &headers).await).await.1,
         "replayed"
     );
-    let degraded = ready(&app).await;
+    let degraded = ready().await;
     assert_eq!(
         (degraded["status"].as_str(), degraded["redis"].as_str()),
         (Some("degraded"), Some("unavailable"))
@@ -121,7 +108,7 @@ async fn a_redis_outage_degrades_and_recovers_by_itself(backend: Backend) {
     redis.restart();
     let mut recovered = false;
     for _ in 0..50 {
-        if ready(&app).await["status"] == "ready" {
+        if ready().await["status"] == "ready" {
             recovered = true;
             break;
         }

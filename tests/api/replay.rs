@@ -5,7 +5,6 @@
 
 use crate::helpers::*;
 use crate::on_both_backends;
-use data_vault::cli::VaultClient;
 use data_vault::store::{BatchJob, JobOutcome, NonceClaim};
 use reqwest::Method;
 use std::net::SocketAddr;
@@ -18,7 +17,8 @@ struct Captured {
 }
 
 impl Captured {
-    fn upload(client: &VaultClient) -> Self {
+    fn upload(client: &Api) -> Self {
+        let client = client.signer();
         let body = age_envelope_of_size(600);
         let url = client
             .url("/api/v1/vault/blobs", &[("scope", "veid")])
@@ -107,7 +107,8 @@ async fn a_replayed_listing_is_refused_after_a_restart(backend: Backend) {
     // A listing records no audit event; its nonce is spent before the page leaves.
     let mut app = TestApp::spawn(backend).await;
     let creds = app.create_client("svc").await;
-    let client = app.client(&creds);
+    let api = app.client(&creds);
+    let client = api.signer();
     let url = client.url("/api/v1/vault/blobs", &[]).unwrap();
     let headers = client.sign(&Method::GET, &url, b"").unwrap();
     let send = |app: &TestApp| {

@@ -3,30 +3,19 @@
 
 use crate::helpers::*;
 use crate::on_both_backends;
-use reqwest::Method;
 
 async fn sealed_row_copied_to_another_owner_does_not_open(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alice = app.client(&app.create_client("alice").await);
     let mallory = app.client(&app.create_client("mallory").await);
-    let id = upload(&alice, "veid", None).await;
+    let id = alice.create_blob("veid", None).await;
 
     // Someone with database access re-assigns the row to mallory.
     app.sql(&format!(
         "UPDATE blobs SET owner = 'mallory' WHERE id = '{id}'"
     ))
     .await;
-    let path = format!("/api/v1/vault/blobs/{id}");
-    let response = mallory
-        .send(
-            Method::GET,
-            &path,
-            &[],
-            None,
-            Some("application/octet-stream"),
-        )
-        .await
-        .unwrap();
+    let response = mallory.get_blob_raw(&id, &ReadQuery::default()).await;
     let (status, code) = error_of(response).await;
     assert_eq!(
         (status, code.as_str()),
@@ -39,7 +28,9 @@ async fn the_database_never_holds_the_envelope_in_the_clear(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alice = app.client(&app.create_client("alice").await);
     let envelope = age_envelope_of_size(4096);
-    let response = put_raw(&alice, &envelope, &[("scope", "veid")]).await;
+    let response = alice
+        .upload_raw(&envelope, &UploadQuery::in_scope("veid"))
+        .await;
     assert_eq!(response.status(), 201);
     if backend == Backend::Sqlite {
         // Checkpoint so the file on disk holds everything, then look for the envelope in it.

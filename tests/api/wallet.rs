@@ -14,8 +14,8 @@ const KEY: &str = "1f0c3b0d8ec5d2b6a4f1e8c7b9a2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b
 const OTHER_KEY: &str = "2a1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-fn wallet_client(app: &TestApp, key: &str, prefix: &str) -> VaultClient {
-    VaultClient::new(&app.url(""), ClientAuth::wallet(key, prefix).unwrap()).unwrap()
+fn wallet_client(app: &TestApp, key: &str, prefix: &str) -> Api {
+    Api::from(VaultClient::new(&app.url(""), ClientAuth::wallet(key, prefix).unwrap()).unwrap())
 }
 
 /// A wallet-signed request whose headers a test may spoil before sending.
@@ -27,13 +27,8 @@ struct Signed {
 }
 
 impl Signed {
-    fn new(
-        client: &VaultClient,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: &[u8],
-    ) -> Self {
+    fn new(client: &Api, method: Method, path: &str, query: &[(&str, &str)], body: &[u8]) -> Self {
+        let client = client.signer();
         let url = client.url(path, query).unwrap();
         let headers = client.sign(&method, &url, body).unwrap();
         Self {
@@ -96,9 +91,11 @@ async fn wallet_requests_round_trip_and_the_address_is_the_owner(backend: Backen
     let user = wallet_client(&app, KEY, "virtengine");
     // Larger than 64 KiB, so the body hash the signature covers is computed off the workers.
     let envelope = age_envelope_of_size(100_000);
-    let response = put_raw(&user, &envelope, &[("scope", "veid")]).await;
+    let veid = UploadQuery::in_scope("veid");
+    let response = user.upload_raw(&envelope, &veid).await;
     assert_eq!(response.status(), 201, "{:?}", response.text().await);
-    let created: Value = put_raw(&user, &envelope, &[("scope", "veid")])
+    let created: Value = user
+        .upload_raw(&envelope, &veid)
         .await
         .json()
         .await
@@ -106,30 +103,16 @@ async fn wallet_requests_round_trip_and_the_address_is_the_owner(backend: Backen
     let owner = created["metadata"]["owner"].as_str().unwrap().to_owned();
     assert!(owner.starts_with("virtengine1"), "{owner}");
     let id = created["metadata"]["id"].as_str().unwrap();
-    let path = format!("/api/v1/vault/blobs/{id}");
-    let fetched = user
-        .send(
-            Method::GET,
-            &path,
-            &[("purpose", "kyc review"), ("reason", "ticket 9")],
-            None,
-            Some("application/octet-stream"),
-        )
-        .await
-        .unwrap();
+    let read = ReadQuery::default()
+        .purpose("kyc review")
+        .reason("ticket 9");
+    let fetched = user.get_blob_raw(id, &read).await;
     assert_eq!(fetched.status(), 200);
     assert_eq!(fetched.bytes().await.unwrap().as_ref(), envelope.as_slice());
-    assert_eq!(
-        user.send(Method::DELETE, &path, &[], None, None)
-            .await
-            .unwrap()
-            .status(),
-        204
-    );
+    assert_eq!(user.delete_blob(id).await.status(), 204);
     let trail: Value = user
-        .send(Method::GET, "/api/v1/vault/audit", &[], None, None)
+        .audit(&AuditQuery::default())
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -297,11 +280,13 @@ async fn a_wallet_nonce_replayed_to_another_replica_is_rejected(backend: Backend
         ServerProcess::start_with(&app, &env),
         ServerProcess::start_with(&app, &env),
     ];
-    let user = VaultClient::new(
-        &format!("http://{}", replicas[0].addr),
-        ClientAuth::wallet(KEY, "virtengine").unwrap(),
-    )
-    .unwrap();
+    let user = Api::from(
+        VaultClient::new(
+            &format!("http://{}", replicas[0].addr),
+            ClientAuth::wallet(KEY, "virtengine").unwrap(),
+        )
+        .unwrap(),
+    );
     let mut request = Signed::new(&user, Method::GET, "/api/v1/vault/blobs", &[], b"");
     assert_eq!(request.send(&app.http).await.status(), 200);
     request.url.set_port(Some(replicas[1].addr.port())).unwrap();
