@@ -37,32 +37,32 @@ async fn a_blob_expires_when_the_vault_clock_says_so() {
         )
         .await
         .unwrap();
-    let client = VaultClient::new(
-        &base,
-        ClientAuth::Hmac {
-            principal: "svc".into(),
-            secret,
-        },
-    )
-    .unwrap();
+    let client = Api::from(
+        VaultClient::new(
+            &base,
+            ClientAuth::Hmac {
+                principal: "svc".into(),
+                secret,
+            },
+        )
+        .unwrap(),
+    );
     let in_a_minute = data_vault::time::to_rfc3339(clock.now_secs() + 60);
-    let response = put_raw(
-        &client,
-        &age_envelope_of_size(600),
-        &[("scope", "veid"), ("expires_at", &in_a_minute)],
-    )
-    .await;
+    let response = client
+        .upload_raw(
+            &age_envelope_of_size(600),
+            &UploadQuery::in_scope("veid").expires_at(&in_a_minute),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     let body: serde_json::Value = response.json().await.unwrap();
-    let path = format!(
-        "/api/v1/vault/blobs/{}",
-        body["metadata"]["id"].as_str().unwrap()
-    );
-    let read = || client.send(reqwest::Method::GET, &path, &[], None, None);
-    assert_eq!(read().await.unwrap().status(), 200);
+    let id = body["metadata"]["id"].as_str().unwrap();
+    let query = ReadQuery::default();
+    let read = || client.get_blob(id, &query);
+    assert_eq!(read().await.status(), 200);
 
     clock.advance_secs(61);
-    let (status, code) = error_of(read().await.unwrap()).await;
+    let (status, code) = error_of(read().await).await;
     assert_eq!((status, code.as_str()), (410, "expired"));
 
     let _ = stop.send(());
