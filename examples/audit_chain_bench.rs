@@ -11,6 +11,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    let last_seq = i64::try_from(n).expect("event count fits in i64");
     let template = NewEvent {
         chain: "org:acme".into(),
         id: "01a20cfa-00ac-7614-9ec8-e79d381cb786".into(),
@@ -31,7 +32,7 @@ fn main() {
     let started = Instant::now();
     let mut previous = GENESIS_HASH.to_owned();
     let mut events = Vec::with_capacity(n);
-    for seq in 1..=n as i64 {
+    for seq in 1..=last_seq {
         let event = link(&template, seq, &previous).unwrap();
         previous.clone_from(&event.hash);
         events.push(event);
@@ -42,7 +43,7 @@ fn main() {
     for event in &events {
         verifier.push(event);
     }
-    let result = verifier.finish(Some((n as i64, previous)));
+    let result = verifier.finish(Some((last_seq, previous)));
     let verifying = started.elapsed();
     assert!(result.valid);
     println!(

@@ -63,7 +63,12 @@ impl SpikeDetector {
 
     /// Counts one denial; returns the spikes it completes (at most one per kind and window).
     pub async fn observe(&self, principal: &str, org: Option<&str>, now_ms: i64) -> Vec<Spike> {
-        let window = now_ms.div_euclid(self.settings.window_secs as i64 * 1000);
+        // The configuration insists on a window of at least a second; `max` keeps this total.
+        let window_ms = i64::try_from(self.settings.window_secs)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000)
+            .max(1);
+        let window = now_ms.div_euclid(window_ms);
         let mut subjects = vec![(SpikeKind::Principal, principal)];
         if let Some(org) = org {
             subjects.push((SpikeKind::Org, org));
@@ -182,7 +187,10 @@ impl SpikeDetector {
     pub fn blocked_count(&self, now_ms: i64) -> i64 {
         self.blocked
             .lock()
-            .map(|b| b.values().filter(|until| **until > now_ms).count() as i64)
+            .map(|b| {
+                i64::try_from(b.values().filter(|until| **until > now_ms).count())
+                    .unwrap_or(i64::MAX)
+            })
             .unwrap_or(0)
     }
 }

@@ -239,7 +239,12 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             let value: serde_json::Value = response.json().await?;
-            println!("{}", serde_json::to_string_pretty(&value["metadata"])?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    value.get("metadata").unwrap_or(&serde_json::Value::Null)
+                )?
+            );
         }
         BlobCommand::Get {
             connection,

@@ -199,9 +199,15 @@ impl VaultClient {
         match serde_json::from_str::<serde_json::Value>(&text) {
             Ok(v) => anyhow::bail!(
                 "vault answered {status}: {} (code {}, request id {})",
-                v["error"].as_str().unwrap_or("?"),
-                v["code"].as_str().unwrap_or("?"),
-                v["request_id"].as_str().unwrap_or("?")
+                v.get("error")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("?"),
+                v.get("code")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("?"),
+                v.get("request_id")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("?")
             ),
             Err(_) => anyhow::bail!("vault answered {status}"),
         }

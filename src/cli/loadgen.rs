@@ -126,7 +126,14 @@ async fn put(
         return Ok((status, None));
     }
     let value: serde_json::Value = response.json().await?;
-    Ok((status, value["metadata"]["id"].as_str().map(str::to_owned)))
+    Ok((
+        status,
+        value
+            .get("metadata")
+            .and_then(|m| m.get("id"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+    ))
 }
 
 fn credentials(args: &LoadArgs) -> anyhow::Result<ClientAuth> {
@@ -164,6 +171,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 
     let mut ids = Vec::new();
     if args.scenario != Scenario::Put {
+        anyhow::ensure!(
+            args.blobs > 0,
+            "--blobs must be at least 1 for a read scenario"
+        );
         eprintln!(
             "storing {} blobs of {} bytes to read from...",
             args.blobs,
@@ -208,22 +219,32 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 let status = if is_put {
                     put(&client, &envelope, &scope).await.map(|(s, _)| s)
                 } else {
-                    let path = &ids[(roll % ids.len() as u64) as usize];
-                    let path = if scenario == Scenario::Meta {
-                        format!("{path}/metadata")
-                    } else {
-                        path.clone()
-                    };
-                    let accept = (scenario != Scenario::Meta).then_some("application/octet-stream");
-                    match client.send(Method::GET, &path, &[], None, accept).await {
-                        Ok(response) => {
-                            let status = response.status().as_u16();
-                            response.bytes().await.map(|_| status).map_err(Into::into)
+                    let picked = u64::try_from(ids.len())
+                        .ok()
+                        .and_then(|len| roll.checked_rem(len))
+                        .and_then(|i| usize::try_from(i).ok())
+                        .and_then(|i| ids.get(i));
+                    match picked {
+                        Some(path) => {
+                            let path = if scenario == Scenario::Meta {
+                                format!("{path}/metadata")
+                            } else {
+                                path.clone()
+                            };
+                            let accept =
+                                (scenario != Scenario::Meta).then_some("application/octet-stream");
+                            match client.send(Method::GET, &path, &[], None, accept).await {
+                                Ok(response) => {
+                                    let status = response.status().as_u16();
+                                    response.bytes().await.map(|_| status).map_err(Into::into)
+                                }
+                                Err(e) => Err(e),
+                            }
                         }
-                        Err(e) => Err(e),
+                        None => Err(anyhow::anyhow!("no seeded blob to read")),
                     }
                 };
-                let elapsed = began.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                let elapsed = u32::try_from(began.elapsed().as_micros()).unwrap_or(u32::MAX);
                 match status {
                     Ok(status) => {
                         tally.latencies_us.push(elapsed);
@@ -251,13 +272,13 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
     tally.latencies_us.sort_unstable();
     let n = tally.latencies_us.len();
-    let pct = |p: f64| {
-        if n == 0 {
-            0.0
-        } else {
-            let i = ((p / 100.0) * n as f64).ceil() as usize;
-            f64::from(tally.latencies_us[i.clamp(1, n) - 1]) / 1000.0
-        }
+    // Nearest-rank percentile, in integers: the ceil(p/100 * n)-th smallest latency.
+    let pct = |p: usize| {
+        let rank = p.saturating_mul(n).div_ceil(100).clamp(1, n.max(1));
+        tally
+            .latencies_us
+            .get(rank - 1)
+            .map_or(0.0, |us| f64::from(*us) / 1000.0)
     };
     let ok = tally
         .by_status
@@ -274,7 +295,7 @@ fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
         "seconds": (secs * 100.0).round() / 100.0,
         "requests_per_second": (n as f64 / secs).round(),
         "ok": ok,
-        "latency_ms": {"p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0), "max": pct(100.0)},
+        "latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99), "max": pct(100)},
         "by_status": tally.by_status,
         "transport_errors": tally.transport_errors,
     });
@@ -283,16 +304,16 @@ fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
     } else {
         println!(
             "{} x{}: {} requests in {:.2} s = {:.0} req/s ({} ok)\nlatency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\nby status: {:?}  transport errors: {}",
-            summary["scenario"].as_str().unwrap_or("?"),
+            summary.get("scenario").and_then(serde_json::Value::as_str).unwrap_or("?"),
             args.concurrency,
             n,
             secs,
             n as f64 / secs,
             ok,
-            pct(50.0),
-            pct(90.0),
-            pct(99.0),
-            pct(100.0),
+            pct(50),
+            pct(90),
+            pct(99),
+            pct(100),
             tally.by_status,
             tally.transport_errors
         );

@@ -36,7 +36,10 @@ fn encode_fields(label: &str, fields: &[Option<&[u8]>]) -> Vec<u8> {
         match field {
             Some(bytes) => {
                 out.push(1);
-                out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+                // Every field is a label, id or key of a few dozen bytes; a length beyond
+                // u32 cannot occur, and saturating keeps the encoding total regardless.
+                let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+                out.extend_from_slice(&len.to_be_bytes());
                 out.extend_from_slice(bytes);
             }
             None => out.push(0),
@@ -77,7 +80,11 @@ impl MasterKey {
         Self {
             tenant_wrap: Self::derive(raw, "data-vault/v1/tenant-key-wrap"),
             secret_wrap: Self::derive(raw, "data-vault/v1/client-secret-wrap"),
-            check_value: hex::encode(&check[..16]),
+            // Always `Some`: 16 bytes of a 32-byte key.
+            check_value: check
+                .first_chunk::<16>()
+                .map(hex::encode)
+                .unwrap_or_default(),
         }
     }
 

@@ -55,7 +55,7 @@ pub fn parse(bytes: &[u8]) -> Result<usize, InvalidEnvelope> {
         return Err(NOT_AGE_V1);
     }
     let mut lines = Lines {
-        window: &bytes[..bytes.len().min(MAX_HEADER_BYTES)],
+        window: bytes.get(..MAX_HEADER_BYTES).unwrap_or(bytes),
         pos: VERSION_LINE.len(),
         more_beyond_window: bytes.len() > MAX_HEADER_BYTES,
     };
@@ -100,10 +100,14 @@ impl<'a> Lines<'a> {
     /// The next line without its newline. Each byte is scanned once over the whole parse.
     fn next(&mut self) -> Result<&'a [u8], InvalidEnvelope> {
         let rest = self.window.get(self.pos..).unwrap_or_default();
-        match rest.iter().position(|&b| b == b'\n') {
-            Some(end) => {
-                self.pos += end + 1;
-                Ok(&rest[..end])
+        match rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .and_then(|end| rest.get(..end))
+        {
+            Some(line) => {
+                self.pos += line.len() + 1;
+                Ok(line)
             }
             None if self.more_beyond_window => Err(TOO_LONG),
             None => Err(TRUNCATED),

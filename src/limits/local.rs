@@ -53,7 +53,7 @@ impl LocalLimiter {
         };
         let full_after = |remaining: u32| {
             let missing = rate.burst().saturating_sub(remaining) as f64;
-            (missing / rate.per_second()).ceil() as u64
+            super::saturating_u64((missing / rate.per_second()).ceil())
         };
         match limiter.check_key(&key.to_owned()) {
             Ok(state) => {
@@ -73,7 +73,11 @@ impl LocalLimiter {
                     limit: rate.burst(),
                     remaining: 0,
                     reset_secs: full_after(0),
-                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                    // Whole seconds, rounded up, at least one.
+                    retry_after_secs: wait
+                        .as_secs()
+                        .saturating_add(u64::from(wait.subsec_nanos() > 0))
+                        .max(1),
                 }
             }
         }

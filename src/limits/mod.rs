@@ -92,8 +92,16 @@ impl Rate {
 
     /// The time between two requests at the sustained rate; at least a nanosecond.
     pub fn period(&self) -> Duration {
-        Duration::from_nanos(((1e9 / self.per_second) as u64).max(1))
+        Duration::from_nanos(saturating_u64(1e9 / self.per_second).max(1))
     }
+}
+
+/// `x` as a `u64`, for the non-negative finite quotients of a validated [`Rate`]. Rust's `as`
+/// from `f64` saturates at both ends and maps NaN to 0 (defined behaviour since 1.45), so this
+/// never wraps; the clamp only states the intended range.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn saturating_u64(x: f64) -> u64 {
+    x.clamp(0.0, u64::MAX as f64) as u64
 }
 
 /// The outcome of one check, with what the `X-RateLimit-*` headers report.

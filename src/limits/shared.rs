@@ -57,11 +57,11 @@ impl SharedLimiter {
                     .await
             })
             .await?;
-        let secs = |ms: i64| (ms.max(0) as u64).div_ceil(1000);
+        let secs = |ms: i64| u64::try_from(ms).unwrap_or(0).div_ceil(1000);
         Ok(Verdict {
             allowed: allowed == 1,
             limit: rate.burst(),
-            remaining: remaining.clamp(0, i64::from(rate.burst())) as u32,
+            remaining: u32::try_from(remaining.clamp(0, i64::from(rate.burst()))).unwrap_or(0),
             reset_secs: secs(reset_ms),
             retry_after_secs: if allowed == 1 {
                 0

@@ -34,7 +34,8 @@ impl NonceStore for RedisNonceStore {
             return Ok(false);
         }
         let key = self.redis.key(&["nonce", principal, nonce]);
-        let ttl_secs = ((expires_at_ms - now_ms) / 1000).max(1) as u64;
+        let ttl_secs =
+            u64::try_from((expires_at_ms.saturating_sub(now_ms) / 1000).max(1)).unwrap_or(1);
         let stored = self
             .redis
             .run(|mut c| async move {

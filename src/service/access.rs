@@ -313,7 +313,15 @@ impl Vault {
                 (spike.kind, spikes.settings().block_secs)
             {
                 spikes
-                    .block(&spike.subject, now + block_secs as i64 * 1000, now)
+                    .block(
+                        &spike.subject,
+                        now.saturating_add(
+                            i64::try_from(block_secs)
+                                .unwrap_or(i64::MAX)
+                                .saturating_mul(1000),
+                        ),
+                        now,
+                    )
                     .await;
                 self.metrics
                     .principals_blocked

@@ -45,7 +45,7 @@ pub async fn verify_chain(store: &dyn Store, chain: &str) -> Result<Verification
             verifier.push(event);
         }
         match page.last() {
-            Some(last) if page.len() as i64 == VERIFY_PAGE => after = last.seq,
+            Some(last) if i64::try_from(page.len()) == Ok(VERIFY_PAGE) => after = last.seq,
             _ => break,
         }
     }
@@ -101,8 +101,10 @@ impl Vault {
             limit: limit + 1,
         };
         let mut rows = self.store.audit_query(&query).await?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
+        // `limit` is clamped to at least 1 above, so the conversion cannot fail.
+        let keep = usize::try_from(limit).unwrap_or(0);
+        let more = rows.len() > keep;
+        rows.truncate(keep);
         let next_cursor = if more {
             rows.last().map(|(gid, _)| gid.to_string())
         } else {

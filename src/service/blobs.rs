@@ -194,7 +194,7 @@ impl Vault {
             expires_at: new.expires_at,
             retention_policy: new.retention_policy.as_str().to_owned(),
             tags_json: new.tags.to_json(),
-            size: bytes.len() as i64,
+            size: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
             // Hashed with the sealing below, once the upload is allowed.
             content_hash: String::new(),
             key_id: String::new(),
@@ -413,8 +413,10 @@ impl Vault {
             limit: limit + 1,
         };
         let mut records = self.store.list_blobs(&query).await?;
-        let more = records.len() as i64 > limit;
-        records.truncate(limit as usize);
+        // `limit` is clamped to at least 1 above, so the conversion cannot fail.
+        let keep = usize::try_from(limit).unwrap_or(0);
+        let more = records.len() > keep;
+        records.truncate(keep);
         let next_cursor = if more {
             records.last().map(|r| r.id.clone())
         } else {

@@ -80,7 +80,7 @@ fn high_s_twin(signature_b64: &str) -> String {
     let mut borrow = 0i16;
     for i in (0..32).rev() {
         let diff = i16::from(N[i]) - i16::from(sig[32 + i]) - borrow;
-        sig[32 + i] = diff.rem_euclid(256) as u8;
+        sig[32 + i] = u8::try_from(diff.rem_euclid(256)).unwrap();
         borrow = i16::from(diff < 0);
     }
     B64.encode(sig)

@@ -129,7 +129,7 @@ proptest! {
             6 => e.id.push('0'),
             _ => e.hash = GENESIS_HASH.to_owned(),
         }
-        prop_assert_eq!(verify(&events, head).first_invalid_seq, Some(i as i64 + 1));
+        prop_assert_eq!(verify(&events, head).first_invalid_seq, Some(i64::try_from(i).unwrap() + 1));
     }
 }
 

@@ -35,7 +35,10 @@ async fn refuse_if_blocked(
     let Some(until) = spikes.blocked_until(principal, now).await else {
         return Ok(());
     };
-    let wait = ((until - now).max(0) as u64).div_ceil(1000).max(1);
+    let wait = u64::try_from(until.saturating_sub(now))
+        .unwrap_or(0)
+        .div_ceil(1000)
+        .max(1);
     auth.metrics.rate_limited("blocked");
     Err(VaultError::RateLimited(Verdict {
         allowed: false,
