@@ -2,6 +2,7 @@
 //! verification (also used offline by `data-vault audit verify`).
 
 use super::access::Question;
+use super::listing::one_page;
 use super::{Caller, Vault};
 use crate::audit::chain::{ChainVerifier, Verification};
 use crate::audit::{self, AuditEvent};
@@ -100,16 +101,8 @@ impl Vault {
             before_gid: params.cursor,
             limit: limit + 1,
         };
-        let mut rows = self.store.audit_query(&query).await?;
-        // `limit` is clamped to at least 1 above, so the conversion cannot fail.
-        let keep = usize::try_from(limit).unwrap_or(0);
-        let more = rows.len() > keep;
-        rows.truncate(keep);
-        let next_cursor = if more {
-            rows.last().map(|(gid, _)| gid.to_string())
-        } else {
-            None
-        };
+        let rows = self.store.audit_query(&query).await?;
+        let (rows, next_cursor) = one_page(rows, limit, |(gid, _)| gid.to_string());
         Ok(AuditPage {
             events: rows.into_iter().map(|(_, e)| e).collect(),
             next_cursor,

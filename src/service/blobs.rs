@@ -9,7 +9,7 @@ use crate::domain::{BlobId, Note, OrgId, RetentionPolicy, Scope, Tags};
 use crate::envelope;
 use crate::error::VaultError;
 use crate::offload;
-use crate::store::{BlobRecord, BlobWrite, ListQuery};
+use crate::store::{BlobRecord, BlobWrite};
 use crate::time;
 use data_vault_scopes::Action;
 use serde::Serialize;
@@ -31,14 +31,6 @@ pub struct ReadParams {
     pub purpose: Option<Note>,
     pub reason: Option<Note>,
     pub org_id: Option<OrgId>,
-}
-
-#[derive(Debug)]
-pub struct ListParams {
-    pub scope: Option<Scope>,
-    pub org_id: Option<OrgId>,
-    pub limit: i64,
-    pub cursor: Option<BlobId>,
 }
 
 /// Metadata as clients see it (`M` in DESIGN §5).
@@ -77,15 +69,6 @@ impl From<&BlobRecord> for BlobMetadata {
         }
     }
 }
-
-#[derive(Debug, Serialize)]
-pub struct BlobPage {
-    pub blobs: Vec<BlobMetadata>,
-    pub next_cursor: Option<String>,
-}
-
-pub const MAX_LIST_LIMIT: i64 = 200;
-pub const DEFAULT_LIST_LIMIT: i64 = 50;
 
 fn binding(meta: &BlobRecord) -> BlobBinding<'_> {
     BlobBinding {
@@ -360,71 +343,5 @@ impl Vault {
         .await;
         self.count(&meta.scope, Action::Delete, &result);
         result
-    }
-
-    /// Lists what the caller may see: their own blobs, and with `org_id` the org's blobs in
-    /// the scopes the caller's roles may read (a non-member sees only their own there).
-    pub async fn list_blobs(
-        &self,
-        caller: &Caller,
-        params: ListParams,
-    ) -> Result<BlobPage, VaultError> {
-        let label = params
-            .scope
-            .as_ref()
-            .map_or("all", |s| self.scope_label(s.as_str()))
-            .to_owned();
-        let result = self.list_blobs_inner(caller, params).await;
-        self.metrics.access(&label, "list", result.is_ok());
-        result
-    }
-
-    async fn list_blobs_inner(
-        &self,
-        caller: &Caller,
-        params: ListParams,
-    ) -> Result<BlobPage, VaultError> {
-        self.limit_org(params.org_id.as_ref().map(OrgId::as_str))
-            .await?;
-        let org_scopes = match &params.org_id {
-            Some(org) => match self.roles_in(caller, org).await? {
-                Some(roles) => self
-                    .scopes
-                    .scopes()
-                    .filter(|s| {
-                        self.scopes
-                            .rule(s)
-                            .is_some_and(|rule| roles.intersects(rule.read_roles))
-                    })
-                    .map(str::to_owned)
-                    .collect(),
-                None => Vec::new(),
-            },
-            None => Vec::new(),
-        };
-        let limit = params.limit.clamp(1, MAX_LIST_LIMIT);
-        let query = ListQuery {
-            owner: caller.principal.clone(),
-            org_id: params.org_id,
-            org_scopes,
-            scope: params.scope,
-            before_id: params.cursor,
-            // One more than asked tells whether another page follows.
-            limit: limit + 1,
-        };
-        let mut records = self.store.list_blobs(&query).await?;
-        // `limit` is clamped to at least 1 above, so the conversion cannot fail.
-        let keep = usize::try_from(limit).unwrap_or(0);
-        let more = records.len() > keep;
-        records.truncate(keep);
-        let next_cursor = if more {
-            records.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
-        Ok(BlobPage {
-            blobs: records.iter().map(BlobMetadata::from).collect(),
-            next_cursor,
-        })
     }
 }

@@ -7,6 +7,7 @@ mod blobs;
 mod client_auth;
 mod clients;
 mod keys;
+mod listing;
 mod orgs;
 
 use crate::audit::NewEvent;
@@ -24,11 +25,10 @@ use data_vault_scopes::ScopeTable;
 use std::sync::{Arc, Mutex};
 
 pub use audit::{verify_chain, AuditPage, AuditParams, MAX_AUDIT_LIMIT};
-pub use blobs::{
-    BlobMetadata, BlobPage, ListParams, NewBlob, ReadParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
-};
+pub use blobs::{BlobMetadata, NewBlob, ReadParams};
 pub use clients::ClientError;
 pub use keys::{check_master_key, database_is_initialised, MasterKeyCheck};
+pub use listing::{BlobPage, ListParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 
 pub use orgs::Member;
 
