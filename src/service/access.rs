@@ -64,7 +64,10 @@ impl Vault {
         let Decision::Deny(reason) = decision else {
             return Ok(());
         };
-        let (label, action, mut event) = match question {
+        // Each arm also says which existing org the denial concerns, for the spike detector:
+        // only an org that exists has a chain to record an org spike on, and a burst against
+        // a made-up name harms no tenant and must not open a chain for it.
+        let (label, action, mut event, org) = match question {
             Question::Blob {
                 action,
                 meta,
@@ -73,19 +76,23 @@ impl Vault {
                 self.scope_label(&meta.scope),
                 action.as_str(),
                 self.blob_event(caller, action, meta, params),
+                // A blob's org exists: storing into it needed a membership of it.
+                meta.org_id.as_ref(),
             ),
-            Question::Create { scope, event, .. } => (
+            Question::Create { scope, org, event } => (
                 self.scope_label(scope.as_str()),
                 Action::Create.as_str(),
                 event.clone(),
+                self.existing(org).await?,
             ),
             Question::Org { action, org, event } => {
                 let mut event = event.clone();
+                let org = self.existing(Some(org)).await?;
                 // A request naming an org that does not exist opens no chain for it.
-                if event.chain != audit::SYSTEM_CHAIN && !self.store.org_exists(org).await? {
+                if event.chain != audit::SYSTEM_CHAIN && org.is_none() {
                     event.chain = audit::owner_chain(caller.principal.as_str());
                 }
-                ("org", org_event_type(action), event)
+                ("org", org_event_type(action), event, org)
             }
             Question::OrgAudit { org, event_type } => {
                 let mut event = self.event(
@@ -94,7 +101,12 @@ impl Vault {
                     event_type,
                 );
                 event.org_id = Some(org.as_str().to_owned());
-                ("audit", "audit_query", event)
+                (
+                    "audit",
+                    "audit_query",
+                    event,
+                    self.existing(Some(org)).await?,
+                )
             }
         };
         self.metrics.denied(label, action);
@@ -107,7 +119,7 @@ impl Vault {
         );
         event.outcome = Outcome::Denied;
         event.denial_reason = Some(reason.as_str());
-        self.record_denial(caller, event).await?;
+        self.record_denial(caller, event, org).await?;
         Err(VaultError::Forbidden(reason))
     }
 
@@ -252,6 +264,14 @@ impl Vault {
             .map_err(|e| VaultError::Internal(anyhow::anyhow!("stored roles of {org}: {e}")))
     }
 
+    /// `org` if it exists.
+    async fn existing<'o>(&self, org: Option<&'o OrgId>) -> Result<Option<&'o OrgId>, VaultError> {
+        match org {
+            Some(org) if self.store.org_exists(org).await? => Ok(Some(org)),
+            _ => Ok(None),
+        }
+    }
+
     /// A scope as a metric label: only scopes of the table, so labels stay bounded.
     pub(super) fn scope_label<'a>(&self, scope: &'a str) -> &'a str {
         if self.scopes.rule(scope).is_some() {
@@ -267,8 +287,14 @@ impl Vault {
     /// The full event goes to the chain it concerns (the blob's tenant, the org), for that
     /// tenant's auditors. When that is not the requester's own chain, the requester's chain
     /// gets a redacted copy instead of a view of the target's (DESIGN §4 rule 5): what it
-    /// asked for and why it was refused, nothing of the blob's owner, org or scope.
-    async fn record_denial(&self, caller: &Caller, denied: NewEvent) -> Result<(), VaultError> {
+    /// asked for and why it was refused, nothing of the blob's owner, org or scope. `org` is
+    /// the existing org the denial concerns, if any: the one an org spike is counted against.
+    async fn record_denial(
+        &self,
+        caller: &Caller,
+        denied: NewEvent,
+        org: Option<&OrgId>,
+    ) -> Result<(), VaultError> {
         let own_chain = audit::owner_chain(&denied.requester);
         let mut events = vec![denied.clone()];
         if denied.chain != own_chain {
@@ -278,14 +304,7 @@ impl Vault {
             return self.record(caller, &events).await;
         };
         let now = self.clock.now_millis();
-        // Only an org that exists has a chain to record an org spike on; a burst against a
-        // made-up name harms no tenant and must not open a chain for it.
-        // (The event's org id was written from an `OrgId`; text that is none names no org.)
-        let org = match denied.org_id.as_deref().map(OrgId::parse) {
-            Some(Ok(org)) if self.store.org_exists(&org).await? => Some(org),
-            _ => None,
-        };
-        let org = org.as_ref().map(OrgId::as_str);
+        let org = org.map(OrgId::as_str);
         for spike in spikes.observe(&denied.requester, org, now).await {
             self.metrics.denial_spike(spike.kind.as_str());
             tracing::warn!(kind = spike.kind.as_str(), subject = %spike.subject, "denial spike");

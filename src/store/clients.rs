@@ -94,7 +94,12 @@ macro_rules! client_store {
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .filter_map(|(slot, sealed)| Some(ClientSecretRecord { slot: slot?, sealed: sealed? }))
+                    .filter_map(|(slot, sealed)| {
+                        Some(ClientSecretRecord {
+                            slot: slot?,
+                            sealed: sealed?,
+                        })
+                    })
                     .collect())
             }
 

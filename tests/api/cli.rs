@@ -293,6 +293,18 @@ fn every_command_has_help() {
     }
 }
 
+/// `data-vault --config FILE serve` in `dir`, run to its exit (the configurations it is given
+/// are refused at start-up).
+fn serve_with_config_file(dir: &std::path::Path, config: &std::path::Path) -> Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn unknown_config_keys_and_bad_values_are_startup_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -302,13 +314,7 @@ fn unknown_config_keys_and_bad_values_are_startup_errors() {
         "[server]\nlisten = \"127.0.0.1:0\"\nlisen = \"typo\"\n",
     )
     .unwrap();
-    let output = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let output = serve_with_config_file(dir.path(), &config);
     assert!(!output.status.success());
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("lisen"),
@@ -382,13 +388,7 @@ fn unusable_rate_limits_are_refused_at_start_up_naming_the_key() {
         ("[rate_limit]\nip_burst = 0\n", "rate_limit.ip_burst"),
     ] {
         std::fs::write(&config, body).unwrap();
-        let output = Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
+        let output = serve_with_config_file(dir.path(), &config);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{body}: {stderr}");
         assert!(stderr.contains(key), "{body}: {stderr}");

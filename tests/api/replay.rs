@@ -64,16 +64,45 @@ async fn a_replay_after_a_server_restart_is_refused(backend: Backend) {
     );
 }
 
+/// Two server processes on one database, sharing a private Redis a test may stop.
+struct TwoReplicas {
+    redis: PrivateRedis,
+    app: TestApp,
+    creds: Credentials,
+    first: ServerProcess,
+    second: ServerProcess,
+}
+
+impl TwoReplicas {
+    async fn start(backend: Backend) -> Option<Self> {
+        let redis = PrivateRedis::start()?;
+        let app = TestApp::spawn(backend).await;
+        let creds = app.create_client("svc").await;
+        let url = redis.url();
+        let env = [("DATA_VAULT_REDIS__URL", url.as_str())];
+        let first = ServerProcess::start_with(&app, &env);
+        let second = ServerProcess::start_with(&app, &env);
+        Some(Self {
+            redis,
+            app,
+            creds,
+            first,
+            second,
+        })
+    }
+}
+
 async fn a_replay_to_another_replica_after_a_redis_restart_is_refused(backend: Backend) {
-    let Some(mut redis) = PrivateRedis::start() else {
+    let Some(TwoReplicas {
+        mut redis,
+        app,
+        creds,
+        first,
+        second,
+    }) = TwoReplicas::start(backend).await
+    else {
         return;
     };
-    let app = TestApp::spawn(backend).await;
-    let creds = app.create_client("svc").await;
-    let url = redis.url();
-    let env = [("DATA_VAULT_REDIS__URL", url.as_str())];
-    let first = ServerProcess::start_with(&app, &env);
-    let second = ServerProcess::start_with(&app, &env);
     let captured = Captured::upload(&first.client(&creds));
     assert_eq!(captured.send(&app.http, first.addr).await.status(), 201);
 
@@ -85,15 +114,16 @@ async fn a_replay_to_another_replica_after_a_redis_restart_is_refused(backend: B
 }
 
 async fn a_replay_across_replicas_during_a_redis_outage_is_refused(backend: Backend) {
-    let Some(mut redis) = PrivateRedis::start() else {
+    let Some(TwoReplicas {
+        mut redis,
+        app,
+        creds,
+        first,
+        second,
+    }) = TwoReplicas::start(backend).await
+    else {
         return;
     };
-    let app = TestApp::spawn(backend).await;
-    let creds = app.create_client("svc").await;
-    let url = redis.url();
-    let env = [("DATA_VAULT_REDIS__URL", url.as_str())];
-    let first = ServerProcess::start_with(&app, &env);
-    let second = ServerProcess::start_with(&app, &env);
 
     // Each replica now falls back to its own memory, which has never seen the other's nonces.
     redis.stop();
