@@ -64,13 +64,14 @@ async fn a_replay_after_a_server_restart_is_refused(backend: Backend) {
     );
 }
 
-/// Two server processes on one database, sharing a private Redis a test may stop.
+/// Two server processes on one database, sharing a private Redis a test may stop. (Fields
+/// drop in order: the servers go before their database and Redis.)
 struct TwoReplicas {
-    redis: PrivateRedis,
-    app: TestApp,
-    creds: Credentials,
     first: ServerProcess,
     second: ServerProcess,
+    creds: Credentials,
+    app: TestApp,
+    redis: PrivateRedis,
 }
 
 impl TwoReplicas {
@@ -93,44 +94,30 @@ impl TwoReplicas {
 }
 
 async fn a_replay_to_another_replica_after_a_redis_restart_is_refused(backend: Backend) {
-    let Some(TwoReplicas {
-        mut redis,
-        app,
-        creds,
-        first,
-        second,
-    }) = TwoReplicas::start(backend).await
-    else {
+    let Some(mut r) = TwoReplicas::start(backend).await else {
         return;
     };
-    let captured = Captured::upload(&first.client(&creds));
-    assert_eq!(captured.send(&app.http, first.addr).await.status(), 201);
+    let captured = Captured::upload(&r.first.client(&r.creds));
+    assert_eq!(captured.send(&r.app.http, r.first.addr).await.status(), 201);
 
     // A restart of a Redis without persistence is a flush: every nonce in it is gone.
-    redis.restart();
-    assert_replayed(captured.send(&app.http, second.addr).await).await;
-    assert_replayed(captured.send(&app.http, first.addr).await).await;
-    assert_eq!(app.count_rows("blobs").await, 1);
+    r.redis.restart();
+    assert_replayed(captured.send(&r.app.http, r.second.addr).await).await;
+    assert_replayed(captured.send(&r.app.http, r.first.addr).await).await;
+    assert_eq!(r.app.count_rows("blobs").await, 1);
 }
 
 async fn a_replay_across_replicas_during_a_redis_outage_is_refused(backend: Backend) {
-    let Some(TwoReplicas {
-        mut redis,
-        app,
-        creds,
-        first,
-        second,
-    }) = TwoReplicas::start(backend).await
-    else {
+    let Some(mut r) = TwoReplicas::start(backend).await else {
         return;
     };
 
     // Each replica now falls back to its own memory, which has never seen the other's nonces.
-    redis.stop();
-    let captured = Captured::upload(&first.client(&creds));
-    assert_eq!(captured.send(&app.http, first.addr).await.status(), 201);
-    assert_replayed(captured.send(&app.http, second.addr).await).await;
-    assert_eq!(app.count_rows("blobs").await, 1);
+    r.redis.stop();
+    let captured = Captured::upload(&r.first.client(&r.creds));
+    assert_eq!(captured.send(&r.app.http, r.first.addr).await.status(), 201);
+    assert_replayed(captured.send(&r.app.http, r.second.addr).await).await;
+    assert_eq!(r.app.count_rows("blobs").await, 1);
 }
 
 async fn a_replayed_listing_is_refused_after_a_restart(backend: Backend) {
