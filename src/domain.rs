@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use uuid::Uuid;
 
+mod recipients;
+
+pub use recipients::AgeRecipients;
+
 /// Why a value was refused: a message safe to show the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

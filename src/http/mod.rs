@@ -14,6 +14,7 @@ mod json_body;
 mod middleware;
 mod orgs;
 mod query;
+mod recipients;
 
 use crate::metrics::Metrics;
 use crate::service::Vault;
@@ -34,6 +35,7 @@ pub mod parse {
     pub use super::blobs::{json_upload, list_params, raw_upload, read_params};
     pub use super::orgs::member_roles;
     pub use super::query::{parse as query, MAX_QUERY_LEN};
+    pub use super::recipients::{readers_scope, recipients_body};
 }
 
 #[derive(Clone)]
@@ -52,6 +54,7 @@ pub fn api_router(state: AppState, request_timeout: Duration) -> Router {
     let authenticated = blobs::router()
         .merge(orgs::router())
         .merge(audit::router())
+        .merge(recipients::router())
         .route_layer(from_fn_with_state(state.auth.clone(), auth::authenticate))
         // Added last, so it runs first: before any signature is checked.
         .route_layer(from_fn_with_state(state.clone(), ip_limit::limit_ip))

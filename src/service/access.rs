@@ -4,6 +4,7 @@
 //! [`Question`], never a second path.
 
 use super::blobs::{event_type as blob_event_type, ReadParams};
+use super::recipients::READERS_EVENT;
 use super::{AuthMethod, Caller, Vault};
 use crate::audit::{self, NewEvent, Outcome};
 use crate::domain::{BlobId, Note, OrgId, Scope};
@@ -11,7 +12,8 @@ use crate::error::VaultError;
 use crate::spikes::SpikeKind;
 use crate::store::BlobRecord;
 use data_vault_scopes::{
-    decide, decide_org, decide_org_audit, Action, Decision, OrgAction, Request, RoleSet,
+    decide, decide_org, decide_org_audit, decide_readers_listing, Action, Decision, OrgAction,
+    Request, RoleSet,
 };
 
 /// What a caller asks to do, with what the decision and a denial's record need.
@@ -35,6 +37,9 @@ pub(super) enum Question<'a> {
         org: &'a OrgId,
         event: &'a NewEvent,
     },
+    /// Listing an org's readers in a scope with their recipients (the recipient directory);
+    /// `event` is the listing's own event, on the org's chain.
+    OrgReaders { org: &'a OrgId, event: &'a NewEvent },
     /// Reading or verifying an org's whole audit trail.
     OrgAudit {
         org: &'a OrgId,
@@ -93,6 +98,15 @@ impl Vault {
                     event.chain = audit::owner_chain(caller.principal.as_str());
                 }
                 ("org", org_event_type(action), event, org)
+            }
+            Question::OrgReaders { org, event } => {
+                let mut event = event.clone();
+                let org = self.existing(Some(org)).await?;
+                // A request naming an org that does not exist opens no chain for it.
+                if org.is_none() {
+                    event.chain = audit::owner_chain(caller.principal.as_str());
+                }
+                ("org", READERS_EVENT, event, org)
             }
             Question::OrgAudit { org, event_type } => {
                 let mut event = self.event(
@@ -181,6 +195,9 @@ impl Vault {
                 self.is_platform_admin(&caller.principal),
                 self.roles_in(caller, org).await?,
             ),
+            Question::OrgReaders { org, .. } => {
+                decide_readers_listing(self.roles_in(caller, org).await?)
+            }
             Question::OrgAudit { org, .. } => decide_org_audit(
                 self.is_platform_admin(&caller.principal),
                 self.roles_in(caller, org).await?,

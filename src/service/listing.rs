@@ -6,6 +6,7 @@ use super::{Caller, Vault};
 use crate::domain::{BlobId, OrgId, Scope};
 use crate::error::VaultError;
 use crate::store::ListQuery;
+use data_vault_scopes::may_read_others;
 use serde::Serialize;
 
 #[derive(Debug)]
@@ -73,11 +74,8 @@ impl Vault {
                 Some(roles) => self
                     .scopes
                     .scopes()
-                    .filter(|s| {
-                        self.scopes
-                            .rule(s)
-                            .is_some_and(|rule| roles.intersects(rule.read_roles))
-                    })
+                    // The access decision's own answer, as for the recipient directory.
+                    .filter(|s| may_read_others(&self.scopes, s, roles).unwrap_or(false))
                     .map(str::to_owned)
                     .collect(),
                 None => Vec::new(),

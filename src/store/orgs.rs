@@ -32,6 +32,10 @@ pub trait OrgStore: Send + Sync {
         -> StoreResult<Option<String>>;
     /// `(principal, roles)` of every member, by principal.
     async fn list_members(&self, org: &OrgId) -> StoreResult<Vec<(String, String)>>;
+    /// `(principal, roles)` of the first `limit` members, by principal: a caller that asks
+    /// for one more than it accepts learns whether the org is larger.
+    async fn members_up_to(&self, org: &OrgId, limit: i64)
+        -> StoreResult<Vec<(String, String)>>;
 }
 
 macro_rules! org_store {
@@ -130,6 +134,21 @@ macro_rules! org_store {
                      ORDER BY principal LIMIT 10000",
                 )
                 .bind(org.as_str())
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn members_up_to(
+                &self,
+                org: &OrgId,
+                limit: i64,
+            ) -> StoreResult<Vec<(String, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT principal, roles FROM memberships WHERE org_id = $1 \
+                     ORDER BY principal LIMIT $2",
+                )
+                .bind(org.as_str())
+                .bind(limit)
                 .fetch_all(&self.pool)
                 .await?)
             }

@@ -26,6 +26,8 @@ const SERVICE_PRIVILEGES: &[(&str, &str)] = &[
     ("audit_heads", "SELECT, INSERT, UPDATE"),
     // Nonces are spent by an upsert that may re-spend an expired one, and pruned.
     ("used_nonces", "SELECT, INSERT, UPDATE, DELETE"),
+    // A principal's published age recipients are replaced in place (upsert).
+    ("principal_recipients", "SELECT, INSERT, UPDATE"),
     // Read at start-up to check that the schema is this build's.
     ("_sqlx_migrations", "SELECT"),
 ];
@@ -150,6 +152,7 @@ mod tests {
             include_str!("meta.rs"),
             include_str!("nonces.rs"),
             include_str!("orgs.rs"),
+            include_str!("recipients.rs"),
             include_str!("tx.rs"),
             include_str!("pg_schema.rs"),
         ];
