@@ -24,5 +24,6 @@ mod pg_roles;
 mod redaction;
 mod redis;
 mod replay;
+mod recipients;
 mod sealing;
 mod wallet;

@@ -8,6 +8,7 @@ use serde_json::Value;
 const BLOBS: &str = "/api/v1/vault/blobs";
 const AUDIT: &str = "/api/v1/vault/audit";
 const ORGS: &str = "/api/v1/vault/orgs";
+const RECIPIENTS: &str = "/api/v1/vault/recipients";
 
 /// Declares the query parameters of one endpoint: a field and a same-named builder method per
 /// parameter (values are text, so a test can send a malformed one), plus `param` for names
@@ -251,6 +252,41 @@ impl Api {
     pub async fn list_members(&self, org: &str) -> Response {
         let path = format!("{ORGS}/{org}/members");
         self.request(Method::GET, &path, &[], None, None).await
+    }
+
+    /// `PUT /api/v1/vault/recipients/me` with `{"recipients": recipients}`.
+    pub async fn put_recipients(&self, recipients: &[&str]) -> Response {
+        let body = serde_json::json!({ "recipients": recipients });
+        self.request_json(Method::PUT, &format!("{RECIPIENTS}/me"), &body)
+            .await
+    }
+
+    /// `PUT /api/v1/vault/recipients/me`, which must answer 200: what was published.
+    pub async fn publish_recipients(&self, recipients: &[&str]) -> Value {
+        json_with_status(self.put_recipients(recipients).await, 200).await
+    }
+
+    /// `GET /api/v1/vault/recipients/{principal}` (`me` for the caller).
+    pub async fn get_recipients(&self, principal: &str) -> Response {
+        let path = format!("{RECIPIENTS}/{principal}");
+        self.request(Method::GET, &path, &[], None, None).await
+    }
+
+    /// `GET /api/v1/vault/recipients/{principal}`, which must answer 200.
+    pub async fn recipients_json(&self, principal: &str) -> Value {
+        json_with_status(self.get_recipients(principal).await, 200).await
+    }
+
+    /// `GET /api/v1/vault/orgs/{org}/recipients?scope=S` (no query when `scope` is `None`).
+    pub async fn org_readers(&self, org: &str, scope: Option<&str>) -> Response {
+        let path = format!("{ORGS}/{org}/recipients");
+        let query: Vec<(&str, &str)> = scope.map(|s| ("scope", s)).into_iter().collect();
+        self.request(Method::GET, &path, &query, None, None).await
+    }
+
+    /// `GET /api/v1/vault/orgs/{org}/recipients?scope=S`, which must answer 200.
+    pub async fn org_readers_json(&self, org: &str, scope: &str) -> Value {
+        json_with_status(self.org_readers(org, Some(scope)).await, 200).await
     }
 }
 
