@@ -43,8 +43,13 @@ pub enum BlobCommand {
         #[arg(long)]
         org: Option<String>,
         /// age recipient (age1...); repeat for several readers.
-        #[arg(long = "recipient", required = true)]
+        #[arg(long = "recipient", required_unless_present = "to_readers")]
         recipients: Vec<String>,
+        /// Encrypt also to your own published recipients and to every member of --org who
+        /// may read others' blobs in --scope, as the recipient directory names them; warns
+        /// about readers who published no recipient.
+        #[arg(long, requires = "org")]
+        to_readers: bool,
         /// Expiry as an RFC 3339 time.
         #[arg(long)]
         expires_at: Option<String>,
@@ -68,6 +73,27 @@ pub enum BlobCommand {
         purpose: Option<String>,
         #[arg(long)]
         org: Option<String>,
+    },
+    /// Re-encrypt a blob for the readers of its scope and org as they are now: download it,
+    /// decrypt it with your identity, encrypt it to you and the current readers, and store it
+    /// as a new blob with the same scope, org, tags, retention policy and expiry. Prints the
+    /// new id. The old blob stays unless --delete-old is given.
+    Reshare {
+        #[command(flatten)]
+        connection: Connection,
+        id: String,
+        /// Encrypt to the current readers (the recipient directory); required.
+        #[arg(long, required = true)]
+        to_readers: bool,
+        /// age identity file (AGE-SECRET-KEY-1...) that opens the blob.
+        #[arg(long)]
+        identity: PathBuf,
+        /// Why you read the blob (required in most scopes unless you own it).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Delete the old blob once the new one is stored (its owner or an org administrator).
+        #[arg(long)]
+        delete_old: bool,
     },
     /// Print a blob's metadata.
     Meta {
@@ -97,7 +123,7 @@ pub enum BlobCommand {
 }
 
 impl Connection {
-    fn client(&self) -> anyhow::Result<VaultClient> {
+    pub(super) fn client(&self) -> anyhow::Result<VaultClient> {
         let wallet_key = match (
             &self.wallet_key_file,
             std::env::var("DATA_VAULT_WALLET_KEY"),
@@ -143,7 +169,7 @@ fn read_input(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     Ok(data)
 }
 
-fn encrypt(plaintext: &[u8], recipients: &[String]) -> anyhow::Result<Vec<u8>> {
+pub(super) fn encrypt(plaintext: &[u8], recipients: &[String]) -> anyhow::Result<Vec<u8>> {
     let recipients = recipients
         .iter()
         .map(|r| {
@@ -160,7 +186,7 @@ fn encrypt(plaintext: &[u8], recipients: &[String]) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn decrypt(envelope: &[u8], identity_file: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+pub(super) fn decrypt(envelope: &[u8], identity_file: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let identities = age::IdentityFile::from_file(identity_file.to_string_lossy().into_owned())
         .with_context(|| format!("cannot read identity file {}", identity_file.display()))?
         .into_identities()
@@ -190,7 +216,7 @@ fn write_output(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn blob_path(id: &str) -> anyhow::Result<String> {
+pub(super) fn blob_path(id: &str) -> anyhow::Result<String> {
     let id = crate::domain::BlobId::parse(id)?;
     Ok(format!("/api/v1/vault/blobs/{id}"))
 }
@@ -209,10 +235,17 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
             scope,
             org,
             recipients,
+            to_readers,
             expires_at,
             retention_policy,
         } => {
             let client = connection.client()?;
+            let recipients = match (&org, to_readers) {
+                (Some(org), true) => {
+                    super::recipients::to_readers(&client, org, &scope, &recipients).await?
+                }
+                _ => recipients,
+            };
             let plaintext = read_input(&file)?;
             let envelope = encrypt(&plaintext, &recipients)?;
             let mut query = vec![("scope", scope.as_str())];
@@ -277,6 +310,22 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
             if output != Path::new("-") {
                 eprintln!("wrote {} bytes to {}", plaintext.len(), output.display());
             }
+        }
+        BlobCommand::Reshare {
+            connection,
+            id,
+            to_readers: _,
+            identity,
+            reason,
+            delete_old,
+        } => {
+            let request = super::reshare::Reshare {
+                id: &id,
+                identity: &identity,
+                reason: reason.as_deref(),
+                delete_old,
+            };
+            request.run(&connection.client()?).await?;
         }
         BlobCommand::Meta { connection, id } => {
             let client = connection.client()?;

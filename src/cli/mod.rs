@@ -6,6 +6,8 @@ mod audit;
 mod blob;
 mod client;
 mod loadgen;
+mod recipients;
+mod reshare;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -36,6 +38,9 @@ pub enum Command {
     /// Store, fetch, inspect, list and delete blobs on a running vault.
     #[command(subcommand)]
     Blob(blob::BlobCommand),
+    /// Publish your age recipients and look up the recipient directory on a running vault.
+    #[command(subcommand)]
+    Recipients(recipients::RecipientsCommand),
     /// Check the audit log, directly on the configured database.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -70,6 +75,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(command) => admin::run(&config()?, command).await,
         Command::Blob(command) => blob::run(command).await,
+        Command::Recipients(command) => recipients::run(command).await,
         Command::Audit(command) => audit::run(&config()?, command).await,
         Command::Loadgen(args) => loadgen::run(args).await,
     }

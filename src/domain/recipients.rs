@@ -41,7 +41,10 @@ impl AgeRecipients {
         let mut parsed: Vec<String> = Vec::with_capacity(list.len());
         for (n, text) in list.iter().map(AsRef::as_ref).enumerate() {
             let position = n.saturating_add(1);
-            if text.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("age1pq1")) {
+            if text
+                .get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("age1pq1"))
+            {
                 return Err(Invalid(format!(
                     "recipient {position} ({}) is a post-quantum age recipient; this vault \
                      accepts X25519 recipients (age1...) only",
@@ -128,7 +131,10 @@ mod tests {
         bad.push(if good.ends_with('q') { 'p' } else { 'q' });
         for (list, needle) in [
             (vec![good.clone(), bad.clone()], "recipient 2"),
-            (vec!["ssh-ed25519 AAAA".to_owned()], "recipient 1 (ssh-ed25519"),
+            (
+                vec!["ssh-ed25519 AAAA".to_owned()],
+                "recipient 1 (ssh-ed25519",
+            ),
             (vec![good.clone(), "age1pq1abc".to_owned()], "post-quantum"),
             (vec![good.clone(), good.to_uppercase()], "listed twice"),
             (vec!["\u{202e}age1".to_owned()], "recipient 1 (?age1)"),
@@ -138,6 +144,9 @@ mod tests {
         }
         let long = "x".repeat(10_000);
         let err = AgeRecipients::parse(&[long]).unwrap_err();
-        assert!(err.0.len() < 300, "a refusal repeats a bounded prefix: {err}");
+        assert!(
+            err.0.len() < 300,
+            "a refusal repeats a bounded prefix: {err}"
+        );
     }
 }

@@ -103,7 +103,10 @@ mod tests {
             String::new(),
         ] {
             assert!(
-                matches!(recipients_body(body.as_bytes()), Err(VaultError::BadRequest(_))),
+                matches!(
+                    recipients_body(body.as_bytes()),
+                    Err(VaultError::BadRequest(_))
+                ),
                 "{body} was accepted"
             );
         }
@@ -112,7 +115,9 @@ mod tests {
     #[test]
     fn the_scope_is_required_and_alone() {
         assert_eq!(
-            readers_scope(Some("scope=support")).map(|s| s.as_str().to_owned()).ok(),
+            readers_scope(Some("scope=support"))
+                .map(|s| s.as_str().to_owned())
+                .ok(),
             Some("support".to_owned())
         );
         for raw in [None, Some(""), Some("scope=Bad!"), Some("scope=a&org=b")] {

@@ -32,9 +32,7 @@ pub use keys::{check_master_key, database_is_initialised, MasterKeyCheck};
 pub use listing::{BlobPage, ListParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 
 pub use orgs::Member;
-pub use recipients::{
-    OrgReaders, PublishedRecipients, Reader, MAX_MEMBERS_SCANNED, MAX_READERS,
-};
+pub use recipients::{OrgReaders, PublishedRecipients, Reader, MAX_MEMBERS_SCANNED, MAX_READERS};
 
 /// How a caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -140,9 +140,8 @@ impl Vault {
         }
         let mut readers = Vec::new();
         for (principal, list) in members {
-            let roles = RoleSet::parse_list(&list).map_err(|e| {
-                VaultError::Internal(anyhow::anyhow!("stored roles of {org}: {e}"))
-            })?;
+            let roles = RoleSet::parse_list(&list)
+                .map_err(|e| VaultError::Internal(anyhow::anyhow!("stored roles of {org}: {e}")))?;
             if is_reader(roles)? {
                 readers.push((Principal::parse(&principal)?, roles));
             }

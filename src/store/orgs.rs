@@ -34,8 +34,7 @@ pub trait OrgStore: Send + Sync {
     async fn list_members(&self, org: &OrgId) -> StoreResult<Vec<(String, String)>>;
     /// `(principal, roles)` of the first `limit` members, by principal: a caller that asks
     /// for one more than it accepts learns whether the org is larger.
-    async fn members_up_to(&self, org: &OrgId, limit: i64)
-        -> StoreResult<Vec<(String, String)>>;
+    async fn members_up_to(&self, org: &OrgId, limit: i64) -> StoreResult<Vec<(String, String)>>;
 }
 
 macro_rules! org_store {

@@ -6,10 +6,10 @@ use crate::on_both_backends;
 use secrecy::ExposeSecret;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_data-vault");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_data-vault");
 
 /// A command with the server's configuration in the environment, as an operator would set it.
-fn data_vault(app: &TestApp) -> Command {
+pub(crate) fn data_vault(app: &TestApp) -> Command {
     let mut command = Command::new(BIN);
     command
         .env_clear()
@@ -26,7 +26,7 @@ fn data_vault(app: &TestApp) -> Command {
     command
 }
 
-fn ok(output: Output) -> String {
+pub(crate) fn ok(output: Output) -> String {
     assert!(
         output.status.success(),
         "command failed: {}\n{}",
@@ -196,7 +196,7 @@ async fn admin_cli_manages_clients_and_orgs_and_reports_errors(backend: Backend)
 }
 
 /// Debian's `age` is needed for interop; CI installs it, elsewhere its absence skips loudly.
-fn age_cli_available() -> bool {
+pub(crate) fn age_cli_available() -> bool {
     if Command::new("age").arg("--version").output().is_ok() {
         return true;
     }
@@ -283,6 +283,9 @@ fn every_command_has_help() {
         vec!["admin", "org", "member", "set", "--help"],
         vec!["blob", "put", "--help"],
         vec!["blob", "get", "--help"],
+        vec!["blob", "reshare", "--help"],
+        vec!["recipients", "set", "--help"],
+        vec!["recipients", "readers", "--help"],
     ] {
         let output = Command::new(BIN).args(&args).output().unwrap();
         assert!(output.status.success(), "{args:?}");

@@ -34,9 +34,16 @@ async fn published_recipients_are_public_to_callers_and_audited(backend: Backend
     }
 
     let (first, second) = (recipient(), recipient());
-    let published = agent.publish_recipients(&[&first, &second.to_uppercase()]).await;
-    assert_eq!(strings(&published["recipients"]), vec![first.clone(), second.clone()]);
-    assert!(published["updated_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let published = agent
+        .publish_recipients(&[&first, &second.to_uppercase()])
+        .await;
+    assert_eq!(
+        strings(&published["recipients"]),
+        vec![first.clone(), second.clone()]
+    );
+    assert!(published["updated_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
     let seen = customer.recipients_json("agent").await;
     assert_eq!(seen, published, "any caller sees what was published");
     assert_eq!(agent.recipients_json("me").await, published);
@@ -44,7 +51,10 @@ async fn published_recipients_are_public_to_callers_and_audited(backend: Backend
     // Publishing replaces the list.
     let third = recipient();
     agent.publish_recipients(&[&third]).await;
-    assert_eq!(strings(&customer.recipients_json("agent").await["recipients"]), vec![third.clone()]);
+    assert_eq!(
+        strings(&customer.recipients_json("agent").await["recipients"]),
+        vec![third.clone()]
+    );
 
     // Each change is on the principal's own chain, with the keys it published.
     let events = agent.audit_events(&AuditQuery::default()).await;
@@ -53,7 +63,9 @@ async fn published_recipients_are_public_to_callers_and_audited(backend: Backend
         .filter(|e| e["event_type"] == "recipients.set")
         .collect();
     assert_eq!(sets.len(), 2, "{events:?}");
-    assert!(sets.iter().all(|e| e["chain"] == "owner:agent" && e["outcome"] == "granted"));
+    assert!(sets
+        .iter()
+        .all(|e| e["chain"] == "owner:agent" && e["outcome"] == "granted"));
     assert_eq!(sets[0]["reason"], third.as_str());
     assert_eq!(agent.audit_verify_json(None).await["valid"], true);
 }
@@ -83,7 +95,11 @@ async fn bad_recipients_are_refused_naming_which_and_change_nothing(backend: Bac
         let response = agent.put_recipients(&list).await;
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap();
-        assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")), "{list:?}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("bad_request")),
+            "{list:?}"
+        );
         assert!(
             body["error"].as_str().unwrap().contains(needle),
             "{list:?}: {body}"
@@ -132,7 +148,10 @@ async fn readers_per_scope_equal_the_scope_table_for_every_role_mix(backend: Bac
     let customer = app.client(&app.create_client("customer").await);
     // Half of the members publish a recipient; the others are `missing` when they read.
     let mut keys = std::collections::BTreeMap::new();
-    for (name, _) in members.iter().filter(|(n, _)| n.ends_with(['0', '2', '4', '6', '8'])) {
+    for (name, _) in members
+        .iter()
+        .filter(|(n, _)| n.ends_with(['0', '2', '4', '6', '8']))
+    {
         let member = app.client(&app.create_client(name).await);
         let key = recipient();
         member.publish_recipients(&[&key]).await;
@@ -148,9 +167,15 @@ async fn readers_per_scope_equal_the_scope_table_for_every_role_mix(backend: Bac
             .map(|(name, _)| name.as_str())
             .collect();
         let listing = customer.org_readers_json("acme", scope).await;
-        assert_eq!((listing["org"].as_str(), listing["scope"].as_str()), (Some("acme"), Some(scope)));
+        assert_eq!(
+            (listing["org"].as_str(), listing["scope"].as_str()),
+            (Some("acme"), Some(scope))
+        );
         let readers = listing["readers"].as_array().unwrap();
-        let named: BTreeSet<&str> = readers.iter().map(|r| r["principal"].as_str().unwrap()).collect();
+        let named: BTreeSet<&str> = readers
+            .iter()
+            .map(|r| r["principal"].as_str().unwrap())
+            .collect();
         assert_eq!(named, expected, "readers of {scope}");
         for reader in readers {
             let name = reader["principal"].as_str().unwrap();
@@ -167,7 +192,10 @@ async fn readers_per_scope_equal_the_scope_table_for_every_role_mix(backend: Bac
             .map(|n| (*n).to_owned())
             .collect();
         assert_eq!(missing, expected_missing, "missing in {scope}");
-        assert!(!expected.is_empty() && !expected_missing.is_empty(), "the test covers both");
+        assert!(
+            !expected.is_empty() && !expected_missing.is_empty(),
+            "the test covers both"
+        );
     }
 
     // Each listing is recorded on the org's chain.
@@ -183,9 +211,13 @@ async fn readers_per_scope_equal_the_scope_table_for_every_role_mix(backend: Bac
 
 async fn readers_are_for_members_and_known_scopes_only(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.create_org("acme", &[("agent", "support_agent"), ("boss", "administrator")])
+    app.create_org(
+        "acme",
+        &[("agent", "support_agent"), ("boss", "administrator")],
+    )
+    .await;
+    app.create_org("globex", &[("outsider", "administrator")])
         .await;
-    app.create_org("globex", &[("outsider", "administrator")]).await;
     let agent = app.client(&app.create_client("agent").await);
     let boss = app.client(&app.create_client("boss").await);
     let outsider = app.client(&app.create_client("outsider").await);
@@ -203,15 +235,16 @@ async fn readers_are_for_members_and_known_scopes_only(backend: Backend) {
     assert_eq!(denied[0]["outcome"], "denied");
     assert_eq!(denied[0]["denial_reason"], "not_member");
     assert_eq!(denied[0]["requester"], "outsider");
-    assert!(app
-        .metrics_text()
-        .await
-        .contains(r#"virtengine_data_vault_access_denied_total{action="org.recipients_list",scope="org"} 1"#));
+    assert!(app.metrics_text().await.contains(
+        r#"virtengine_data_vault_access_denied_total{action="org.recipients_list",scope="org"} 1"#
+    ));
     // An org that does not exist: refused the same way, and no chain is opened for it.
     let (status, _) = error_of(outsider.org_readers("nowhere", Some("support")).await).await;
     assert_eq!(status, 403);
     let mine = outsider.audit_events(&AuditQuery::default()).await;
-    assert!(mine.iter().any(|e| e["org_id"] == "nowhere" && e["chain"] == "owner:outsider"));
+    assert!(mine
+        .iter()
+        .any(|e| e["org_id"] == "nowhere" && e["chain"] == "owner:outsider"));
 
     for (scope, needle) in [
         (Some("nope"), "unknown scope"),

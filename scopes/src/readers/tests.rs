@@ -80,21 +80,31 @@ fn the_design_readers_of_each_scope() {
     assert!(reader("audit", Role::Moderator));
     for scope in ["veid", "support", "market", "audit"] {
         assert!(reader(scope, Role::Administrator), "{scope}");
-        assert_eq!(may_read_others(&table, scope, RoleSet::default()), Ok(false));
+        assert_eq!(
+            may_read_others(&table, scope, RoleSet::default()),
+            Ok(false)
+        );
     }
 }
 
 #[test]
 fn an_unknown_scope_is_an_error_not_an_empty_list() {
     assert_eq!(
-        may_read_others(&default_table(), "nope", [Role::Administrator].into_iter().collect()),
+        may_read_others(
+            &default_table(),
+            "nope",
+            [Role::Administrator].into_iter().collect()
+        ),
         Err(DenialReason::UnknownScope)
     );
 }
 
 #[test]
 fn only_members_list_readers() {
-    assert_eq!(decide_readers_listing(Some(RoleSet::default())), Decision::Allow);
+    assert_eq!(
+        decide_readers_listing(Some(RoleSet::default())),
+        Decision::Allow
+    );
     assert_eq!(
         decide_readers_listing(None),
         Decision::Deny(DenialReason::NotMember)

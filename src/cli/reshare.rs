@@ -1,0 +1,118 @@
+//! `data-vault blob reshare ID --to-readers`: after a membership change the server cannot
+//! re-encrypt anything (it never holds a key that opens an envelope), so a reader who can
+//! open the blob downloads it, re-encrypts it to the current readers and stores a new blob.
+//! Both halves are ordinary audited requests: the read of the old blob (purpose `reshare`)
+//! and the create of the new one, and with `--delete-old` the delete of the old one.
+
+use super::blob::{blob_path, decrypt, encrypt};
+use super::client::{Body, VaultClient};
+use anyhow::Context;
+use base64::Engine;
+use reqwest::Method;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The metadata a reshare carries over to the new blob.
+#[derive(Deserialize)]
+struct Carried {
+    scope: String,
+    org_id: Option<String>,
+    retention_policy: String,
+    expires_at: Option<String>,
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    metadata: CreatedMetadata,
+}
+
+#[derive(Deserialize)]
+struct CreatedMetadata {
+    id: String,
+}
+
+pub(super) struct Reshare<'a> {
+    pub id: &'a str,
+    pub identity: &'a Path,
+    pub reason: Option<&'a str>,
+    pub delete_old: bool,
+}
+
+impl Reshare<'_> {
+    pub async fn run(&self, client: &VaultClient) -> anyhow::Result<()> {
+        let path = blob_path(self.id)?;
+        let meta: Carried = client
+            .call(Method::GET, &format!("{path}/metadata"), &[], None, None)
+            .await?
+            .json()
+            .await
+            .context("unexpected metadata answer")?;
+        let Some(org) = meta.org_id.as_deref() else {
+            anyhow::bail!(
+                "blob {} belongs to no org, so it has no readers to reshare with",
+                self.id
+            );
+        };
+        let mut query = vec![("purpose", "reshare")];
+        if let Some(reason) = self.reason {
+            query.push(("reason", reason));
+        }
+        let envelope = client
+            .call(
+                Method::GET,
+                &path,
+                &query,
+                None,
+                Some("application/octet-stream"),
+            )
+            .await?
+            .bytes()
+            .await?;
+        let plaintext = decrypt(&envelope, self.identity)?;
+        let recipients = super::recipients::to_readers(client, org, &meta.scope, &[]).await?;
+        let sealed = encrypt(&plaintext, &recipients)?;
+        drop(plaintext);
+        let body = serde_json::to_vec(&serde_json::json!({
+            "scope": meta.scope,
+            "org_id": org,
+            "payload_base64": base64::engine::general_purpose::STANDARD.encode(&sealed),
+            "retention_policy": meta.retention_policy,
+            "expires_at": meta.expires_at,
+            "tags": meta.tags,
+        }))?;
+        let created: Created = client
+            .call(
+                Method::POST,
+                "/api/v1/vault/blobs",
+                &[],
+                Some(Body {
+                    bytes: &body,
+                    content_type: "application/json",
+                }),
+                None,
+            )
+            .await?
+            .json()
+            .await
+            .context("unexpected answer to the upload")?;
+        let new_id = created.metadata.id;
+        eprintln!(
+            "stored {new_id} in place of {}, encrypted to {} recipient(s)",
+            self.id,
+            recipients.len()
+        );
+        println!("{new_id}");
+        if self.delete_old {
+            client.call(Method::DELETE, &path, &[], None, None).await?;
+            eprintln!("deleted {}", self.id);
+        } else {
+            eprintln!(
+                "left {} in place: delete it with `data-vault blob rm {}` once nobody needs it",
+                self.id, self.id
+            );
+        }
+        Ok(())
+    }
+}
