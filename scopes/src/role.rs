@@ -91,6 +91,17 @@ impl RoleSet {
     }
 }
 
+#[cfg(test)]
+impl RoleSet {
+    /// The set of the roles whose bits (in `Role::ALL` order) are set: `0..16` is every mix.
+    pub(crate) fn from_bits(bits: u8) -> Self {
+        Role::ALL
+            .into_iter()
+            .filter(|r| bits & r.bit() != 0)
+            .collect()
+    }
+}
+
 impl FromIterator<Role> for RoleSet {
     fn from_iter<I: IntoIterator<Item = Role>>(iter: I) -> Self {
         let mut set = RoleSet::default();

@@ -9,14 +9,7 @@ use std::collections::BTreeMap;
 
 /// Every one of the 16 sets of roles, plain membership (the empty set) included.
 fn every_role_mix() -> impl Iterator<Item = RoleSet> {
-    (0u8..16).map(|bits| {
-        Role::ALL
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| bits & (1 << i) != 0)
-            .map(|(_, r)| r)
-            .collect()
-    })
+    (0u8..16).map(RoleSet::from_bits)
 }
 
 fn default_table() -> ScopeTable {
@@ -111,15 +104,6 @@ fn only_members_list_readers() {
     );
 }
 
-fn roles_from_bits(bits: u8) -> RoleSet {
-    Role::ALL
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| bits & (1 << i) != 0)
-        .map(|(_, r)| r)
-        .collect()
-}
-
 proptest! {
     /// An operator's own table (the `[scopes]` section of the config) is followed as data:
     /// any table, any scope in it, any role mix.
@@ -132,7 +116,7 @@ proptest! {
             .iter()
             .map(|(name, (read, reason))| {
                 (name.clone(), RawRule {
-                    read_roles: roles_from_bits(*read).iter().collect(),
+                    read_roles: RoleSet::from_bits(*read).iter().collect(),
                     reason_required: *reason,
                 })
             })
@@ -140,11 +124,11 @@ proptest! {
         let table = ScopeTable::from_raw(raw);
         prop_assert!(table.is_ok());
         let Ok(table) = table else { unreachable!() };
-        let roles = roles_from_bits(bits);
+        let roles = RoleSet::from_bits(bits);
         for (name, (read, _)) in &rules {
             prop_assert_eq!(
                 may_read_others(&table, name, roles),
-                Ok(roles.intersects(roles_from_bits(*read)))
+                Ok(roles.intersects(RoleSet::from_bits(*read)))
             );
         }
         prop_assert_eq!(
