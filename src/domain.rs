@@ -108,6 +108,9 @@ impl fmt::Display for Principal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientName(Principal);
 
+/// What routes accept in place of the caller's own principal.
+pub const SELF_ALIAS: &str = "me";
+
 impl ClientName {
     pub fn parse(text: &str) -> Result<Self, Invalid> {
         let ok = is_name(text, 64, b"._-")
@@ -122,6 +125,11 @@ impl ClientName {
         }
         if looks_like_bech32(text) {
             return Err(invalid("client name must not look like a wallet address"));
+        }
+        // Routes such as `/recipients/me` and `/subjects/me` read `me` as "the caller"; a
+        // client of that name could never be named by anyone else.
+        if text == SELF_ALIAS {
+            return Err(invalid("client name `me` is reserved: routes read it as the caller"));
         }
         Ok(Self(Principal(text.to_owned())))
     }
@@ -324,6 +332,7 @@ mod tests {
         assert!(ClientName::parse("provider-daemon-7").is_ok());
         assert!(ClientName::parse("-leading-dash").is_err());
         assert!(ClientName::parse("Upper").is_err());
+        assert!(ClientName::parse("me").is_err(), "reserved for the caller");
     }
 
     #[test]

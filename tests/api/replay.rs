@@ -155,6 +155,10 @@ fn nonce_job(claim: NonceClaim) -> BatchJob {
     }
 }
 
+/// The journal test's clock: far in the future, so that the server's own housekeeping (which
+/// prunes what expired before the real now) can never race the test's explicit prune.
+const AFTER: i64 = 32_503_680_000_000;
+
 async fn the_journal_spends_a_nonce_once_until_its_window_closes(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let store = data_vault::store::connect(&app.config.storage.database_url, 2)
@@ -163,13 +167,13 @@ async fn the_journal_spends_a_nonce_once_until_its_window_closes(backend: Backen
     let outcomes = store
         .commit_batch(
             &[
-                nonce_job(claim("a", "n1", 1_000)),
+                nonce_job(claim("a", "n1", AFTER + 1_000)),
                 // The same nonce twice in one batch: the second is a replay.
-                nonce_job(claim("a", "n1", 1_000)),
+                nonce_job(claim("a", "n1", AFTER + 1_000)),
                 // Another principal's nonce of the same text is its own.
-                nonce_job(claim("b", "n1", 1_000)),
+                nonce_job(claim("b", "n1", AFTER + 1_000)),
             ],
-            500,
+            AFTER + 500,
         )
         .await
         .unwrap();
@@ -182,12 +186,12 @@ async fn the_journal_spends_a_nonce_once_until_its_window_closes(backend: Backen
         ]
     );
     let again = store
-        .commit_batch(&[nonce_job(claim("a", "n1", 2_000))], 900)
+        .commit_batch(&[nonce_job(claim("a", "n1", AFTER + 2_000))], AFTER + 900)
         .await
         .unwrap();
     assert_eq!(again, [JobOutcome::Replayed], "still inside its window");
     let later = store
-        .commit_batch(&[nonce_job(claim("a", "n1", 3_000))], 1_500)
+        .commit_batch(&[nonce_job(claim("a", "n1", AFTER + 3_000))], AFTER + 1_500)
         .await
         .unwrap();
     assert_eq!(
@@ -197,7 +201,7 @@ async fn the_journal_spends_a_nonce_once_until_its_window_closes(backend: Backen
     );
 
     assert_eq!(
-        store.prune_nonces(1_500).await.unwrap(),
+        store.prune_nonces(AFTER + 1_500).await.unwrap(),
         1,
         "b's n1 expired"
     );
