@@ -97,7 +97,7 @@ pub enum BlobCommand {
 }
 
 impl Connection {
-    fn client(&self) -> anyhow::Result<VaultClient> {
+    pub(super) fn client(&self) -> anyhow::Result<VaultClient> {
         let wallet_key = match (
             &self.wallet_key_file,
             std::env::var("DATA_VAULT_WALLET_KEY"),

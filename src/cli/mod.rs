@@ -6,6 +6,7 @@ mod audit;
 mod blob;
 mod client;
 mod loadgen;
+mod witness;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -36,7 +37,8 @@ pub enum Command {
     /// Store, fetch, inspect, list and delete blobs on a running vault.
     #[command(subcommand)]
     Blob(blob::BlobCommand),
-    /// Check the audit log, directly on the configured database.
+    /// Check the audit log: `verify` directly on the configured database; `witness` and
+    /// `prove` against a running vault.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Load-test a running vault with signed requests (see docs/performance.md).

@@ -5,13 +5,14 @@
 
 use super::blobs::{event_type as blob_event_type, ReadParams};
 use super::{AuthMethod, Caller, Vault};
-use crate::audit::{self, NewEvent, Outcome};
+use crate::audit::{self, ChainName, NewEvent, Outcome};
 use crate::domain::{BlobId, Note, OrgId, Scope};
 use crate::error::VaultError;
 use crate::spikes::SpikeKind;
 use crate::store::BlobRecord;
 use data_vault_scopes::{
-    decide, decide_org, decide_org_audit, Action, Decision, OrgAction, Request, RoleSet,
+    decide, decide_org, decide_org_audit, Action, Decision, DenialReason, OrgAction, Request,
+    RoleSet,
 };
 
 /// What a caller asks to do, with what the decision and a denial's record need.
@@ -38,6 +39,13 @@ pub(super) enum Question<'a> {
     /// Reading or verifying an org's whole audit trail.
     OrgAudit {
         org: &'a OrgId,
+        event_type: &'static str,
+    },
+    /// Checkpoints and proofs of any chain (DESIGN §16), seen as `GET /vault/audit/verify`
+    /// sees chains: an org's by its auditors (as [`Question::OrgAudit`]), a principal's own
+    /// by itself, and `system` by platform admins.
+    ChainAudit {
+        chain: &'a ChainName,
         event_type: &'static str,
     },
 }
@@ -107,6 +115,23 @@ impl Vault {
                     event,
                     self.existing(Some(org)).await?,
                 )
+            }
+            Question::ChainAudit { chain, event_type } => {
+                let mut event = self.event(
+                    caller,
+                    audit::owner_chain(caller.principal.as_str()),
+                    event_type,
+                );
+                // What it asked for is its own choice of words: recorded as asked.
+                event.reason = Some(format!("chain={}", chain.to_chain()));
+                let org = match chain {
+                    ChainName::Org(org) => {
+                        event.org_id = Some(org.as_str().to_owned());
+                        self.existing(Some(org)).await?
+                    }
+                    _ => None,
+                };
+                ("audit", "audit_query", event, org)
             }
         };
         self.metrics.denied(label, action);
@@ -185,6 +210,29 @@ impl Vault {
                 self.is_platform_admin(&caller.principal),
                 self.roles_in(caller, org).await?,
             ),
+            Question::ChainAudit {
+                chain: ChainName::Org(org),
+                ..
+            } => decide_org_audit(
+                self.is_platform_admin(&caller.principal),
+                self.roles_in(caller, org).await?,
+            ),
+            Question::ChainAudit {
+                chain: ChainName::Owner(owner),
+                ..
+            } if *owner == caller.principal => Decision::Allow,
+            Question::ChainAudit {
+                chain: ChainName::Owner(_),
+                ..
+            } => Decision::Deny(DenialReason::NotOwner),
+            Question::ChainAudit {
+                chain: ChainName::System,
+                ..
+            } if self.is_platform_admin(&caller.principal) => Decision::Allow,
+            Question::ChainAudit {
+                chain: ChainName::System,
+                ..
+            } => Decision::Deny(DenialReason::PlatformAdminRequired),
         })
     }
 

@@ -3,9 +3,11 @@
 //! transaction of what they record (`tx.rs`).
 
 use super::StoreResult;
+use crate::audit::tree::{Hash, NodeId};
 use crate::audit::{chain, owner_chain, AuditEvent};
 use crate::domain::{BlobId, Principal, Scope};
 use async_trait::async_trait;
+use std::collections::HashMap;
 
 /// Which events an audit query may return.
 #[derive(Debug, Clone)]
@@ -44,6 +46,48 @@ pub trait AuditStore: Send + Sync {
     async fn audit_head(&self, chain: &str) -> StoreResult<Option<(i64, String)>>;
     /// Every chain that has a head.
     async fn audit_chains(&self) -> StoreResult<Vec<String>>;
+    /// The recorded head of a chain with its tree frontier (`None` for a chain whose tree
+    /// was never built: written before trees were kept and not appended to since).
+    async fn audit_tree_head(&self, chain: &str) -> StoreResult<Option<TreeHead>>;
+    /// The stored tree nodes among `ids` (missing ones are simply absent).
+    async fn audit_tree_nodes(
+        &self,
+        chain: &str,
+        ids: &[NodeId],
+    ) -> StoreResult<HashMap<NodeId, Hash>>;
+    /// Up to `limit` leaf hashes of a chain's tree from leaf `from` on, in order.
+    async fn audit_tree_leaves(
+        &self,
+        chain: &str,
+        from: u64,
+        limit: i64,
+    ) -> StoreResult<Vec<(u64, Hash)>>;
+    /// The chains with events after global position `after_gid`, and the newest position.
+    async fn audit_changed_since(&self, after_gid: i64) -> StoreResult<(Vec<String>, i64)>;
+}
+
+/// A chain head with its tree frontier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeHead {
+    pub seq: i64,
+    pub hash: String,
+    pub frontier: Option<Vec<u8>>,
+}
+
+/// Node look-ups per query (3 bound values each, below SQLite's oldest limit of 999).
+const NODES_PER_QUERY: usize = 300;
+
+fn node_row(chain: &str, level: i32, idx: i64, hash: &[u8]) -> StoreResult<(NodeId, Hash)> {
+    let bad = || {
+        super::StoreError::Audit(sqlx::Error::Protocol(format!(
+            "malformed tree node ({level}, {idx}) of chain {chain}"
+        )))
+    };
+    let id = NodeId {
+        level: u8::try_from(level).map_err(|_| bad())?,
+        index: u64::try_from(idx).map_err(|_| bad())?,
+    };
+    Ok((id, Hash::try_from(hash).map_err(|_| bad())?))
 }
 
 /// An `audit_events` row: the recorded event, its time in milliseconds, and its global
@@ -189,6 +233,91 @@ macro_rules! audit_store {
                         .fetch_all(&self.pool)
                         .await?,
                 )
+            }
+
+            async fn audit_tree_head(&self, chain: &str) -> StoreResult<Option<TreeHead>> {
+                let row: Option<(i64, String, Option<Vec<u8>>)> = sqlx::query_as(
+                    "SELECT seq, hash, tree_frontier FROM audit_heads WHERE chain = $1",
+                )
+                .bind(chain)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(seq, hash, frontier)| TreeHead {
+                    seq,
+                    hash,
+                    frontier,
+                }))
+            }
+
+            async fn audit_tree_nodes(
+                &self,
+                chain: &str,
+                ids: &[NodeId],
+            ) -> StoreResult<HashMap<NodeId, Hash>> {
+                let mut found = HashMap::with_capacity(ids.len());
+                for ids in ids.chunks(NODES_PER_QUERY) {
+                    let mut sql = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT level, idx, hash FROM audit_tree WHERE chain = ",
+                    );
+                    sql.push_bind(chain).push(" AND (");
+                    for (n, id) in ids.iter().enumerate() {
+                        if n > 0 {
+                            sql.push(" OR ");
+                        }
+                        let idx = i64::try_from(id.index).unwrap_or(i64::MAX);
+                        sql.push("(level = ")
+                            .push_bind(i32::from(id.level))
+                            .push(" AND idx = ")
+                            .push_bind(idx)
+                            .push(")");
+                    }
+                    sql.push(")");
+                    let rows: Vec<(i32, i64, Vec<u8>)> =
+                        sql.build_query_as().fetch_all(&self.pool).await?;
+                    for (level, idx, hash) in rows {
+                        let (id, hash) = node_row(chain, level, idx, &hash)?;
+                        found.insert(id, hash);
+                    }
+                }
+                Ok(found)
+            }
+
+            async fn audit_tree_leaves(
+                &self,
+                chain: &str,
+                from: u64,
+                limit: i64,
+            ) -> StoreResult<Vec<(u64, Hash)>> {
+                let rows: Vec<(i32, i64, Vec<u8>)> = sqlx::query_as(
+                    "SELECT level, idx, hash FROM audit_tree \
+                     WHERE chain = $1 AND level = 0 AND idx >= $2 ORDER BY idx LIMIT $3",
+                )
+                .bind(chain)
+                .bind(i64::try_from(from).unwrap_or(i64::MAX))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|(level, idx, hash)| {
+                        node_row(chain, *level, *idx, hash).map(|(id, h)| (id.index, h))
+                    })
+                    .collect()
+            }
+
+            async fn audit_changed_since(&self, after_gid: i64) -> StoreResult<(Vec<String>, i64)> {
+                let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(gid) FROM audit_events")
+                    .fetch_one(&self.pool)
+                    .await?;
+                let newest = newest.unwrap_or(0);
+                let chains = sqlx::query_scalar(
+                    "SELECT DISTINCT chain FROM audit_events \
+                     WHERE gid > $1 AND gid <= $2 ORDER BY chain",
+                )
+                .bind(after_gid)
+                .bind(newest)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok((chains, newest))
             }
         }
     };

@@ -25,4 +25,5 @@ mod redaction;
 mod redis;
 mod replay;
 mod sealing;
+mod tlog;
 mod wallet;
