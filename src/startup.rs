@@ -50,7 +50,7 @@ pub async fn open_vault(config: &Config) -> anyhow::Result<Arc<Vault>> {
         metrics,
         AbuseControl::default(),
         Arc::new(SystemClock),
-        None,
+        false,
     )
     .await
 }
@@ -60,7 +60,7 @@ async fn open_vault_with(
     metrics: Arc<Metrics>,
     abuse: AbuseControl,
     clock: Arc<dyn Clock>,
-    log_key: Option<LogKey>,
+    signs_checkpoints: bool,
 ) -> anyhow::Result<Arc<Vault>> {
     let store = store::connect_service(
         &config.storage.database_url,
@@ -73,6 +73,11 @@ async fn open_vault_with(
     if check_master_key(store.as_ref(), &master).await? == MasterKeyCheck::Recorded {
         tracing::info!("recorded the master key's fingerprint in a new database");
     }
+    // Only a serving vault signs checkpoints; the admin CLI needs no log key.
+    let log_key = match signs_checkpoints {
+        true => Some(load_log_key(config)?),
+        false => None,
+    };
     let platform_admins = config
         .auth
         .platform_admins
@@ -151,8 +156,7 @@ impl Application {
             None => None,
         };
         let abuse = abuse_control(config, redis.clone(), metrics.clone())?;
-        let log_key = load_log_key(config)?;
-        let vault = open_vault_with(config, metrics, abuse, clock, Some(log_key)).await?;
+        let vault = open_vault_with(config, metrics, abuse, clock, true).await?;
         let local_nonces = MemoryNonceStore::new(config.auth.nonce_capacity);
         let nonces: Arc<dyn NonceStore> = match &redis {
             Some(redis) => Arc::new(RedisNonceStore::new(redis.clone(), local_nonces)),

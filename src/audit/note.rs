@@ -344,4 +344,76 @@ mod tests {
         assert!(Checkpoint::parse("o\n-1\n").is_err());
         assert!(Checkpoint::parse("\n1\n").is_err());
     }
+
+    /// The worked example of docs/audit-format.md, computed there with Python's `hashlib`
+    /// and `cryptography` (an implementation that is not ours): our tree, proofs and note
+    /// must produce the very same bytes.
+    #[test]
+    fn the_documented_worked_example_is_what_we_produce() {
+        use crate::audit::tree::{self, Frontier, NodeId, Plan};
+        let leaves: Vec<[u8; 32]> = (0..5)
+            .map(|i| Sha256::digest(format!("leaf {i}")).into())
+            .collect();
+        assert_eq!(
+            hex::encode(leaves[4]),
+            "5036d5415fd89f22c593f3a7a10348af3c87b3f13d73373a42f8768e377da3e9"
+        );
+        let mut frontier = Frontier::default();
+        let mut nodes = Vec::new();
+        for leaf in &leaves {
+            frontier.push(leaf, &mut nodes);
+        }
+        let stored: std::collections::HashMap<NodeId, tree::Hash> = nodes.into_iter().collect();
+        assert_eq!(
+            hex::encode(frontier.root()),
+            "5f8b6d7a1c69c5784e2966d821a0e05fa93f34e36ae59aca75fd6f294684b7c8"
+        );
+        let key = LogKey::from_hex("data-vault", SEED).unwrap();
+        assert_eq!(
+            key.verifier().to_string(),
+            "data-vault+60551f2d+AddamAGCsQq31Uv+08lkBzoO4XLz2qYjJa8CGmj3B1Ea"
+        );
+        let note = key.sign(
+            &Checkpoint {
+                origin: "data-vault/org:acme".into(),
+                size: 5,
+                root: frontier.root(),
+            }
+            .body(),
+        );
+        assert_eq!(
+            note,
+            "data-vault/org:acme\n5\nX4ttehxpxXhOKWbYIaDgX6k/NONq5ZrKdf1vKUaEt8g=\n\n\
+             \u{2014} data-vault YFUfLVTescMuI2WhjnnFsEImMxHhFRw3yqmLbBVy+0VOf9vHm+daSAO+ros\
+             F+buOHXCg6z+iQDudP6Nsl2w1TWSlbgQ=\n"
+        );
+        let hexes = |plan: Plan| -> Vec<String> {
+            plan.hashes(&stored)
+                .unwrap()
+                .iter()
+                .map(hex::encode)
+                .collect()
+        };
+        assert_eq!(
+            hexes(Plan::inclusion(2, 5).unwrap()),
+            [
+                "f99610c7caae17dd087cbdeb434fdf71e0ce721b243c90c1167f7a482425cd03",
+                "34959128c8eb35cc38a329af9116b54ef78c6b044d0687478eab65e4b70078bb",
+                "039df592b68e96465c0e6633b2f87ca739048786ff87303a99a73d22cb3031c6",
+            ]
+        );
+        assert_eq!(
+            hexes(Plan::consistency(3, 5).unwrap()),
+            [
+                "1836dab6ed1e36096bea656bb07764e1e03a64aeadbb7033da8a59c2de9ee78a",
+                "f99610c7caae17dd087cbdeb434fdf71e0ce721b243c90c1167f7a482425cd03",
+                "34959128c8eb35cc38a329af9116b54ef78c6b044d0687478eab65e4b70078bb",
+                "039df592b68e96465c0e6633b2f87ca739048786ff87303a99a73d22cb3031c6",
+            ]
+        );
+        assert_eq!(
+            hexes(Plan::root(3)),
+            ["06e2e1946f3b546e28fec6b7d571e36753bbe5350e820315f0cb6945ec3ead03"]
+        );
+    }
 }

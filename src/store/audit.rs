@@ -74,8 +74,9 @@ pub struct TreeHead {
     pub frontier: Option<Vec<u8>>,
 }
 
-/// Node look-ups per query (3 bound values each, below SQLite's oldest limit of 999).
-const NODES_PER_QUERY: usize = 300;
+/// Node look-ups per query: 3 bound values each, below SQLite's oldest limit of 999 bound
+/// values and its limit of 500 terms in a compound SELECT.
+const NODES_PER_QUERY: usize = 200;
 
 fn node_row(chain: &str, level: i32, idx: i64, hash: &[u8]) -> StoreResult<(NodeId, Hash)> {
     let bad = || {
@@ -256,22 +257,21 @@ macro_rules! audit_store {
             ) -> StoreResult<HashMap<NodeId, Hash>> {
                 let mut found = HashMap::with_capacity(ids.len());
                 for ids in ids.chunks(NODES_PER_QUERY) {
-                    let mut sql = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT level, idx, hash FROM audit_tree WHERE chain = ",
-                    );
-                    sql.push_bind(chain).push(" AND (");
+                    // One point look-up per node, glued with UNION ALL: each uses the primary
+                    // key (an OR of them made SQLite scan the chain's nodes).
+                    let mut sql = sqlx::QueryBuilder::<$db>::new("");
                     for (n, id) in ids.iter().enumerate() {
                         if n > 0 {
-                            sql.push(" OR ");
+                            sql.push(" UNION ALL ");
                         }
                         let idx = i64::try_from(id.index).unwrap_or(i64::MAX);
-                        sql.push("(level = ")
+                        sql.push("SELECT level, idx, hash FROM audit_tree WHERE chain = ")
+                            .push_bind(chain)
+                            .push(" AND level = ")
                             .push_bind(i32::from(id.level))
                             .push(" AND idx = ")
-                            .push_bind(idx)
-                            .push(")");
+                            .push_bind(idx);
                     }
-                    sql.push(")");
                     let rows: Vec<(i32, i64, Vec<u8>)> =
                         sql.build_query_as().fetch_all(&self.pool).await?;
                     for (level, idx, hash) in rows {
