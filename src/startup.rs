@@ -157,6 +157,16 @@ impl Application {
         };
         let abuse = abuse_control(config, redis.clone(), metrics.clone())?;
         let vault = open_vault_with(config, metrics, abuse, clock, true).await?;
+        let built = vault
+            .build_missing_trees()
+            .await
+            .context("cannot build the audit trees of chains written before them")?;
+        if built > 0 {
+            tracing::info!(
+                chains = built,
+                "built the Merkle trees of older audit chains"
+            );
+        }
         let local_nonces = MemoryNonceStore::new(config.auth.nonce_capacity);
         let nonces: Arc<dyn NonceStore> = match &redis {
             Some(redis) => Arc::new(RedisNonceStore::new(redis.clone(), local_nonces)),

@@ -257,6 +257,23 @@ impl Vault {
         })
     }
 
+    /// Builds the trees of chains written before trees were kept, so that every chain can be
+    /// checkpointed and proved; run by `serve` at start-up (appends also build a missing tree).
+    pub async fn build_missing_trees(&self) -> Result<u64, VaultError> {
+        let mut built = 0;
+        for chain in self.store.audit_chains_without_tree().await? {
+            if self
+                .store
+                .audit_build_tree(&chain)
+                .await
+                .map_err(|e| self.store_error(e))?
+            {
+                built += 1;
+            }
+        }
+        Ok(built)
+    }
+
     /// The last periodic verification's result.
     pub fn audit_health(&self) -> AuditHealth {
         match self.audit_health.lock() {
@@ -272,12 +289,19 @@ impl Vault {
     pub async fn verify_changed_chains(&self, state: &mut VerifierState) -> Result<(), VaultError> {
         let (changed, newest) = self.store.audit_changed_since(state.after_gid).await?;
         let mut to_check: BTreeSet<String> = changed.into_iter().collect();
-        // A chain seen before is re-checked each pass at the cost of its head: one that
-        // vanished or shrank is caught even though no event "changed" it.
-        for (chain, (size, _)) in &state.seen {
-            let head = self.store.audit_head(chain).await?;
-            if head.is_none_or(|(seq, _)| u64::try_from(seq) != Ok(*size)) {
-                to_check.insert(chain.clone());
+        // A chain seen before is re-checked when its head no longer has the size seen (one
+        // query for all heads): one that vanished or shrank is caught even though no event
+        // "changed" it.
+        if !state.seen.is_empty() {
+            let heads: HashMap<String, i64> =
+                self.store.audit_head_sizes().await?.into_iter().collect();
+            for (chain, (size, _)) in &state.seen {
+                let same = heads
+                    .get(chain)
+                    .is_some_and(|seq| u64::try_from(*seq) == Ok(*size));
+                if !same {
+                    to_check.insert(chain.clone());
+                }
             }
         }
         let mut checked = 0u64;

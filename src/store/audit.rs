@@ -64,6 +64,13 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<(u64, Hash)>>;
     /// The chains with events after global position `after_gid`, and the newest position.
     async fn audit_changed_since(&self, after_gid: i64) -> StoreResult<(Vec<String>, i64)>;
+    /// Every chain head's `seq`, by chain.
+    async fn audit_head_sizes(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// The chains whose tree was never built (written before trees were kept).
+    async fn audit_chains_without_tree(&self) -> StoreResult<Vec<String>>;
+    /// Builds the tree of a chain that has none, from its events, in one transaction under
+    /// the chain's head lock; `false` if it already had one.
+    async fn audit_build_tree(&self, chain: &str) -> StoreResult<bool>;
 }
 
 /// A chain head with its tree frontier.
@@ -302,6 +309,47 @@ macro_rules! audit_store {
                         node_row(chain, *level, *idx, hash).map(|(id, h)| (id.index, h))
                     })
                     .collect()
+            }
+
+            async fn audit_head_sizes(&self) -> StoreResult<Vec<(String, i64)>> {
+                Ok(
+                    sqlx::query_as("SELECT chain, seq FROM audit_heads ORDER BY chain")
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn audit_chains_without_tree(&self) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT chain FROM audit_heads WHERE tree_frontier IS NULL ORDER BY chain",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn audit_build_tree(&self, chain: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                // A write first: it takes the head's row lock (SQLite: the write lock).
+                let head: Option<(i64, Option<Vec<u8>>)> = sqlx::query_as(
+                    "UPDATE audit_heads SET seq = seq WHERE chain = $1 \
+                     RETURNING seq, tree_frontier",
+                )
+                .bind(chain)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((seq, None)) = head else {
+                    return Ok(false);
+                };
+                let mut nodes = Vec::new();
+                let frontier = Self::rebuild_tree_in_tx(&mut tx, chain, seq, &mut nodes).await?;
+                Self::insert_tree_nodes_in_tx(&mut tx, &nodes).await?;
+                sqlx::query("UPDATE audit_heads SET tree_frontier = $1 WHERE chain = $2")
+                    .bind(frontier.to_bytes())
+                    .bind(chain)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::commit(tx).await?;
+                Ok(true)
             }
 
             async fn audit_changed_since(&self, after_gid: i64) -> StoreResult<(Vec<String>, i64)> {

@@ -160,7 +160,7 @@ macro_rules! tx_helpers {
 
             /// The tree of a chain written before trees were kept (its head has no frontier):
             /// built from its stored events, its nodes added to `nodes`.
-            async fn rebuild_tree_in_tx(
+            pub(super) async fn rebuild_tree_in_tx(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 chain: &str,
                 head_seq: i64,

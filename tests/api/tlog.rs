@@ -569,7 +569,33 @@ async fn two_replicas_appending_concurrently_keep_one_consistent_tree(backend: B
     }
 }
 
+async fn chains_written_before_the_tree_get_one_at_start_up(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    let creds = app.create_client("alice").await;
+    let alice = app.client(&creds);
+    for _ in 0..5 {
+        alice.create_blob("market", None).await;
+    }
+    let before = alice.checkpoint_text("owner:alice").await;
+    // What a database migrated from before the tree looks like: events and heads, no tree.
+    app.disable_tree_triggers().await;
+    app.sql("DELETE FROM audit_tree").await;
+    app.sql("UPDATE audit_heads SET tree_frontier = NULL").await;
+    app.restart().await;
+    assert_eq!(
+        app.count_rows("audit_heads WHERE tree_frontier IS NULL")
+            .await,
+        0
+    );
+    let alice = app.client(&creds);
+    let after = alice.checkpoint_text("owner:alice").await;
+    // The same tree as before: built from the same events.
+    assert_eq!(after, before);
+    assert_eq!(alice.audit_verify_json(None).await["valid"], true);
+}
+
 on_both_backends!(
+    chains_written_before_the_tree_get_one_at_start_up,
     proofs_and_checkpoints_verify_with_an_independent_implementation,
     bad_proof_requests_are_refused_and_visibility_is_that_of_verify,
     every_audited_response_names_its_event_and_it_can_be_proved,
