@@ -156,22 +156,7 @@ async fn concurrent_reads_across_two_processes_chain_without_forks(backend: Back
         .unwrap();
 
     let servers = [ServerProcess::start(&app), ServerProcess::start(&app)];
-    let mut tasks = Vec::new();
-    for i in 0..200 {
-        // A client of its own per read, alternating between the two processes.
-        let client = servers[i % 2].client(&creds);
-        let id = id.clone();
-        tasks.push(tokio::spawn(async move {
-            client
-                .get_blob(&id, &ReadQuery::default())
-                .await
-                .status()
-                .as_u16()
-        }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), 200);
-    }
+    read_concurrently(&servers, &creds, &id, 200).await;
     let after = app.client(&creds).audit_verify_json(Some("acme")).await;
     assert_eq!(after["valid"], true, "{after}");
     assert_eq!(

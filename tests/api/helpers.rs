@@ -409,6 +409,31 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String) {
     (status, body["code"].as_str().unwrap().to_owned())
 }
 
+/// Reads blob `id` `count` times as `creds`, concurrently, alternating between `servers`
+/// (a client of its own per read); every read must answer 200.
+pub async fn read_concurrently(
+    servers: &[ServerProcess],
+    creds: &Credentials,
+    id: &str,
+    count: usize,
+) {
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let client = servers[i % servers.len()].client(creds);
+        let id = id.to_owned();
+        tasks.push(tokio::spawn(async move {
+            client
+                .get_blob(&id, &ReadQuery::default())
+                .await
+                .status()
+                .as_u16()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+}
+
 /// The real `data-vault serve` in its own process, on the test app's database and key.
 pub struct ServerProcess {
     child: std::process::Child,

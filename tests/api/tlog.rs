@@ -526,21 +526,7 @@ async fn two_replicas_appending_concurrently_keep_one_consistent_tree(backend: B
     let before = api.checkpoint_text("org:acme").await;
 
     let servers = [ServerProcess::start(&app), ServerProcess::start(&app)];
-    let mut tasks = Vec::new();
-    for i in 0..200 {
-        let client = servers[i % 2].client(&creds);
-        let id = id.clone();
-        tasks.push(tokio::spawn(async move {
-            client
-                .get_blob(&id, &ReadQuery::default())
-                .await
-                .status()
-                .as_u16()
-        }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), 200);
-    }
+    read_concurrently(&servers, &creds, &id, 200).await;
     let after = api.checkpoint_text("org:acme").await;
     let (from, to) = (size_of(&before), size_of(&after));
     assert_eq!(to, from + 200);
