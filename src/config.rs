@@ -38,6 +38,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     #[serde(default)]
     pub denial_spike: DenialSpikeConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Replaces the default scope table (`scopes/default.toml`) when present.
     #[serde(default)]
     pub scopes: Option<BTreeMap<String, data_vault_scopes::RawRule>>,
@@ -262,6 +264,31 @@ impl Default for DenialSpikeConfig {
     }
 }
 
+pub const DEFAULT_LOG_KEY_FILE: &str = "./data/log.key";
+
+/// The verifiable audit log (DESIGN §16).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The Ed25519 log key's 32-byte seed as 64 hex characters; generated on the embedded
+    /// default, required in production.
+    pub log_key_file: PathBuf,
+    /// The log's name: the signing key's name and the prefix of every checkpoint's origin.
+    pub log_name: String,
+    /// How often a replica verifies the chains that changed since its last pass.
+    pub verify_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            log_key_file: DEFAULT_LOG_KEY_FILE.into(),
+            log_name: "data-vault".into(),
+            verify_interval_secs: 300,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration file {0} does not exist")]
@@ -371,6 +398,20 @@ impl Config {
                 "denial_spike.threshold must be at least 2, window_secs and block_secs at least 1"
                     .into(),
             );
+        }
+        let name = &self.audit.log_name;
+        if name.is_empty()
+            || name.len() > 128
+            || name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '+')
+        {
+            return invalid("audit.log_name must be 1-128 characters without spaces or '+'".into());
+        }
+        if !(1..=MAX_TIMEOUT_SECS).contains(&self.audit.verify_interval_secs) {
+            return invalid(format!(
+                "audit.verify_interval_secs must be between 1 and {MAX_TIMEOUT_SECS}"
+            ));
         }
         if self.auth.nonce_capacity < 1000 {
             return invalid("auth.nonce_capacity must be at least 1000".into());

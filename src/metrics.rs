@@ -20,6 +20,10 @@ pub struct Metrics {
     replays: IntCounterVec,
     denial_spikes: IntCounterVec,
     pub principals_blocked: IntGauge,
+    /// Chains the periodic verification found invalid (DESIGN §16).
+    pub audit_invalid_chains: IntGauge,
+    /// When the periodic verification last completed, in Unix seconds.
+    pub audit_last_verified: IntGauge,
     key_age: IntGaugeVec,
     connections_open: IntGaugeVec,
     connections_max: IntGaugeVec,
@@ -98,6 +102,14 @@ impl Metrics {
             "virtengine_data_vault_principals_blocked",
             "Principals temporarily blocked after a denial spike.",
         )?;
+        let audit_invalid_chains = IntGauge::new(
+            "virtengine_data_vault_audit_invalid_chains",
+            "Audit chains the periodic verification found invalid (hash chain, tree or consistency).",
+        )?;
+        let audit_last_verified = IntGauge::new(
+            "virtengine_data_vault_audit_last_verified_timestamp_seconds",
+            "When the periodic audit verification last completed (Unix seconds; 0 before the first).",
+        )?;
         let key_age = IntGaugeVec::new(
             Opts::new(
                 "virtengine_data_vault_key_age_seconds",
@@ -145,6 +157,8 @@ impl Metrics {
         registry.register(Box::new(connections_open.clone()))?;
         registry.register(Box::new(connections_max.clone()))?;
         registry.register(Box::new(principals_blocked.clone()))?;
+        registry.register(Box::new(audit_invalid_chains.clone()))?;
+        registry.register(Box::new(audit_last_verified.clone()))?;
         registry.register(Box::new(key_age.clone()))?;
         registry.register(Box::new(redis_fallback.clone()))?;
         registry.register(Box::new(redis_errors.clone()))?;
@@ -166,6 +180,8 @@ impl Metrics {
             replays,
             denial_spikes,
             principals_blocked,
+            audit_invalid_chains,
+            audit_last_verified,
             key_age,
             connections_open,
             connections_max,

@@ -1,6 +1,7 @@
 //! Building and running the server. `main` and the tests use the same [`Application::build`],
 //! which binds its listeners (port 0 allowed) before returning, so callers learn the ports.
 
+use crate::audit::note::LogKey;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::domain::Principal;
@@ -12,6 +13,7 @@ use crate::redis_conn::Redis;
 use crate::server;
 use crate::service::{
     check_master_key, database_is_initialised, AbuseControl, MasterKeyCheck, Vault, VaultParts,
+    VerifierState,
 };
 use crate::spikes::{SpikeDetector, SpikeSettings};
 use crate::store::{self, Store};
@@ -36,6 +38,7 @@ pub struct Application {
     max_connections: usize,
     timeouts: server::Timeouts,
     grace: Duration,
+    verify_interval: Duration,
 }
 
 /// Opens the configured database and the vault over it, with the master key checked, and no
@@ -47,6 +50,7 @@ pub async fn open_vault(config: &Config) -> anyhow::Result<Arc<Vault>> {
         metrics,
         AbuseControl::default(),
         Arc::new(SystemClock),
+        false,
     )
     .await
 }
@@ -56,6 +60,7 @@ async fn open_vault_with(
     metrics: Arc<Metrics>,
     abuse: AbuseControl,
     clock: Arc<dyn Clock>,
+    signs_checkpoints: bool,
 ) -> anyhow::Result<Arc<Vault>> {
     let store = store::connect_service(
         &config.storage.database_url,
@@ -68,6 +73,11 @@ async fn open_vault_with(
     if check_master_key(store.as_ref(), &master).await? == MasterKeyCheck::Recorded {
         tracing::info!("recorded the master key's fingerprint in a new database");
     }
+    // Only a serving vault signs checkpoints; the admin CLI needs no log key.
+    let log_key = match signs_checkpoints {
+        true => Some(load_log_key(config)?),
+        false => None,
+    };
     let platform_admins = config
         .auth
         .platform_admins
@@ -83,6 +93,7 @@ async fn open_vault_with(
         metrics,
         abuse,
         clock,
+        log_key,
     })?))
 }
 
@@ -145,7 +156,17 @@ impl Application {
             None => None,
         };
         let abuse = abuse_control(config, redis.clone(), metrics.clone())?;
-        let vault = open_vault_with(config, metrics, abuse, clock).await?;
+        let vault = open_vault_with(config, metrics, abuse, clock, true).await?;
+        let built = vault
+            .build_missing_trees()
+            .await
+            .context("cannot build the audit trees of chains written before them")?;
+        if built > 0 {
+            tracing::info!(
+                chains = built,
+                "built the Merkle trees of older audit chains"
+            );
+        }
         let local_nonces = MemoryNonceStore::new(config.auth.nonce_capacity);
         let nonces: Arc<dyn NonceStore> = match &redis {
             Some(redis) => Arc::new(RedisNonceStore::new(redis.clone(), local_nonces)),
@@ -188,6 +209,7 @@ impl Application {
                 idle: Duration::from_secs(config.server.idle_timeout_secs),
             },
             grace: Duration::from_secs(config.server.shutdown_grace_secs),
+            verify_interval: Duration::from_secs(config.audit.verify_interval_secs),
         })
     }
 
@@ -230,6 +252,10 @@ impl Application {
             stop_rx,
         );
         let housekeeping = tokio::spawn(housekeeping(self.vault.clone()));
+        let verifier = tokio::spawn(verify_audit_periodically(
+            self.vault.clone(),
+            self.verify_interval,
+        ));
         let mut api = tokio::spawn(api);
         let mut metrics = tokio::spawn(metrics);
         // The accept loops end only when told to; one that ends earlier has panicked.
@@ -245,6 +271,7 @@ impl Application {
             }
         }
         housekeeping.abort();
+        verifier.abort();
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(self.grace, async {
@@ -297,6 +324,52 @@ async fn housekeeping(vault: Arc<Vault>) {
             Err(e) => tracing::warn!(error = %e, "cannot read key ages"),
         }
     }
+}
+
+/// Verifies the audit chains that changed since the last pass, every `interval` (DESIGN §16);
+/// the first pass, at start-up, covers every chain.
+async fn verify_audit_periodically(vault: Arc<Vault>, interval: Duration) {
+    let mut state = VerifierState::default();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = vault.verify_changed_chains(&mut state).await {
+            tracing::warn!(error = %e, "periodic audit verification could not run");
+        }
+    }
+}
+
+/// The log key from `audit.log_key_file`. Only the embedded default generates one (like the
+/// master key); production must provide it.
+pub fn load_log_key(config: &Config) -> anyhow::Result<LogKey> {
+    let path = &config.audit.log_key_file;
+    let name = &config.audit.log_name;
+    if path.exists() {
+        warn_if_readable_by_others(path);
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the log key file {}", path.display()))?,
+        );
+        return LogKey::from_hex(name, &text)
+            .with_context(|| format!("log key file {}", path.display()));
+    }
+    if !config.is_embedded() {
+        anyhow::bail!(
+            "no log key: set audit.log_key_file to a file holding 64 hex characters \
+             (openssl rand -hex 32); production never generates one"
+        );
+    }
+    let text = LogKey::generate_hex();
+    write_new_key_file(path, &text)?;
+    let key = LogKey::from_hex(name, &text).context("generated log key")?;
+    tracing::warn!(
+        path = %path.display(),
+        verifier_key = %key.verifier(),
+        "GENERATED A NEW AUDIT LOG KEY. Witnesses trust checkpoints signed by it: back it up \
+         with the master key and give witnesses the verifier key"
+    );
+    Ok(key)
 }
 
 /// Resolves when the process receives SIGTERM or SIGINT.
@@ -376,7 +449,7 @@ fn write_new_key_file(path: &Path, text: &str) -> anyhow::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options
         .open(path)
-        .with_context(|| format!("cannot create the master key file {}", path.display()))?;
+        .with_context(|| format!("cannot create the key file {}", path.display()))?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     Ok(())

@@ -3,7 +3,10 @@
 //! appends (group-committed by `store::CommitQueue`); the service decides what is recorded.
 
 pub mod chain;
+pub mod note;
+pub mod tree;
 
+use crate::domain::{Invalid, OrgId, Principal};
 use serde::Serialize;
 
 /// The chain of platform operations (clients, org creation).
@@ -17,6 +20,41 @@ pub fn org_chain(org: &str) -> String {
 /// The chain of a principal's personal blobs and of requests that name no tenant.
 pub fn owner_chain(principal: &str) -> String {
     format!("owner:{principal}")
+}
+
+/// A chain named by a client: `system`, `org:<org id>` or `owner:<principal>`, each part
+/// checked, so a chain name from a query can only name a chain the vault could have made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainName {
+    System,
+    Org(OrgId),
+    Owner(Principal),
+}
+
+impl ChainName {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        if text == SYSTEM_CHAIN {
+            return Ok(Self::System);
+        }
+        if let Some(org) = text.strip_prefix("org:") {
+            return OrgId::parse(org).map(Self::Org);
+        }
+        if let Some(principal) = text.strip_prefix("owner:") {
+            return Principal::parse(principal).map(Self::Owner);
+        }
+        Err(Invalid(
+            "chain must be system, org:<org id> or owner:<principal>".into(),
+        ))
+    }
+
+    /// The chain's name as stored.
+    pub fn to_chain(&self) -> String {
+        match self {
+            Self::System => SYSTEM_CHAIN.to_owned(),
+            Self::Org(org) => org_chain(org.as_str()),
+            Self::Owner(principal) => owner_chain(principal.as_str()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,6 @@
-//! `data-vault audit ...`: offline checks of the audit log, directly on the database. Needs no
-//! master key: verifying a chain reveals nothing sealed.
+//! `data-vault audit ...`: offline checks of the audit log, directly on the database (`verify`,
+//! which needs no master key: verifying a chain reveals nothing sealed), the log's verifier key
+//! (`log-key`), and an outsider's checks over HTTP (`witness`, `prove`, in `witness.rs`).
 
 use crate::config::Config;
 use crate::service::verify_chain;
@@ -19,6 +20,40 @@ pub enum AuditCommand {
         /// hold the recorded hash at the recorded length.
         #[arg(long)]
         expect_heads: Option<std::path::PathBuf>,
+    },
+    /// Print the log's verifier key (<name>+<key id>+<key>) from audit.log_key_file.
+    LogKey,
+    /// Fetch a chain's signed checkpoint, check its signature and its consistency with the
+    /// checkpoint stored in FILE, then store it; exits non-zero, saying why, on any
+    /// inconsistency (a truncated, rewritten or vanished chain).
+    Witness {
+        #[command(flatten)]
+        connection: super::blob::Connection,
+        /// The chain: system, org:<org id> or owner:<principal>.
+        #[arg(long)]
+        chain: String,
+        /// Where the witness keeps the last checkpoint it accepted (created on first run).
+        #[arg(long)]
+        state: std::path::PathBuf,
+        /// The verifier key to trust (default: the one pinned in the state; on first run,
+        /// the server's, trusted on first use).
+        #[arg(long)]
+        log_key: Option<String>,
+    },
+    /// Fetch and check the inclusion proof of event SEQ of a chain in its signed checkpoint.
+    Prove {
+        #[command(flatten)]
+        connection: super::blob::Connection,
+        #[arg(long)]
+        chain: String,
+        #[arg(long)]
+        seq: u64,
+        /// The event hash you hold (from your audit query): must be the one proved.
+        #[arg(long)]
+        hash: Option<String>,
+        /// The verifier key to trust (default: the server's).
+        #[arg(long)]
+        log_key: Option<String>,
     },
 }
 
@@ -71,11 +106,58 @@ async fn check_recorded_heads(
 }
 
 pub async fn run(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
-    let AuditCommand::Verify {
-        org,
-        json,
-        expect_heads,
-    } = command;
+    match command {
+        AuditCommand::Verify {
+            org,
+            json,
+            expect_heads,
+        } => verify(config, org, json, expect_heads).await,
+        AuditCommand::LogKey => log_key(config),
+        AuditCommand::Witness {
+            connection,
+            chain,
+            state,
+            log_key,
+        } => super::witness::witness(&connection, &chain, &state, log_key.as_deref()).await,
+        AuditCommand::Prove {
+            connection,
+            chain,
+            seq,
+            hash,
+            log_key,
+        } => {
+            super::witness::prove(
+                &connection,
+                &chain,
+                seq,
+                hash.as_deref(),
+                log_key.as_deref(),
+            )
+            .await
+        }
+    }
+}
+
+/// Prints the verifier key of the configured log key; never creates one (only `serve` does).
+fn log_key(config: &Config) -> anyhow::Result<()> {
+    let path = &config.audit.log_key_file;
+    anyhow::ensure!(
+        path.exists(),
+        "no log key file at {}: set audit.log_key_file (only `serve` generates one, on the \
+         embedded default)",
+        path.display()
+    );
+    let key = crate::startup::load_log_key(config)?;
+    println!("{}", key.verifier());
+    Ok(())
+}
+
+async fn verify(
+    config: &Config,
+    org: Option<String>,
+    json: bool,
+    expect_heads: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     let store = crate::store::connect(&config.storage.database_url, 2).await?;
     let chains = match org {
         Some(org) => {

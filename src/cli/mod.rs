@@ -8,6 +8,7 @@ mod client;
 mod loadgen;
 mod recipients;
 mod reshare;
+mod witness;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -41,7 +42,8 @@ pub enum Command {
     /// Publish your age recipients and look up the recipient directory on a running vault.
     #[command(subcommand)]
     Recipients(recipients::RecipientsCommand),
-    /// Check the audit log, directly on the configured database.
+    /// Check the audit log: `verify` directly on the configured database; `witness` and
+    /// `prove` against a running vault.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Load-test a running vault with signed requests (see docs/performance.md).

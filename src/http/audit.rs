@@ -1,10 +1,12 @@
 //! `/api/v1/vault/audit`: querying and verifying the audit log.
 
 use super::{extract::Authenticated, query, AppState};
+use crate::audit::ChainName;
 use crate::domain::{BlobId, OrgId, Principal, Scope};
 use crate::error::VaultError;
 use crate::service::AuditParams;
 use axum::extract::{RawQuery, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,6 +16,109 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/vault/audit", get(query_events))
         .route("/api/v1/vault/audit/verify", get(verify))
+        .route("/api/v1/vault/audit/log-key", get(log_key))
+        .route("/api/v1/vault/audit/checkpoint", get(checkpoint))
+        .route("/api/v1/vault/audit/proof/inclusion", get(inclusion))
+        .route("/api/v1/vault/audit/proof/consistency", get(consistency))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointQuery {
+    chain: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InclusionQuery {
+    chain: Option<String>,
+    seq: Option<String>,
+    tree_size: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    chain: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn chain(text: Option<String>) -> Result<ChainName, VaultError> {
+    let text = text.ok_or_else(|| VaultError::BadRequest("chain is required".into()))?;
+    Ok(ChainName::parse(&text)?)
+}
+
+fn required(name: &str, text: Option<String>) -> Result<i64, VaultError> {
+    number(name, text, 1)?.ok_or_else(|| VaultError::BadRequest(format!("{name} is required")))
+}
+
+/// Parses the query of `GET /api/v1/vault/audit/proof/inclusion`.
+pub fn inclusion_params(raw: Option<&str>) -> Result<(ChainName, i64, Option<i64>), VaultError> {
+    let q: InclusionQuery = query::parse(raw)?;
+    Ok((
+        chain(q.chain)?,
+        required("seq", q.seq)?,
+        number("tree_size", q.tree_size, 1)?,
+    ))
+}
+
+/// Parses the query of `GET /api/v1/vault/audit/proof/consistency`.
+pub fn consistency_params(raw: Option<&str>) -> Result<(ChainName, i64, Option<i64>), VaultError> {
+    let q: ConsistencyQuery = query::parse(raw)?;
+    let params = (
+        chain(q.chain)?,
+        required("from", q.from)?,
+        number("to", q.to, 1)?,
+    );
+    if params.2.is_some_and(|to| params.1 > to) {
+        return Err(VaultError::BadRequest("from must not exceed to".into()));
+    }
+    Ok(params)
+}
+
+async fn log_key(
+    State(state): State<AppState>,
+    Authenticated(_caller): Authenticated,
+) -> Result<Response, VaultError> {
+    Ok(Json(state.vault.log_verifier_key()?).into_response())
+}
+
+async fn checkpoint(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, VaultError> {
+    let q: CheckpointQuery = query::parse(raw.as_deref())?;
+    let chain = chain(q.chain)?;
+    let note = state.vault.checkpoint(&caller, &chain).await?;
+    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+async fn inclusion(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, VaultError> {
+    let (chain, seq, tree_size) = inclusion_params(raw.as_deref())?;
+    let proof = state
+        .vault
+        .inclusion_proof(&caller, &chain, seq, tree_size)
+        .await?;
+    Ok(Json(proof).into_response())
+}
+
+async fn consistency(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, VaultError> {
+    let (chain, from, to) = consistency_params(raw.as_deref())?;
+    let proof = state
+        .vault
+        .consistency_proof(&caller, &chain, from, to)
+        .await?;
+    Ok(Json(proof).into_response())
 }
 
 #[derive(Deserialize)]

@@ -64,6 +64,7 @@ mod tests {
             method: AuthMethod::Hmac,
             request_id: "r1".into(),
             nonce: PendingNonce::default(),
+            audit: Default::default(),
         };
         let app = Router::new()
             .route("/whoami", get(whoami))

@@ -31,7 +31,7 @@ pub use extract::Authenticated;
 /// The parsers of untrusted request input, exactly as the handlers call them; public so that
 /// the fuzz targets in `fuzz/` exercise the real path rather than a copy.
 pub mod parse {
-    pub use super::audit::{audit_params, verify_org};
+    pub use super::audit::{audit_params, consistency_params, inclusion_params, verify_org};
     pub use super::blobs::{json_upload, list_params, raw_upload, read_params};
     pub use super::orgs::member_roles;
     pub use super::query::{parse as query, MAX_QUERY_LEN};

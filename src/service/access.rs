@@ -6,14 +6,14 @@
 use super::blobs::{event_type as blob_event_type, ReadParams};
 use super::recipients::READERS_EVENT;
 use super::{AuthMethod, Caller, Vault};
-use crate::audit::{self, NewEvent, Outcome};
+use crate::audit::{self, ChainName, NewEvent, Outcome};
 use crate::domain::{BlobId, Note, OrgId, Scope};
 use crate::error::VaultError;
 use crate::spikes::SpikeKind;
 use crate::store::BlobRecord;
 use data_vault_scopes::{
-    decide, decide_org, decide_org_audit, decide_readers_listing, Action, Decision, OrgAction,
-    Request, RoleSet,
+    decide, decide_org, decide_org_audit, decide_readers_listing, Action, Decision, DenialReason,
+    OrgAction, Request, RoleSet,
 };
 
 /// What a caller asks to do, with what the decision and a denial's record need.
@@ -43,6 +43,13 @@ pub(super) enum Question<'a> {
     /// Reading or verifying an org's whole audit trail.
     OrgAudit {
         org: &'a OrgId,
+        event_type: &'static str,
+    },
+    /// Checkpoints and proofs of any chain (DESIGN §16), seen as `GET /vault/audit/verify`
+    /// sees chains: an org's by its auditors (as [`Question::OrgAudit`]), a principal's own
+    /// by itself, and `system` by platform admins.
+    ChainAudit {
+        chain: &'a ChainName,
         event_type: &'static str,
     },
 }
@@ -121,6 +128,23 @@ impl Vault {
                     event,
                     self.existing(Some(org)).await?,
                 )
+            }
+            Question::ChainAudit { chain, event_type } => {
+                let mut event = self.event(
+                    caller,
+                    audit::owner_chain(caller.principal.as_str()),
+                    event_type,
+                );
+                // What it asked for is its own choice of words: recorded as asked.
+                event.reason = Some(format!("chain={}", chain.to_chain()));
+                let org = match chain {
+                    ChainName::Org(org) => {
+                        event.org_id = Some(org.as_str().to_owned());
+                        self.existing(Some(org)).await?
+                    }
+                    _ => None,
+                };
+                ("audit", "audit_query", event, org)
             }
         };
         self.metrics.denied(label, action);
@@ -202,6 +226,29 @@ impl Vault {
                 self.is_platform_admin(&caller.principal),
                 self.roles_in(caller, org).await?,
             ),
+            Question::ChainAudit {
+                chain: ChainName::Org(org),
+                ..
+            } => decide_org_audit(
+                self.is_platform_admin(&caller.principal),
+                self.roles_in(caller, org).await?,
+            ),
+            Question::ChainAudit {
+                chain: ChainName::Owner(owner),
+                ..
+            } if *owner == caller.principal => Decision::Allow,
+            Question::ChainAudit {
+                chain: ChainName::Owner(_),
+                ..
+            } => Decision::Deny(DenialReason::NotOwner),
+            Question::ChainAudit {
+                chain: ChainName::System,
+                ..
+            } if self.is_platform_admin(&caller.principal) => Decision::Allow,
+            Question::ChainAudit {
+                chain: ChainName::System,
+                ..
+            } => Decision::Deny(DenialReason::PlatformAdminRequired),
         })
     }
 

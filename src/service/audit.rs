@@ -5,6 +5,7 @@ use super::access::Question;
 use super::listing::one_page;
 use super::{Caller, Vault};
 use crate::audit::chain::{ChainVerifier, Verification};
+use crate::audit::tree::{self, Frontier, Plan};
 use crate::audit::{self, AuditEvent};
 use crate::domain::{BlobId, OrgId, Principal, Scope};
 use crate::error::VaultError;
@@ -36,21 +37,91 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-/// Verifies one chain straight from the store, a page at a time.
+/// Verifies one chain straight from the store, a page at a time: the hash chain against its
+/// head, then the chain's Merkle tree against its events (DESIGN §16).
 pub async fn verify_chain(store: &dyn Store, chain: &str) -> Result<Verification, StoreError> {
     let mut verifier = ChainVerifier::new(chain);
+    let mut frontier = Frontier::default();
+    let mut sink = Vec::new();
     let mut after = 0;
     loop {
         let page = store.audit_chain_page(chain, after, VERIFY_PAGE).await?;
         for event in &page {
             verifier.push(event);
+            let mut leaf = [0u8; 32];
+            // A malformed hash already failed the chain check above.
+            if hex::decode_to_slice(&event.hash, &mut leaf).is_ok() {
+                frontier.push(&leaf, &mut sink);
+                sink.clear();
+            }
         }
         match page.last() {
             Some(last) if i64::try_from(page.len()) == Ok(VERIFY_PAGE) => after = last.seq,
             _ => break,
         }
     }
-    Ok(verifier.finish(store.audit_head(chain).await?))
+    let mut result = verifier.finish(store.audit_head(chain).await?);
+    if result.valid {
+        if let Some(seq) = first_tree_mismatch(store, chain, &frontier).await? {
+            result.valid = false;
+            result.first_invalid_seq = Some(seq);
+        }
+    }
+    Ok(result)
+}
+
+/// Whether the stored tree of `chain` is the tree of its events (whose frontier is
+/// `computed`); if not, the `seq` of the first event whose leaf is missing or differs.
+/// A chain written before trees were kept, and never appended to since, has none to check.
+async fn first_tree_mismatch(
+    store: &dyn Store,
+    chain: &str,
+    computed: &Frontier,
+) -> Result<Option<i64>, StoreError> {
+    let size = computed.size();
+    if size == 0 {
+        return Ok(None);
+    }
+    let head = store.audit_tree_head(chain).await?;
+    let first_leaf = store.audit_tree_leaves(chain, 0, 1).await?;
+    if head.as_ref().is_some_and(|h| h.frontier.is_none()) && first_leaf.is_empty() {
+        return Ok(None);
+    }
+    let plan = Plan::root(size);
+    let nodes = store.audit_tree_nodes(chain, &plan.nodes()).await?;
+    let frontier_agrees = head
+        .and_then(|h| h.frontier)
+        .and_then(|bytes| Frontier::from_bytes(size, &bytes).ok())
+        .is_some_and(|stored| stored.root() == computed.root());
+    if frontier_agrees && plan.hashes(&nodes).ok() == Some(vec![computed.root()]) {
+        return Ok(None);
+    }
+    // Find the first leaf that differs: read events and leaves side by side.
+    let mut after = 0i64;
+    loop {
+        let page = store.audit_chain_page(chain, after, VERIFY_PAGE).await?;
+        let from = u64::try_from(after).unwrap_or(0);
+        let leaves = store.audit_tree_leaves(chain, from, VERIFY_PAGE).await?;
+        for (n, event) in page.iter().enumerate() {
+            let mut input = [0u8; 32];
+            let expected = hex::decode_to_slice(&event.hash, &mut input)
+                .is_ok()
+                .then(|| tree::leaf_hash(&input));
+            let stored = leaves.get(n);
+            let index = u64::try_from(event.seq.saturating_sub(1)).unwrap_or(u64::MAX);
+            if stored.map(|(i, h)| (*i, *h)) != expected.map(|h| (index, h)) {
+                return Ok(Some(event.seq));
+            }
+        }
+        match page.last() {
+            Some(last) if i64::try_from(page.len()) == Ok(VERIFY_PAGE) => after = last.seq,
+            Some(last) if leaves.len() > page.len() => return Ok(Some(last.seq + 1)),
+            None if !leaves.is_empty() => return Ok(Some(after + 1)),
+            // Every leaf matches its event, yet the roots differ: the tree beyond the leaves
+            // (an inner node or the head's frontier) was changed.
+            _ => return Ok(Some(1)),
+        }
+    }
 }
 
 impl Vault {

@@ -10,6 +10,7 @@ mod keys;
 mod listing;
 mod orgs;
 mod recipients;
+mod tlog;
 
 use crate::audit::NewEvent;
 use crate::crypto::MasterKey;
@@ -19,7 +20,8 @@ use crate::limits::{Limit, Limiter};
 use crate::metrics::Metrics;
 use crate::spikes::SpikeDetector;
 use crate::store::{
-    BatchJob, BlobWrite, CommitError, CommitQueue, JobOutcome, NonceClaim, Store, StoreError,
+    BatchJob, BlobWrite, CommitError, CommitQueue, EventPosition, JobOutcome, NonceClaim, Store,
+    StoreError,
 };
 use crate::time::Clock;
 use data_vault_scopes::ScopeTable;
@@ -33,6 +35,9 @@ pub use listing::{BlobPage, ListParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 
 pub use orgs::Member;
 pub use recipients::{OrgReaders, PublishedRecipients, Reader, MAX_MEMBERS_SCANNED, MAX_READERS};
+pub use tlog::{
+    stored_tree, AuditHealth, ConsistencyProof, InclusionProof, LogKeyInfo, VerifierState,
+};
 
 /// How a caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +66,50 @@ pub struct Caller {
     pub request_id: String,
     /// The request's nonce, until something spends it durably (see [`PendingNonce`]).
     pub nonce: PendingNonce,
+    /// Where the request's event went, for `X-VE-Audit-Event` (see [`AuditTrace`]).
+    pub audit: AuditTrace,
+}
+
+/// The position of the event that records a request (DESIGN §16 `X-VE-Audit-Event`),
+/// filled in by the commit path whatever the use case, and read once by the HTTP layer.
+///
+/// When a request records several events, the one on the requester's own chain wins (a
+/// denial's full record sits on a chain the requester may not see, and naming that chain
+/// would tell it the target's tenant); otherwise the first recorded. Clones share one slot.
+#[derive(Debug, Clone, Default)]
+pub struct AuditTrace(Arc<Mutex<Option<EventPosition>>>);
+
+impl AuditTrace {
+    /// Notes the positions of events just committed for the request of `principal`.
+    fn note(&self, principal: &Principal, positions: &[EventPosition]) {
+        let own = crate::audit::owner_chain(principal.as_str());
+        let Some(best) = positions
+            .iter()
+            .find(|p| p.chain == own)
+            .or_else(|| positions.first())
+        else {
+            return;
+        };
+        let mut slot = match self.0.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let replace = match slot.as_ref() {
+            None => true,
+            Some(current) => current.chain != own && best.chain == own,
+        };
+        if replace {
+            *slot = Some(best.clone());
+        }
+    }
+
+    /// The recorded position, if the request recorded any event.
+    pub fn get(&self) -> Option<EventPosition> {
+        match self.0.lock() {
+            Ok(slot) => slot.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 }
 
 /// The nonce an authenticated request must spend durably before it may answer (DESIGN §6).
@@ -97,6 +146,7 @@ impl Caller {
             method: AuthMethod::Local,
             request_id: uuid::Uuid::new_v4().simple().to_string(),
             nonce: PendingNonce::default(),
+            audit: AuditTrace::default(),
         })
     }
 }
@@ -112,6 +162,9 @@ pub struct Vault {
     commits: CommitQueue,
     clock: Arc<dyn Clock>,
     secret_cache: client_auth::SecretCache,
+    /// Signs checkpoints; only a serving vault loads it.
+    log_key: Option<Arc<crate::audit::note::LogKey>>,
+    audit_health: Mutex<tlog::AuditHealth>,
 }
 
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
@@ -131,6 +184,7 @@ pub struct VaultParts {
     pub metrics: Arc<Metrics>,
     pub abuse: AbuseControl,
     pub clock: Arc<dyn Clock>,
+    pub log_key: Option<crate::audit::note::LogKey>,
 }
 
 impl Vault {
@@ -147,6 +201,8 @@ impl Vault {
             commits: CommitQueue::start(parts.store.clone(), parts.clock.clone()),
             clock: parts.clock,
             secret_cache,
+            log_key: parts.log_key.map(Arc::new),
+            audit_health: Mutex::new(tlog::AuditHealth::default()),
         })
     }
 
@@ -251,7 +307,11 @@ impl Vault {
     }
 
     async fn submit(&self, caller: &Caller, job: BatchJob) -> Result<bool, VaultError> {
-        match self.commits.submit(job).await {
+        let committed = self.commits.submit(job).await;
+        if let Ok(committed) = &committed {
+            caller.audit.note(&caller.principal, &committed.positions);
+        }
+        match committed.map(|c| c.outcome) {
             Ok(JobOutcome::Applied) => Ok(true),
             Ok(JobOutcome::NotApplied) => Ok(false),
             Ok(JobOutcome::Replayed) => {
@@ -275,6 +335,18 @@ impl Vault {
                 self.metrics.audit_failures.inc();
                 Err(VaultError::AuditUnavailable(e.into()))
             }
+        }
+    }
+
+    /// Notes where an event committed outside the queue went (a change in its own
+    /// transaction), for `X-VE-Audit-Event`.
+    fn noted(&self, caller: &Caller, event: &NewEvent, seq: Option<i64>) {
+        if let Some(seq) = seq {
+            let position = EventPosition {
+                chain: event.chain.clone(),
+                seq,
+            };
+            caller.audit.note(&caller.principal, &[position]);
         }
     }
 

@@ -57,6 +57,8 @@ impl Vault {
             .create_org(org, self.clock.now_secs(), &event)
             .await
             .map_err(|e| self.store_error(e))?;
+        self.noted(caller, &event, created);
+        let created = created.is_some();
         if !created {
             let mut again = event;
             again.outcome = Outcome::Error;
@@ -92,7 +94,8 @@ impl Vault {
             .set_member(org, principal, &roles.to_list(), now, &event)
             .await
             .map_err(|e| self.store_error(e))?;
-        if stored {
+        self.noted(caller, &event, stored);
+        if stored.is_some() {
             Ok(())
         } else {
             Err(self.org_missing(caller, event).await)
@@ -125,7 +128,8 @@ impl Vault {
             .remove_member(org, principal, &event)
             .await
             .map_err(|e| self.store_error(e))?;
-        if removed {
+        self.noted(caller, &event, removed);
+        if removed.is_some() {
             Ok(())
         } else {
             event.outcome = Outcome::Error;

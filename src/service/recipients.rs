@@ -77,10 +77,12 @@ impl Vault {
         event.reason = Some(recipients.as_slice().join(" "));
         self.spend_nonce(caller).await?;
         let now = self.clock.now_secs();
-        self.store
+        let seq = self
+            .store
             .set_recipients(&caller.principal, &recipients.to_stored(), now, &event)
             .await
             .map_err(|e| self.store_error(e))?;
+        self.noted(caller, &event, Some(seq));
         Ok(PublishedRecipients {
             principal: caller.principal.as_str().to_owned(),
             recipients: recipients.as_slice().to_vec(),

@@ -3,9 +3,11 @@
 //! transaction of what they record (`tx.rs`).
 
 use super::StoreResult;
+use crate::audit::tree::{Hash, NodeId};
 use crate::audit::{chain, owner_chain, AuditEvent};
 use crate::domain::{BlobId, Principal, Scope};
 use async_trait::async_trait;
+use std::collections::HashMap;
 
 /// Which events an audit query may return.
 #[derive(Debug, Clone)]
@@ -44,6 +46,56 @@ pub trait AuditStore: Send + Sync {
     async fn audit_head(&self, chain: &str) -> StoreResult<Option<(i64, String)>>;
     /// Every chain that has a head.
     async fn audit_chains(&self) -> StoreResult<Vec<String>>;
+    /// The recorded head of a chain with its tree frontier (`None` for a chain whose tree
+    /// was never built: written before trees were kept and not appended to since).
+    async fn audit_tree_head(&self, chain: &str) -> StoreResult<Option<TreeHead>>;
+    /// The stored tree nodes among `ids` (missing ones are simply absent).
+    async fn audit_tree_nodes(
+        &self,
+        chain: &str,
+        ids: &[NodeId],
+    ) -> StoreResult<HashMap<NodeId, Hash>>;
+    /// Up to `limit` leaf hashes of a chain's tree from leaf `from` on, in order.
+    async fn audit_tree_leaves(
+        &self,
+        chain: &str,
+        from: u64,
+        limit: i64,
+    ) -> StoreResult<Vec<(u64, Hash)>>;
+    /// The chains with events after global position `after_gid`, and the newest position.
+    async fn audit_changed_since(&self, after_gid: i64) -> StoreResult<(Vec<String>, i64)>;
+    /// Every chain head's `seq`, by chain.
+    async fn audit_head_sizes(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// The chains whose tree was never built (written before trees were kept).
+    async fn audit_chains_without_tree(&self) -> StoreResult<Vec<String>>;
+    /// Builds the tree of a chain that has none, from its events, in one transaction under
+    /// the chain's head lock; `false` if it already had one.
+    async fn audit_build_tree(&self, chain: &str) -> StoreResult<bool>;
+}
+
+/// A chain head with its tree frontier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeHead {
+    pub seq: i64,
+    pub hash: String,
+    pub frontier: Option<Vec<u8>>,
+}
+
+/// Node look-ups per query: 3 bound values each, below SQLite's oldest limit of 999 bound
+/// values and its limit of 500 terms in a compound SELECT.
+const NODES_PER_QUERY: usize = 200;
+
+fn node_row(chain: &str, level: i32, idx: i64, hash: &[u8]) -> StoreResult<(NodeId, Hash)> {
+    let bad = || {
+        super::StoreError::Audit(sqlx::Error::Protocol(format!(
+            "malformed tree node ({level}, {idx}) of chain {chain}"
+        )))
+    };
+    let id = NodeId {
+        level: u8::try_from(level).map_err(|_| bad())?,
+        index: u64::try_from(idx).map_err(|_| bad())?,
+    };
+    Ok((id, Hash::try_from(hash).map_err(|_| bad())?))
 }
 
 /// An `audit_events` row: the recorded event, its time in milliseconds, and its global
@@ -189,6 +241,131 @@ macro_rules! audit_store {
                         .fetch_all(&self.pool)
                         .await?,
                 )
+            }
+
+            async fn audit_tree_head(&self, chain: &str) -> StoreResult<Option<TreeHead>> {
+                let row: Option<(i64, String, Option<Vec<u8>>)> = sqlx::query_as(
+                    "SELECT seq, hash, tree_frontier FROM audit_heads WHERE chain = $1",
+                )
+                .bind(chain)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(seq, hash, frontier)| TreeHead {
+                    seq,
+                    hash,
+                    frontier,
+                }))
+            }
+
+            async fn audit_tree_nodes(
+                &self,
+                chain: &str,
+                ids: &[NodeId],
+            ) -> StoreResult<HashMap<NodeId, Hash>> {
+                let mut found = HashMap::with_capacity(ids.len());
+                for ids in ids.chunks(NODES_PER_QUERY) {
+                    // One point look-up per node, glued with UNION ALL: each uses the primary
+                    // key (an OR of them made SQLite scan the chain's nodes).
+                    let mut sql = sqlx::QueryBuilder::<$db>::new("");
+                    for (n, id) in ids.iter().enumerate() {
+                        if n > 0 {
+                            sql.push(" UNION ALL ");
+                        }
+                        let idx = i64::try_from(id.index).unwrap_or(i64::MAX);
+                        sql.push("SELECT level, idx, hash FROM audit_tree WHERE chain = ")
+                            .push_bind(chain)
+                            .push(" AND level = ")
+                            .push_bind(i32::from(id.level))
+                            .push(" AND idx = ")
+                            .push_bind(idx);
+                    }
+                    let rows: Vec<(i32, i64, Vec<u8>)> =
+                        sql.build_query_as().fetch_all(&self.pool).await?;
+                    for (level, idx, hash) in rows {
+                        let (id, hash) = node_row(chain, level, idx, &hash)?;
+                        found.insert(id, hash);
+                    }
+                }
+                Ok(found)
+            }
+
+            async fn audit_tree_leaves(
+                &self,
+                chain: &str,
+                from: u64,
+                limit: i64,
+            ) -> StoreResult<Vec<(u64, Hash)>> {
+                let rows: Vec<(i32, i64, Vec<u8>)> = sqlx::query_as(
+                    "SELECT level, idx, hash FROM audit_tree \
+                     WHERE chain = $1 AND level = 0 AND idx >= $2 ORDER BY idx LIMIT $3",
+                )
+                .bind(chain)
+                .bind(i64::try_from(from).unwrap_or(i64::MAX))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|(level, idx, hash)| {
+                        node_row(chain, *level, *idx, hash).map(|(id, h)| (id.index, h))
+                    })
+                    .collect()
+            }
+
+            async fn audit_head_sizes(&self) -> StoreResult<Vec<(String, i64)>> {
+                Ok(
+                    sqlx::query_as("SELECT chain, seq FROM audit_heads ORDER BY chain")
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn audit_chains_without_tree(&self) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT chain FROM audit_heads WHERE tree_frontier IS NULL ORDER BY chain",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn audit_build_tree(&self, chain: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                // A write first: it takes the head's row lock (SQLite: the write lock).
+                let head: Option<(i64, Option<Vec<u8>>)> = sqlx::query_as(
+                    "UPDATE audit_heads SET seq = seq WHERE chain = $1 \
+                     RETURNING seq, tree_frontier",
+                )
+                .bind(chain)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((seq, None)) = head else {
+                    return Ok(false);
+                };
+                let mut nodes = Vec::new();
+                let frontier = Self::rebuild_tree_in_tx(&mut tx, chain, seq, &mut nodes).await?;
+                Self::insert_tree_nodes_in_tx(&mut tx, &nodes).await?;
+                sqlx::query("UPDATE audit_heads SET tree_frontier = $1 WHERE chain = $2")
+                    .bind(frontier.to_bytes())
+                    .bind(chain)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::commit(tx).await?;
+                Ok(true)
+            }
+
+            async fn audit_changed_since(&self, after_gid: i64) -> StoreResult<(Vec<String>, i64)> {
+                let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(gid) FROM audit_events")
+                    .fetch_one(&self.pool)
+                    .await?;
+                let newest = newest.unwrap_or(0);
+                let chains = sqlx::query_scalar(
+                    "SELECT DISTINCT chain FROM audit_events \
+                     WHERE gid > $1 AND gid <= $2 ORDER BY chain",
+                )
+                .bind(after_gid)
+                .bind(newest)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok((chains, newest))
             }
         }
     };

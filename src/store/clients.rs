@@ -73,7 +73,7 @@ macro_rules! client_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                Self::record_if(tx, true, event).await
+                Self::record_if(tx, true, event).await.map(|s| s.is_some())
             }
 
             async fn client_secrets(
@@ -133,7 +133,7 @@ macro_rules! client_store {
                     .bind(slot - 1)
                     .execute(&mut *tx)
                     .await?;
-                Self::record_if(tx, true, event).await
+                Self::record_if(tx, true, event).await.map(|s| s.is_some())
             }
 
             async fn prune_client_secrets(
@@ -170,7 +170,7 @@ macro_rules! client_store {
                     .await?
                     .rows_affected()
                     == 1;
-                Self::record_if(tx, gone, event).await
+                Self::record_if(tx, gone, event).await.map(|s| s.is_some())
             }
         }
     };

@@ -1,12 +1,12 @@
 //! The group-commit queue: blob writes, the audit events that record them and the requests'
 //! nonces, committed together. Concurrent requests hand their jobs to one task, which commits
 //! everything that queued up while the previous transaction was committing in a single
-//! transaction ([`super::BatchStore::commit_batch`]), then tells each request what became of
+//! transaction ([`super::BatchStore::commit_jobs`]), then tells each request what became of
 //! its own job. Nothing is delayed on purpose: a lone request is committed at once, and under
 //! load batches form by themselves. A failed batch fails every request in it (they then
 //! answer 503, fail-closed).
 
-use super::{BatchJob, JobOutcome, Store, StoreError};
+use super::{BatchJob, Committed, Store, StoreError};
 use crate::audit::NewEvent;
 use crate::time::Clock;
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ pub const QUEUE_CAPACITY: usize = 4096;
 
 struct Pending {
     job: BatchJob,
-    done: oneshot::Sender<Result<JobOutcome, Arc<StoreError>>>,
+    done: oneshot::Sender<Result<Committed, Arc<StoreError>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +61,9 @@ impl CommitQueue {
 
     /// Spends the job's nonce, applies its write and appends its events in one
     /// group-committed transaction; returns once that is durable, with what became of the job
-    /// (a delete may find nothing, a nonce may be spent already: then nothing is recorded).
-    pub async fn submit(&self, job: BatchJob) -> Result<JobOutcome, CommitError> {
+    /// (a delete may find nothing, a nonce may be spent already: then nothing is recorded)
+    /// and where its events went.
+    pub async fn submit(&self, job: BatchJob) -> Result<Committed, CommitError> {
         let sender = self
             .sender
             .lock()
@@ -109,7 +110,7 @@ async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, mut receiver: mpsc::R
         }
         let (jobs, waiting): (Vec<BatchJob>, Vec<_>) =
             batch.into_iter().map(|p| (p.job, p.done)).unzip();
-        match store.commit_batch(&jobs, clock.now_millis()).await {
+        match store.commit_jobs(&jobs, clock.now_millis()).await {
             Ok(applied) => {
                 for (done, applied) in waiting.into_iter().zip(applied) {
                     // A request that gave up waiting (client gone) is no reason to stop.

@@ -37,8 +37,8 @@ mod typed;
 
 use std::sync::Arc;
 
-pub use audit::{AuditQuery, AuditScope, AuditStore};
-pub use batch::{BatchJob, BatchStore, JobOutcome};
+pub use audit::{AuditQuery, AuditScope, AuditStore, TreeHead};
+pub use batch::{BatchJob, BatchStore, Committed, EventPosition, JobOutcome};
 pub use blobs::{BlobRecord, BlobStore, BlobWrite, ListQuery, SealedContent};
 pub use clients::{ClientSecretRecord, ClientStore};
 pub use commit_queue::{CommitError, CommitQueue, MAX_BATCH_EVENTS, QUEUE_CAPACITY};

@@ -7,10 +7,11 @@ use async_trait::async_trait;
 
 #[async_trait]
 pub trait OrgStore: Send + Sync {
-    /// Creates an org; `false` (and nothing recorded) if it exists.
-    async fn create_org(&self, id: &OrgId, now: i64, event: &NewEvent) -> StoreResult<bool>;
+    /// Creates an org; `None` (and nothing recorded) if it exists, else its event's `seq`.
+    /// (So do the other changes here: the `seq` of the event they recorded, if applied.)
+    async fn create_org(&self, id: &OrgId, now: i64, event: &NewEvent) -> StoreResult<Option<i64>>;
     async fn org_exists(&self, id: &OrgId) -> StoreResult<bool>;
-    /// Sets a member's roles (comma list); `false` (and nothing recorded) if the org does
+    /// Sets a member's roles (comma list); `None` (and nothing recorded) if the org does
     /// not exist.
     async fn set_member(
         &self,
@@ -19,14 +20,14 @@ pub trait OrgStore: Send + Sync {
         roles: &str,
         now: i64,
         event: &NewEvent,
-    ) -> StoreResult<bool>;
-    /// Removes a member; `false` (and nothing recorded) if they were not one.
+    ) -> StoreResult<Option<i64>>;
+    /// Removes a member; `None` (and nothing recorded) if they were not one.
     async fn remove_member(
         &self,
         org: &OrgId,
         principal: &Principal,
         event: &NewEvent,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<i64>>;
     /// The member's roles (comma list), or `None` when not a member.
     async fn member_roles(&self, org: &OrgId, principal: &Principal)
         -> StoreResult<Option<String>>;
@@ -46,7 +47,7 @@ macro_rules! org_store {
                 id: &OrgId,
                 now: i64,
                 event: &NewEvent,
-            ) -> StoreResult<bool> {
+            ) -> StoreResult<Option<i64>> {
                 let mut tx = self.pool.begin().await?;
                 let created = sqlx::query(
                     "INSERT INTO orgs (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -76,7 +77,7 @@ macro_rules! org_store {
                 roles: &str,
                 now: i64,
                 event: &NewEvent,
-            ) -> StoreResult<bool> {
+            ) -> StoreResult<Option<i64>> {
                 let mut tx = self.pool.begin().await?;
                 let stored = sqlx::query(
                     "INSERT INTO memberships (org_id, principal, roles, updated_at) \
@@ -100,7 +101,7 @@ macro_rules! org_store {
                 org: &OrgId,
                 principal: &Principal,
                 event: &NewEvent,
-            ) -> StoreResult<bool> {
+            ) -> StoreResult<Option<i64>> {
                 let mut tx = self.pool.begin().await?;
                 let removed =
                     sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND principal = $2")

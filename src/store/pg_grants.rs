@@ -22,6 +22,8 @@ const SERVICE_PRIVILEGES: &[(&str, &str)] = &[
     ("tenant_keys", "SELECT, INSERT"),
     ("blobs", "SELECT, INSERT, DELETE"),
     ("audit_events", "SELECT, INSERT"),
+    // Each chain's Merkle tree: appended with the events, never changed.
+    ("audit_tree", "SELECT, INSERT"),
     // Appends lock and advance each chain's head (upsert, then update).
     ("audit_heads", "SELECT, INSERT, UPDATE"),
     // Nonces are spent by an upsert that may re-spend an expired one, and pruned.

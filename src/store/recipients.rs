@@ -8,14 +8,15 @@ use async_trait::async_trait;
 
 #[async_trait]
 pub trait RecipientStore: Send + Sync {
-    /// Replaces `principal`'s recipients and records `event`, in one transaction.
+    /// Replaces `principal`'s recipients and records `event`, in one transaction; the
+    /// event's `seq`.
     async fn set_recipients(
         &self,
         principal: &Principal,
         recipients: &str,
         now: i64,
         event: &NewEvent,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<i64>;
     /// `(recipients, updated_at)` of one principal, `None` if it published none.
     async fn recipients_of(&self, principal: &Principal) -> StoreResult<Option<(String, i64)>>;
     /// `(principal, recipients)` of those of `principals` who published any, by principal.
@@ -36,7 +37,7 @@ macro_rules! recipient_store {
                 recipients: &str,
                 now: i64,
                 event: &NewEvent,
-            ) -> StoreResult<()> {
+            ) -> StoreResult<i64> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO principal_recipients (principal, recipients, updated_at) \
@@ -49,8 +50,9 @@ macro_rules! recipient_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                Self::append_in_tx(&mut tx, event).await?;
-                Self::commit(tx).await
+                let seq = Self::append_in_tx(&mut tx, event).await?;
+                Self::commit(tx).await?;
+                Ok(seq)
             }
 
             async fn recipients_of(

@@ -5,44 +5,109 @@
 //! once, instead of failing to upgrade a read lock when another writer got there first.
 
 use super::{StoreError, StoreResult};
+use crate::audit::tree::{Frontier, Hash};
 use crate::audit::{chain, NewEvent};
+
+/// Tree rows per INSERT (4 bound values each, far below either backend's limit).
+const TREE_ROWS_PER_INSERT: usize = 1000;
+
+/// A stored node of a chain's tree (`audit_tree`), as bound to SQL.
+#[derive(Debug, Clone)]
+pub(super) struct TreeRow {
+    pub chain: String,
+    pub level: i32,
+    pub index: i64,
+    pub hash: Hash,
+}
+
+/// A head's `seq` as a tree size.
+fn tree_size(seq: i64) -> StoreResult<u64> {
+    u64::try_from(seq)
+        .map_err(|_| StoreError::Audit(sqlx::Error::Protocol(format!("negative chain head {seq}"))))
+}
+
+/// Adds the event with hex `hash` as the next leaf, collecting the nodes it completes.
+fn push_leaf(
+    frontier: &mut Frontier,
+    chain: &str,
+    hash: &str,
+    nodes: &mut Vec<TreeRow>,
+) -> StoreResult<()> {
+    let mut leaf = [0u8; 32];
+    hex::decode_to_slice(hash, &mut leaf).map_err(|_| {
+        StoreError::Audit(sqlx::Error::Protocol(format!(
+            "an event of chain {chain} has a malformed hash"
+        )))
+    })?;
+    let mut fresh = Vec::new();
+    frontier.push(&leaf, &mut fresh);
+    for (id, hash) in fresh {
+        nodes.push(TreeRow {
+            chain: chain.to_owned(),
+            level: i32::from(id.level),
+            index: i64::try_from(id.index).map_err(|_| {
+                StoreError::Audit(sqlx::Error::Protocol("tree index overflow".into()))
+            })?,
+            hash,
+        });
+    }
+    Ok(())
+}
 
 macro_rules! tx_helpers {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Appends one event inside `tx`.
+            /// Appends one event inside `tx`, tree included; returns its `seq`.
             pub(super) async fn append_in_tx(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 event: &NewEvent,
-            ) -> StoreResult<()> {
-                Self::append_chain_in_tx(tx, std::slice::from_ref(event)).await
+            ) -> StoreResult<i64> {
+                let mut nodes = Vec::new();
+                let seq =
+                    Self::append_chain_in_tx(tx, &[event], &mut nodes).await?;
+                Self::insert_tree_nodes_in_tx(tx, &nodes).await?;
+                Ok(seq)
             }
 
             /// Appends events of one chain inside `tx`: lock the chain head (an upsert, so the
             /// first statement is a write on both backends), link and insert each event, then
-            /// advance the head once.
+            /// advance the head, and its tree frontier, once. The perfect subtrees the events
+            /// complete go to `nodes`, for the caller to insert with those of other chains
+            /// ([`Self::insert_tree_nodes_in_tx`]) in the same transaction. Returns the `seq`
+            /// of the first event.
             pub(super) async fn append_chain_in_tx(
                 tx: &mut sqlx::Transaction<'_, $db>,
-                events: &[NewEvent],
-            ) -> StoreResult<()> {
+                events: &[&NewEvent],
+                nodes: &mut Vec<TreeRow>,
+            ) -> StoreResult<i64> {
                 let Some(first) = events.first() else {
-                    return Ok(());
+                    return Ok(0);
                 };
-                let (mut seq, mut previous): (i64, String) = sqlx::query_as(
-                    "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) \
-                     ON CONFLICT (chain) DO UPDATE SET seq = audit_heads.seq \
-                     RETURNING seq, hash",
-                )
-                .bind(&first.chain)
-                .bind(chain::GENESIS_HASH)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(StoreError::audit)?;
+                let (mut seq, mut previous, stored_frontier): (i64, String, Option<Vec<u8>>) =
+                    sqlx::query_as(
+                        "INSERT INTO audit_heads (chain, seq, hash, tree_frontier) \
+                         VALUES ($1, 0, $2, $3) \
+                         ON CONFLICT (chain) DO UPDATE SET seq = audit_heads.seq \
+                         RETURNING seq, hash, tree_frontier",
+                    )
+                    .bind(&first.chain)
+                    .bind(chain::GENESIS_HASH)
+                    .bind(Vec::<u8>::new())
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(StoreError::audit)?;
+                let mut frontier = match stored_frontier {
+                    Some(bytes) => Frontier::from_bytes(tree_size(seq)?, &bytes)
+                        .map_err(|e| StoreError::Audit(sqlx::Error::Decode(Box::new(e))))?,
+                    None => Self::rebuild_tree_in_tx(tx, &first.chain, seq, nodes).await?,
+                };
+                let first_seq = seq.saturating_add(1);
                 let mut linked = Vec::with_capacity(events.len());
                 for event in events {
                     seq += 1;
                     let next = chain::link(event, seq, &previous)
                         .map_err(|e| StoreError::Audit(sqlx::Error::Encode(Box::new(e))))?;
+                    push_leaf(&mut frontier, &next.chain, &next.hash, nodes)?;
                     previous.clone_from(&next.hash);
                     linked.push((event.timestamp_ms, next));
                 }
@@ -79,28 +144,101 @@ macro_rules! tx_helpers {
                     .execute(&mut **tx)
                     .await
                     .map_err(StoreError::audit)?;
-                sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE chain = $3")
-                    .bind(seq)
-                    .bind(&previous)
-                    .bind(&first.chain)
-                    .execute(&mut **tx)
+                sqlx::query(
+                    "UPDATE audit_heads SET seq = $1, hash = $2, tree_frontier = $3 \
+                     WHERE chain = $4",
+                )
+                .bind(seq)
+                .bind(&previous)
+                .bind(frontier.to_bytes())
+                .bind(&first.chain)
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::audit)?;
+                Ok(first_seq)
+            }
+
+            /// The tree of a chain written before trees were kept (its head has no frontier):
+            /// built from its stored events, its nodes added to `nodes`.
+            pub(super) async fn rebuild_tree_in_tx(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                chain: &str,
+                head_seq: i64,
+                nodes: &mut Vec<TreeRow>,
+            ) -> StoreResult<Frontier> {
+                let mut frontier = Frontier::default();
+                let mut after = 0i64;
+                loop {
+                    let page: Vec<(i64, String)> = sqlx::query_as(
+                        "SELECT seq, hash FROM audit_events \
+                         WHERE chain = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT 10000",
+                    )
+                    .bind(chain)
+                    .bind(after)
+                    .bind(head_seq)
+                    .fetch_all(&mut **tx)
                     .await
                     .map_err(StoreError::audit)?;
+                    let Some((last, _)) = page.last() else {
+                        break;
+                    };
+                    let last = *last;
+                    for (seq, hash) in &page {
+                        if *seq != after.saturating_add(1) {
+                            return Err(StoreError::Audit(sqlx::Error::Protocol(format!(
+                                "chain {chain} has a gap before seq {seq}: its tree cannot be built"
+                            ))));
+                        }
+                        after = *seq;
+                        push_leaf(&mut frontier, chain, hash, nodes)?;
+                    }
+                    after = last;
+                }
+                if after != head_seq {
+                    return Err(StoreError::Audit(sqlx::Error::Protocol(format!(
+                        "chain {chain} holds {after} events but its head says {head_seq}"
+                    ))));
+                }
+                Ok(frontier)
+            }
+
+            /// Inserts tree nodes gathered by [`Self::append_chain_in_tx`].
+            pub(super) async fn insert_tree_nodes_in_tx(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                nodes: &[TreeRow],
+            ) -> StoreResult<()> {
+                for rows in nodes.chunks(TREE_ROWS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO audit_tree (chain, level, idx, hash) ",
+                    );
+                    insert.push_values(rows, |mut row, node| {
+                        row.push_bind(&node.chain)
+                            .push_bind(node.level)
+                            .push_bind(node.index)
+                            .push_bind(node.hash.to_vec());
+                    });
+                    insert
+                        .build()
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(StoreError::audit)?;
+                }
                 Ok(())
             }
 
             /// Ends a one-change transaction: with its event when the change applied, else
-            /// rolled back with nothing recorded. Returns whether it applied.
+            /// rolled back with nothing recorded. Returns the event's `seq` when it applied.
             pub(super) async fn record_if(
                 mut tx: sqlx::Transaction<'_, $db>,
                 applied: bool,
                 event: &NewEvent,
-            ) -> StoreResult<bool> {
-                if applied {
-                    Self::append_in_tx(&mut tx, event).await?;
-                    Self::commit(tx).await?;
+            ) -> StoreResult<Option<i64>> {
+                if !applied {
+                    return Ok(None);
                 }
-                Ok(applied)
+                let seq = Self::append_in_tx(&mut tx, event).await?;
+                Self::commit(tx).await?;
+                Ok(Some(seq))
             }
 
             pub(super) async fn commit(tx: sqlx::Transaction<'_, $db>) -> StoreResult<()> {

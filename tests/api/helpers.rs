@@ -215,6 +215,7 @@ impl TestApp {
         config.server.listen = "127.0.0.1:0".into();
         config.server.metrics_listen = "127.0.0.1:0".into();
         config.keys.master_key_file = dir.path().join("master.key");
+        config.audit.log_key_file = dir.path().join("log.key");
         let mut pg_database = None;
         match backend {
             Backend::Sqlite => {
@@ -229,6 +230,8 @@ impl TestApp {
                 let mut file = std::fs::File::create(&config.keys.master_key_file).unwrap();
                 file.write_all(data_vault::crypto::MasterKey::generate_hex().as_bytes())
                     .unwrap();
+                let log_key = data_vault::audit::note::LogKey::generate_hex();
+                std::fs::write(&config.audit.log_key_file, log_key.as_bytes()).unwrap();
             }
         }
         customise(&mut config);
@@ -406,6 +409,31 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String) {
     (status, body["code"].as_str().unwrap().to_owned())
 }
 
+/// Reads blob `id` `count` times as `creds`, concurrently, alternating between `servers`
+/// (a client of its own per read); every read must answer 200.
+pub async fn read_concurrently(
+    servers: &[ServerProcess],
+    creds: &Credentials,
+    id: &str,
+    count: usize,
+) {
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let client = servers[i % servers.len()].client(creds);
+        let id = id.to_owned();
+        tasks.push(tokio::spawn(async move {
+            client
+                .get_blob(&id, &ReadQuery::default())
+                .await
+                .status()
+                .as_u16()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+}
+
 /// The real `data-vault serve` in its own process, on the test app's database and key.
 pub struct ServerProcess {
     child: std::process::Child,
@@ -431,6 +459,10 @@ impl ServerProcess {
             .env(
                 "DATA_VAULT_KEYS__MASTER_KEY_FILE",
                 &app.config.keys.master_key_file,
+            )
+            .env(
+                "DATA_VAULT_AUDIT__LOG_KEY_FILE",
+                &app.config.audit.log_key_file,
             )
             .env("DATA_VAULT_SERVER__LISTEN", "127.0.0.1:0")
             .env("DATA_VAULT_SERVER__METRICS_LISTEN", "127.0.0.1:0")

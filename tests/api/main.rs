@@ -27,4 +27,5 @@ mod redis;
 mod replay;
 mod sealing;
 mod sharing;
+mod tlog;
 mod wallet;

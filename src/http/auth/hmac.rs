@@ -95,6 +95,7 @@ pub(super) async fn verify(
             method: AuthMethod::Hmac,
             request_id: request_id(request),
             nonce,
+            audit: Default::default(),
         },
         claimed_hash,
     ))

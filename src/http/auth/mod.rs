@@ -86,8 +86,28 @@ pub async fn authenticate(
     if let Some(verdict) = verdict {
         super::error::rate_limit_headers(response.headers_mut(), &verdict);
     }
+    audit_event_header(&mut response, &caller);
     Ok(response)
 }
+
+/// `X-VE-Audit-Event: <chain>/<seq>` on every response whose request recorded an event
+/// (DESIGN §16), whichever route: the commit path notes the position in the caller.
+fn audit_event_header(response: &mut Response, caller: &crate::service::Caller) {
+    let Some(position) = caller.audit.get() else {
+        return;
+    };
+    let value = format!("{}/{}", position.chain, position.seq);
+    match axum::http::HeaderValue::from_str(&value) {
+        Ok(value) => {
+            response.headers_mut().insert(AUDIT_EVENT, value);
+        }
+        // Chain names are checked ASCII; a value that is not a header is a bug to see.
+        Err(_) => tracing::error!(value, "audit position is not a header value"),
+    }
+}
+
+/// The response header naming the audit event of a request.
+pub const AUDIT_EVENT: &str = "x-ve-audit-event";
 
 /// The id the request-id middleware gave this request, for the audit trail.
 fn request_id(parts: &Parts) -> String {

@@ -97,6 +97,7 @@ pub(super) async fn verify(
         method: AuthMethod::Wallet,
         request_id: request_id(parts),
         nonce,
+        audit: Default::default(),
     })
 }
 

@@ -89,7 +89,7 @@ impl From<VaultClient> for Api {
 }
 
 /// The JSON body of a response that must have `status`; the body is in the failure message.
-async fn json_with_status(response: Response, status: u16) -> Value {
+pub async fn json_with_status(response: Response, status: u16) -> Value {
     let got = response.status();
     let text = response.text().await.unwrap();
     assert_eq!(got, status, "{text}");
@@ -227,6 +227,46 @@ impl Api {
     /// `GET /api/v1/vault/audit/verify`, which must answer 200: the result.
     pub async fn audit_verify_json(&self, org: Option<&str>) -> Value {
         json_with_status(self.audit_verify(org).await, 200).await
+    }
+
+    /// `GET /api/v1/vault/audit/log-key`.
+    pub async fn log_key(&self) -> Response {
+        self.request(Method::GET, &format!("{AUDIT}/log-key"), &[], None, None)
+            .await
+    }
+
+    /// `GET /api/v1/vault/audit/checkpoint?chain=C`.
+    pub async fn checkpoint(&self, chain: &str) -> Response {
+        let query = [("chain", chain)];
+        self.request(
+            Method::GET,
+            &format!("{AUDIT}/checkpoint"),
+            &query,
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/vault/audit/checkpoint?chain=C`, which must answer 200: the note.
+    pub async fn checkpoint_text(&self, chain: &str) -> String {
+        let response = self.checkpoint(chain).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        text
+    }
+
+    /// `GET /api/v1/vault/audit/proof/inclusion` with the given query pairs.
+    pub async fn inclusion_proof(&self, query: &[(&str, &str)]) -> Response {
+        let path = format!("{AUDIT}/proof/inclusion");
+        self.request(Method::GET, &path, query, None, None).await
+    }
+
+    /// `GET /api/v1/vault/audit/proof/consistency` with the given query pairs.
+    pub async fn consistency_proof(&self, query: &[(&str, &str)]) -> Response {
+        let path = format!("{AUDIT}/proof/consistency");
+        self.request(Method::GET, &path, query, None, None).await
     }
 
     /// `PUT /api/v1/vault/orgs/{org}`.
