@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 mod blobs;
+mod blocks;
 mod client_auth;
 mod clients;
 mod keys;
@@ -27,7 +28,9 @@ use std::sync::{Arc, Mutex};
 
 pub use audit::{verify_chain, AuditPage, AuditParams, MAX_AUDIT_LIMIT};
 pub use blobs::{BlobMetadata, NewBlob, ReadParams};
-pub use clients::ClientError;
+pub use blocks::{BlockError, BLOCK_TTL};
+pub use client_auth::SECRET_TTL;
+pub use clients::{ClientError, ClientListing, SecretAge, MAX_CLIENTS_LISTED};
 pub use keys::{check_master_key, database_is_initialised, MasterKeyCheck};
 pub use listing::{BlobPage, ListParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 
@@ -112,6 +115,7 @@ pub struct Vault {
     commits: CommitQueue,
     clock: Arc<dyn Clock>,
     secret_cache: client_auth::SecretCache,
+    blocks: blocks::BlockList,
 }
 
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
@@ -147,6 +151,7 @@ impl Vault {
             commits: CommitQueue::start(parts.store.clone(), parts.clock.clone()),
             clock: parts.clock,
             secret_cache,
+            blocks: blocks::BlockList::default(),
         })
     }
 
