@@ -129,7 +129,9 @@ impl ClientName {
         // Routes such as `/recipients/me` and `/subjects/me` read `me` as "the caller"; a
         // client of that name could never be named by anyone else.
         if text == SELF_ALIAS {
-            return Err(invalid("client name `me` is reserved: routes read it as the caller"));
+            return Err(invalid(
+                "client name `me` is reserved: routes read it as the caller",
+            ));
         }
         Ok(Self(Principal(text.to_owned())))
     }

@@ -55,6 +55,12 @@ pub async fn open_vault(config: &Config) -> anyhow::Result<Arc<Vault>> {
     .await
 }
 
+/// [`open_vault`] on `clock`: tests that set the time an admin operation happens at.
+pub async fn open_vault_at(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Vault>> {
+    let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+    open_vault_with(config, metrics, AbuseControl::default(), clock, false).await
+}
+
 async fn open_vault_with(
     config: &Config,
     metrics: Arc<Metrics>,
@@ -98,7 +104,7 @@ async fn open_vault_with(
 }
 
 /// The wallet verifier for the configured prefix and (older clients') chain id.
-fn wallet_verifier(config: &Config) -> anyhow::Result<data_vault_auth::WalletVerifier> {
+pub(crate) fn wallet_verifier(config: &Config) -> anyhow::Result<data_vault_auth::WalletVerifier> {
     let chain_id = Some(config.auth.chain_id.as_str()).filter(|c| !c.is_empty());
     data_vault_auth::WalletVerifier::new(&config.auth.wallet_prefix, chain_id)
         .map_err(|e| anyhow::anyhow!("auth.wallet_prefix / auth.chain_id: {e}"))

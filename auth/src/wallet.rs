@@ -254,6 +254,12 @@ impl WalletVerifier {
         self.extra_chain_id.as_deref()
     }
 
+    /// Checks that `address` is a canonical address with the configured prefix, as a request's
+    /// `X-VE-Address` must be (for tools that name wallet principals, such as blocking one).
+    pub fn check_address(&self, address: &str) -> Result<(), WalletError> {
+        self.address_payload(address).map(|_| ())
+    }
+
     /// The 20 bytes of `address`, which must be canonical: lowercase (bech32 also allows
     /// uppercase, but one key must have one principal string) and exactly 20 bytes long.
     fn address_payload(&self, address: &str) -> Result<[u8; 20], WalletError> {

@@ -1,11 +1,14 @@
 //! `data-vault admin ...`: bootstrap operations run directly on the configured database, for
 //! before any administrator can sign a request.
 
+mod credentials;
+
 use crate::config::Config;
-use crate::domain::{ClientName, OrgId, Principal};
+use crate::domain::{OrgId, Principal};
 use crate::service::Caller;
 use crate::startup::open_vault;
 use clap::Subcommand;
+use credentials::{ClientCommand, PrincipalCommand};
 use data_vault_scopes::RoleSet;
 
 #[derive(Debug, Subcommand)]
@@ -16,31 +19,13 @@ pub enum AdminCommand {
     /// Orgs and their members.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Wallet principals: block and unblock.
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
     /// PostgreSQL: apply the migrations as the owner role (storage.migrations_database_url,
     /// else storage.database_url) and grant the storage.database_url role what the server
     /// needs. Needs no master key.
     Migrate,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ClientCommand {
-    /// Register a client and print its secret (shown once).
-    Create {
-        name: String,
-        /// Print {"principal", "secret"} as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Add a second secret; the previous one keeps working until `prune`.
-    Rotate {
-        name: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Finish a rotation: revoke every secret but the newest.
-    Prune { name: String },
-    /// Remove a client and all its secrets.
-    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,18 +52,6 @@ pub enum MemberCommand {
     Remove { org: String, principal: String },
     /// List members and their roles.
     List { org: String },
-}
-
-fn print_secret(name: &ClientName, secret: &str, json: bool) {
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({ "principal": name.as_str(), "secret": secret })
-        );
-    } else {
-        println!("principal: {}\nsecret:    {secret}", name.as_str());
-        eprintln!("Store the secret now: it is not shown again.");
-    }
 }
 
 /// `admin migrate`: the owner's half of a two-role PostgreSQL setup (runbooks/postgresql.md).
@@ -116,35 +89,16 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     if let AdminCommand::Migrate = command {
         return migrate(config).await;
     }
+    // An address is checked against the configured prefix before the database is opened.
+    if let AdminCommand::Principal(command) = command {
+        let command = credentials::check_principal(config, command)?;
+        let vault = open_vault(config).await?;
+        return credentials::principal(&vault, &Caller::local_admin()?, command).await;
+    }
     let vault = open_vault(config).await?;
     let admin = Caller::local_admin()?;
     match command {
-        AdminCommand::Client(command) => match command {
-            ClientCommand::Create { name, json } => {
-                let name = ClientName::parse(&name)?;
-                let secret = vault.create_client(&admin, &name).await?;
-                print_secret(&name, &secret, json);
-            }
-            ClientCommand::Rotate { name, json } => {
-                let name = ClientName::parse(&name)?;
-                let secret = vault.rotate_client(&admin, &name).await?;
-                print_secret(&name, &secret, json);
-                eprintln!(
-                    "The previous secret stays valid until `data-vault admin client prune {}`.",
-                    name.as_str()
-                );
-            }
-            ClientCommand::Prune { name } => {
-                let name = ClientName::parse(&name)?;
-                let revoked = vault.prune_client(&admin, &name).await?;
-                println!("revoked {revoked} old secret(s) of {}", name.as_str());
-            }
-            ClientCommand::Delete { name } => {
-                let name = ClientName::parse(&name)?;
-                vault.delete_client(&admin, &name).await?;
-                println!("deleted client {}", name.as_str());
-            }
-        },
+        AdminCommand::Client(command) => credentials::client(&vault, &admin, command).await?,
         AdminCommand::Org(OrgCommand::Create { org }) => {
             let org = OrgId::parse(&org)?;
             if vault.create_org(&admin, &org).await? {
@@ -178,8 +132,8 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 }
             }
         },
-        // Returned above, before a vault (and its master key) was needed.
-        AdminCommand::Migrate => migrate(config).await?,
+        // Returned above: migrating needs no vault, and an address is checked first.
+        AdminCommand::Migrate | AdminCommand::Principal(_) => {}
     }
     Ok(())
 }

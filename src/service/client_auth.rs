@@ -19,8 +19,13 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// How long opened secrets (or the knowledge that a name has none) are reused before the
-/// database is asked again.
-const SECRET_TTL: Duration = Duration::from_secs(2);
+/// database is asked again. It bounds how long a replica honours a secret that another
+/// process retired or revoked: DESIGN §15 allows 5 s.
+pub const SECRET_TTL: Duration = Duration::from_secs(2);
+const _: () = assert!(
+    SECRET_TTL.as_secs() < 5,
+    "revocation must reach every replica within 5 s"
+);
 /// Most names remembered. Unknown names are remembered too, and anyone can send endless
 /// random ones, so the bound matters.
 const SECRET_CACHE_MAX: usize = 10_000;

@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 mod blobs;
+mod blocks;
 mod client_auth;
 mod clients;
 mod keys;
@@ -29,7 +30,9 @@ use std::sync::{Arc, Mutex};
 
 pub use audit::{verify_chain, AuditPage, AuditParams, MAX_AUDIT_LIMIT};
 pub use blobs::{BlobMetadata, NewBlob, ReadParams};
-pub use clients::ClientError;
+pub use blocks::{BlockError, BLOCK_TTL};
+pub use client_auth::SECRET_TTL;
+pub use clients::{ClientError, ClientListing, SecretAge, MAX_CLIENTS_LISTED};
 pub use keys::{check_master_key, database_is_initialised, MasterKeyCheck};
 pub use listing::{BlobPage, ListParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 
@@ -165,6 +168,7 @@ pub struct Vault {
     /// Signs checkpoints; only a serving vault loads it.
     log_key: Option<Arc<crate::audit::note::LogKey>>,
     audit_health: Mutex<tlog::AuditHealth>,
+    blocks: blocks::BlockList,
 }
 
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
@@ -203,6 +207,7 @@ impl Vault {
             secret_cache,
             log_key: parts.log_key.map(Arc::new),
             audit_health: Mutex::new(tlog::AuditHealth::default()),
+            blocks: blocks::BlockList::default(),
         })
     }
 

@@ -1,4 +1,5 @@
-//! HMAC clients and their sealed secrets (at most the two newest slots stay live).
+//! HMAC clients and their sealed secrets (at most the two newest slots stay live). A revoked
+//! client keeps its row, marked, and has no secrets left.
 
 use super::StoreResult;
 use crate::audit::NewEvent;
@@ -9,6 +10,15 @@ use async_trait::async_trait;
 pub struct ClientSecretRecord {
     pub slot: i64,
     pub sealed: Vec<u8>,
+}
+
+/// One client as `admin client list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSummary {
+    pub name: String,
+    /// When each live secret was created (Unix seconds), newest first.
+    pub secrets: Vec<i64>,
+    pub revoked_at: Option<i64>,
 }
 
 #[async_trait]
@@ -25,7 +35,7 @@ pub trait ClientStore: Send + Sync {
     /// The client's live secrets, newest first (none if it does not exist).
     async fn client_secrets(&self, name: &ClientName) -> StoreResult<Vec<ClientSecretRecord>>;
     /// Adds the secret in `slot` and keeps only the two newest slots. `false` if the client
-    /// does not exist or the slot was taken by a concurrent rotation.
+    /// does not exist, is revoked, or the slot was taken by a concurrent rotation.
     async fn add_client_secret(
         &self,
         name: &ClientName,
@@ -34,8 +44,21 @@ pub trait ClientStore: Send + Sync {
         now: i64,
         event: &NewEvent,
     ) -> StoreResult<bool>;
-    /// Drops every secret but the newest; returns how many were dropped.
+    /// Drops every secret but the newest and records `event`, in one transaction; returns how
+    /// many were dropped (0, and nothing recorded, when there was at most one).
     async fn prune_client_secrets(&self, name: &ClientName, event: &NewEvent) -> StoreResult<u64>;
+    /// Marks the client revoked at `now` and deletes all its secrets, recording `event`, in one
+    /// transaction; `false` (and nothing recorded) if it does not exist or is already revoked.
+    async fn revoke_client(
+        &self,
+        name: &ClientName,
+        now: i64,
+        event: &NewEvent,
+    ) -> StoreResult<bool>;
+    /// `None` if the client does not exist, else when it was revoked (`None` if it is not).
+    async fn client_status(&self, name: &ClientName) -> StoreResult<Option<Option<i64>>>;
+    /// The first `limit` clients by name, with their secrets' ages and revocation.
+    async fn list_clients(&self, limit: i64) -> StoreResult<Vec<ClientSummary>>;
     /// Removes a client; `false` (and nothing recorded) if it did not exist.
     async fn delete_client(&self, name: &ClientName, event: &NewEvent) -> StoreResult<bool>;
 }
@@ -114,7 +137,8 @@ macro_rules! client_store {
                 let mut tx = self.pool.begin().await?;
                 let added = sqlx::query(
                     "INSERT INTO client_secrets (client, slot, sealed, created_at) \
-                     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM clients WHERE name = $1) \
+                     SELECT $1, $2, $3, $4 WHERE EXISTS \
+                     (SELECT 1 FROM clients WHERE name = $1 AND revoked_at IS NULL) \
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(name.as_str())
@@ -148,10 +172,73 @@ macro_rules! client_store {
                 )
                 .bind(name.as_str())
                 .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                Self::record_if(tx, done > 0, event).await?;
+                Ok(done)
+            }
+
+            async fn revoke_client(
+                &self,
+                name: &ClientName,
+                now: i64,
+                event: &NewEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let revoked = sqlx::query(
+                    "UPDATE clients SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+                )
+                .bind(name.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !revoked {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM client_secrets WHERE client = $1")
+                    .bind(name.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(Self::record_if(tx, true, event).await?.is_some())
+            }
+
+            async fn client_status(&self, name: &ClientName) -> StoreResult<Option<Option<i64>>> {
+                Ok(
+                    sqlx::query_scalar("SELECT revoked_at FROM clients WHERE name = $1")
+                        .bind(name.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn list_clients(&self, limit: i64) -> StoreResult<Vec<ClientSummary>> {
+                // One statement, so a client and its secrets are read at one instant.
+                let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+                    "SELECT c.name, c.revoked_at, s.created_at FROM clients c \
+                     LEFT JOIN client_secrets s ON s.client = c.name \
+                     WHERE c.name IN (SELECT name FROM clients ORDER BY name LIMIT $1) \
+                     ORDER BY c.name, s.slot DESC",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
                 .await?;
-                Self::append_in_tx(&mut tx, event).await?;
-                Self::commit(tx).await?;
-                Ok(done.rows_affected())
+                let mut clients: Vec<ClientSummary> = Vec::new();
+                for (name, revoked_at, secret_created) in rows {
+                    let same = clients.last().is_some_and(|c| c.name == name);
+                    if !same {
+                        clients.push(ClientSummary {
+                            name,
+                            secrets: Vec::new(),
+                            revoked_at,
+                        });
+                    }
+                    if let (Some(client), Some(created)) = (clients.last_mut(), secret_created) {
+                        client.secrets.push(created);
+                    }
+                }
+                Ok(clients)
             }
 
             async fn delete_client(

@@ -1,6 +1,6 @@
 //! Storage: one interface per aggregate, a SQLite and a PostgreSQL implementation, chosen by
 //! the scheme of the database URL. Each aggregate's file (`blobs.rs`, `audit.rs`, `orgs.rs`,
-//! `clients.rs`, `keys.rs`, `nonces.rs`, `batch.rs`, `meta.rs`, `recipients.rs`) holds its trait and the one SQL
+//! `clients.rs`, `keys.rs`, `nonces.rs`, `batch.rs`, `meta.rs`, `recipients.rs`, `principals.rs`) holds its trait and the one SQL
 //! text both backends run, expanded for each pool type by `for_each_backend!`; `tx.rs` holds
 //! the helpers they share (appending events inside a change's transaction), and
 //! `commit_queue.rs` the group commit of blob writes, events and nonces. The backends
@@ -30,6 +30,7 @@ mod orgs;
 mod pg_grants;
 mod pg_schema;
 mod postgres;
+mod principals;
 mod recipients;
 mod sqlite;
 mod tx;
@@ -40,13 +41,14 @@ use std::sync::Arc;
 pub use audit::{AuditQuery, AuditScope, AuditStore, TreeHead};
 pub use batch::{BatchJob, BatchStore, Committed, EventPosition, JobOutcome};
 pub use blobs::{BlobRecord, BlobStore, BlobWrite, ListQuery, SealedContent};
-pub use clients::{ClientSecretRecord, ClientStore};
+pub use clients::{ClientSecretRecord, ClientStore, ClientSummary};
 pub use commit_queue::{CommitError, CommitQueue, MAX_BATCH_EVENTS, QUEUE_CAPACITY};
 pub use keys::{KeyStore, TenantKeyRecord};
 pub use meta::MetaStore;
 pub use nonces::{NonceClaim, NonceJournal};
 pub use orgs::OrgStore;
 pub use postgres::PostgresStore;
+pub use principals::{BlockRecord, PrincipalStore};
 pub use recipients::RecipientStore;
 pub use sqlite::SqliteStore;
 
@@ -62,6 +64,7 @@ pub trait Store:
     + NonceJournal
     + BatchStore
     + RecipientStore
+    + PrincipalStore
 {
 }
 
@@ -75,6 +78,7 @@ impl<T> Store for T where
         + NonceJournal
         + BatchStore
         + RecipientStore
+        + PrincipalStore
 {
 }
 

@@ -14,7 +14,8 @@ use sqlx::{Connection, PgConnection};
 /// unit test below reads the statements and fails on any privilege missing or unused.
 const SERVICE_PRIVILEGES: &[(&str, &str)] = &[
     ("vault_meta", "SELECT, INSERT"),
-    ("clients", "SELECT, INSERT, DELETE"),
+    // Revocation marks a client in place.
+    ("clients", "SELECT, INSERT, UPDATE, DELETE"),
     ("client_secrets", "SELECT, INSERT, DELETE"),
     ("orgs", "SELECT, INSERT"),
     // Roles change in place (upsert).
@@ -30,6 +31,8 @@ const SERVICE_PRIVILEGES: &[(&str, &str)] = &[
     ("used_nonces", "SELECT, INSERT, UPDATE, DELETE"),
     // A principal's published age recipients are replaced in place (upsert).
     ("principal_recipients", "SELECT, INSERT, UPDATE"),
+    // Wallet principals an operator blocked; unblocking deletes the row.
+    ("blocked_principals", "SELECT, INSERT, DELETE"),
     // Read at start-up to check that the schema is this build's.
     ("_sqlx_migrations", "SELECT"),
 ];
@@ -154,6 +157,7 @@ mod tests {
             include_str!("meta.rs"),
             include_str!("nonces.rs"),
             include_str!("orgs.rs"),
+            include_str!("principals.rs"),
             include_str!("recipients.rs"),
             include_str!("tx.rs"),
             include_str!("pg_schema.rs"),

@@ -225,7 +225,7 @@ async fn changed_path_or_query_breaks_the_signature(backend: Backend) {
     assert_eq!((status, code.as_str()), (401, "unauthenticated"));
 }
 
-async fn both_secrets_work_during_rotation_and_prune_ends_it(backend: Backend) {
+async fn both_secrets_work_during_rotation_and_retire_ends_it(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let old = app.create_client("svc").await;
     let vault = data_vault::startup::open_vault(&app.config).await.unwrap();
@@ -239,8 +239,8 @@ async fn both_secrets_work_during_rotation_and_prune_ends_it(backend: Backend) {
             200
         );
     }
-    assert_eq!(vault.prune_client(&admin, &name).await.unwrap(), 1);
-    // Another process pruned: the server's secret cache lets it go within two seconds.
+    assert_eq!(vault.retire_client(&admin, &name).await.unwrap(), 1);
+    // Another process retired it: the server's secret cache lets it go within two seconds.
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let request = Signed::get("svc", LIST);
     assert_eq!(
@@ -265,7 +265,7 @@ on_both_backends!(
     replayed_nonce_is_rejected,
     tampered_body_with_a_valid_signature_is_rejected,
     changed_path_or_query_breaks_the_signature,
-    both_secrets_work_during_rotation_and_prune_ends_it,
+    both_secrets_work_during_rotation_and_retire_ends_it,
 );
 
 /// The error message of a response, with its status and code.

@@ -238,12 +238,28 @@ async fn the_service_role_serves_but_cannot_touch_the_audit_triggers() {
     );
 
     // The admin CLI and the offline verifier, given only the service role's URL.
+    let blocked =
+        data_vault_auth::WalletSigner::from_private_key_hex(&"11".repeat(32), "virtengine")
+            .unwrap()
+            .address()
+            .to_owned();
     for args in [
         &["admin", "client", "rotate", "admin"][..],
-        &["admin", "client", "prune", "admin"],
+        &["admin", "client", "retire", "admin"],
+        &["admin", "client", "list", "--json"],
         &["admin", "org", "member", "remove", "acme", "bob"],
         &["admin", "client", "create", "spare"],
+        &["admin", "client", "revoke", "spare"],
         &["admin", "client", "delete", "spare"],
+        &[
+            "admin",
+            "principal",
+            "block",
+            blocked.as_str(),
+            "--reason",
+            "drill",
+        ],
+        &["admin", "principal", "unblock", blocked.as_str()],
         &["audit", "verify", "--org", "acme"],
     ] {
         let output = Command::new(BIN)

@@ -84,6 +84,18 @@ pub(super) async fn verify(
             VaultError::Unauthenticated("X-VE-Address is not a valid principal"),
         )
     })?;
+    // A blocked wallet is refused like a bad signature; only the log and the metric say why.
+    if auth.vault.is_blocked(&principal).await? {
+        tracing::info!(
+            principal = principal.as_str(),
+            "wallet principal is blocked (admin principal block)"
+        );
+        return Err(auth.fail(
+            SCHEME,
+            "blocked",
+            VaultError::Unauthenticated(message(WalletError::BadSignature)),
+        ));
+    }
     let nonce = nonce::record(
         auth,
         SCHEME,

@@ -1,0 +1,193 @@
+//! `data-vault admin client ...` and `admin principal ...`: HMAC client credentials (create,
+//! rotate, retire, revoke, list, delete) and blocking wallet principals, directly on the
+//! configured database. Every change is audited on the `system` chain by the service.
+
+use crate::config::Config;
+use crate::domain::{ClientName, Note, Principal};
+use crate::service::{Caller, ClientListing, Vault};
+use anyhow::Context;
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client and print its secret (shown once).
+    Create {
+        name: String,
+        /// Print {"principal", "secret"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a second secret; the previous one keeps working until `retire`.
+    Rotate {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Finish a rotation: every secret but the newest stops verifying (refused when the
+    /// client has only one).
+    #[command(alias = "prune")]
+    Retire { name: String },
+    /// After a compromise: delete every secret of the client, so no request of it verifies
+    /// again (on every replica within 5 s). Final: a revoked client cannot be rotated; to
+    /// issue new credentials, `delete` it and `create` it again.
+    Revoke { name: String },
+    /// List clients with the creation date and age of each live secret, and whether revoked.
+    List {
+        /// Print [{"principal", "secrets": [{"created_at", "age_days"}], "revoked"}].
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client and all its secrets.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCommand {
+    /// Refuse every request signed by a wallet address (401, like a bad signature) on every
+    /// replica within 5 s, until `unblock`.
+    Block {
+        /// The wallet's bech32 address, with the configured prefix (auth.wallet_prefix).
+        address: String,
+        /// Why (kept with the block and in the audit event).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a block.
+    Unblock { address: String },
+}
+
+fn print_secret(name: &ClientName, secret: &str, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "principal": name.as_str(), "secret": secret })
+        );
+    } else {
+        println!("principal: {}\nsecret:    {secret}", name.as_str());
+        eprintln!("Store the secret now: it is not shown again.");
+    }
+}
+
+fn print_list(clients: &[ClientListing], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(clients)?);
+        return Ok(());
+    }
+    println!("PRINCIPAL\tSTATUS\tSECRETS (created, age in days; newest first)");
+    for client in clients {
+        let secrets: Vec<String> = client
+            .secrets
+            .iter()
+            .map(|s| format!("{} ({} d)", s.created_at, s.age_days))
+            .collect();
+        let status = if client.revoked { "revoked" } else { "active" };
+        println!("{}\t{status}\t{}", client.principal, secrets.join(", "));
+    }
+    if i64::try_from(clients.len()).is_ok_and(|n| n >= crate::service::MAX_CLIENTS_LISTED) {
+        eprintln!(
+            "Only the first {} clients by name are listed.",
+            crate::service::MAX_CLIENTS_LISTED
+        );
+    }
+    Ok(())
+}
+
+pub(super) async fn client(
+    vault: &Vault,
+    admin: &Caller,
+    command: ClientCommand,
+) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Create { name, json } => {
+            let name = ClientName::parse(&name)?;
+            let secret = vault.create_client(admin, &name).await?;
+            print_secret(&name, &secret, json);
+        }
+        ClientCommand::Rotate { name, json } => {
+            let name = ClientName::parse(&name)?;
+            let secret = vault.rotate_client(admin, &name).await?;
+            print_secret(&name, &secret, json);
+            eprintln!(
+                "The previous secret stays valid until `data-vault admin client retire {}`.",
+                name.as_str()
+            );
+        }
+        ClientCommand::Retire { name } => {
+            let name = ClientName::parse(&name)?;
+            let retired = vault.retire_client(admin, &name).await?;
+            println!(
+                "retired {retired} old secret(s) of {}; only the newest verifies",
+                name.as_str()
+            );
+        }
+        ClientCommand::Revoke { name } => {
+            let name = ClientName::parse(&name)?;
+            vault.revoke_client(admin, &name).await?;
+            println!(
+                "revoked client {}: no secret of it verifies (every replica within 5 s)",
+                name.as_str()
+            );
+        }
+        ClientCommand::List { json } => print_list(&vault.list_clients(admin).await?, json)?,
+        ClientCommand::Delete { name } => {
+            let name = ClientName::parse(&name)?;
+            vault.delete_client(admin, &name).await?;
+            println!("deleted client {}", name.as_str());
+        }
+    }
+    Ok(())
+}
+
+/// A wallet address as a principal, checked against the configured prefix.
+pub(super) fn wallet_principal(config: &Config, address: &str) -> anyhow::Result<Principal> {
+    let verifier = crate::startup::wallet_verifier(config)?;
+    verifier.check_address(address).with_context(|| {
+        format!(
+            "{address:?} is not a wallet address with the configured prefix {:?} \
+             (auth.wallet_prefix)",
+            verifier.prefix()
+        )
+    })?;
+    Ok(Principal::parse(address)?)
+}
+
+/// Checks the command's input before anything opens the database.
+pub(super) enum CheckedPrincipalCommand {
+    Block(Principal, Option<Note>),
+    Unblock(Principal),
+}
+
+pub(super) fn check_principal(
+    config: &Config,
+    command: PrincipalCommand,
+) -> anyhow::Result<CheckedPrincipalCommand> {
+    Ok(match command {
+        PrincipalCommand::Block { address, reason } => CheckedPrincipalCommand::Block(
+            wallet_principal(config, &address)?,
+            reason.map(|r| Note::parse("--reason", &r)).transpose()?,
+        ),
+        PrincipalCommand::Unblock { address } => {
+            CheckedPrincipalCommand::Unblock(wallet_principal(config, &address)?)
+        }
+    })
+}
+
+pub(super) async fn principal(
+    vault: &Vault,
+    admin: &Caller,
+    command: CheckedPrincipalCommand,
+) -> anyhow::Result<()> {
+    match command {
+        CheckedPrincipalCommand::Block(principal, reason) => {
+            vault
+                .block_principal(admin, &principal, reason.as_ref())
+                .await?;
+            println!("blocked {principal}: its requests get 401 (every replica within 5 s)");
+        }
+        CheckedPrincipalCommand::Unblock(principal) => {
+            vault.unblock_principal(admin, &principal).await?;
+            println!("unblocked {principal}");
+        }
+    }
+    Ok(())
+}
