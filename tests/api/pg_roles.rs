@@ -47,6 +47,8 @@ struct Roles {
     owner: String,
     service: String,
     database: String,
+    /// Production never generates a log key: the test provides one, as an operator would.
+    keys: tempfile::TempDir,
 }
 
 impl Roles {
@@ -58,6 +60,7 @@ impl Roles {
             owner: format!("dv_owner_{id}"),
             service: format!("dv_service_{id}"),
             database: format!("dv_roles_{id}"),
+            keys: tempfile::tempdir().unwrap(),
         };
         let sql = runbook_blocks("sql");
         assert_eq!(sql.len(), 2, "the runbook's step 1 has two SQL blocks");
@@ -177,6 +180,11 @@ fn service_only_config(roles: &Roles) -> Config {
     config.storage.database_url = roles.service_url();
     let key = data_vault::crypto::MasterKey::generate_hex();
     config.keys.master_key = Some(key.as_str().into());
+    config.audit.log_key_file = roles.keys.path().join("log.key");
+    if !config.audit.log_key_file.exists() {
+        let log_key = data_vault::audit::note::LogKey::generate_hex();
+        std::fs::write(&config.audit.log_key_file, log_key.as_bytes()).unwrap();
+    }
     config
 }
 
