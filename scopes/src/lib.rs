@@ -3,10 +3,12 @@
 
 mod admin;
 mod decision;
+mod governance;
 mod role;
 mod table;
 
 pub use admin::{decide_org, decide_org_audit, OrgAction};
 pub use decision::{decide, Action, Decision, DenialReason, Request};
+pub use governance::{decide_compliance, decide_hold, decide_platform, decide_subject};
 pub use role::{Role, RoleSet, UnknownRole};
 pub use table::{is_valid_scope_name, RawRule, ScopeRule, ScopeTable, ScopeTableError};

@@ -6,6 +6,7 @@ mod audit;
 mod blob;
 mod client;
 mod loadgen;
+mod subject;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ pub enum Command {
     /// Store, fetch, inspect, list and delete blobs on a running vault.
     #[command(subcommand)]
     Blob(blob::BlobCommand),
+    /// Data-subject requests on a running vault: export your data, erase a principal's.
+    #[command(subcommand)]
+    Subject(subject::SubjectCommand),
     /// Check the audit log, directly on the configured database.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -70,6 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(command) => admin::run(&config()?, command).await,
         Command::Blob(command) => blob::run(command).await,
+        Command::Subject(command) => subject::run(command).await,
         Command::Audit(command) => audit::run(&config()?, command).await,
         Command::Loadgen(args) => loadgen::run(args).await,
     }

@@ -14,6 +14,7 @@ mod json_body;
 mod middleware;
 mod orgs;
 mod query;
+mod retention;
 
 use crate::metrics::Metrics;
 use crate::service::Vault;
@@ -52,6 +53,7 @@ pub fn api_router(state: AppState, request_timeout: Duration) -> Router {
     let authenticated = blobs::router()
         .merge(orgs::router())
         .merge(audit::router())
+        .merge(retention::router())
         .route_layer(from_fn_with_state(state.auth.clone(), auth::authenticate))
         // Added last, so it runs first: before any signature is checked.
         .route_layer(from_fn_with_state(state.clone(), ip_limit::limit_ip))

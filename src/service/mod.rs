@@ -9,6 +9,9 @@ mod clients;
 mod keys;
 mod listing;
 mod orgs;
+mod report;
+mod retention;
+mod subjects;
 
 use crate::audit::NewEvent;
 use crate::crypto::MasterKey;
@@ -31,6 +34,9 @@ pub use keys::{check_master_key, database_is_initialised, MasterKeyCheck};
 pub use listing::{BlobPage, ListParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 
 pub use orgs::Member;
+pub use report::ComplianceReport;
+pub use retention::{SweepReport, RETENTION_REQUESTER};
+pub use subjects::{ErasureReport, ExportStream};
 
 /// How a caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +116,7 @@ pub struct Vault {
     commits: CommitQueue,
     clock: Arc<dyn Clock>,
     secret_cache: client_auth::SecretCache,
+    retention: crate::retention::Settings,
 }
 
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
@@ -129,6 +136,7 @@ pub struct VaultParts {
     pub metrics: Arc<Metrics>,
     pub abuse: AbuseControl,
     pub clock: Arc<dyn Clock>,
+    pub retention: crate::retention::Settings,
 }
 
 impl Vault {
@@ -145,6 +153,7 @@ impl Vault {
             commits: CommitQueue::start(parts.store.clone(), parts.clock.clone()),
             clock: parts.clock,
             secret_cache,
+            retention: parts.retention,
         })
     }
 

@@ -1,6 +1,6 @@
 //! Storage: one interface per aggregate, a SQLite and a PostgreSQL implementation, chosen by
 //! the scheme of the database URL. Each aggregate's file (`blobs.rs`, `audit.rs`, `orgs.rs`,
-//! `clients.rs`, `keys.rs`, `nonces.rs`, `batch.rs`, `meta.rs`) holds its trait and the one SQL
+//! `clients.rs`, `keys.rs`, `nonces.rs`, `batch.rs`, `meta.rs`, `retention.rs`, `report.rs`) holds its trait and the one SQL
 //! text both backends run, expanded for each pool type by `for_each_backend!`; `tx.rs` holds
 //! the helpers they share (appending events inside a change's transaction), and
 //! `commit_queue.rs` the group commit of blob writes, events and nonces. The backends
@@ -30,6 +30,8 @@ mod orgs;
 mod pg_grants;
 mod pg_schema;
 mod postgres;
+mod report;
+mod retention;
 mod sqlite;
 mod tx;
 mod typed;
@@ -46,12 +48,26 @@ pub use meta::MetaStore;
 pub use nonces::{NonceClaim, NonceJournal};
 pub use orgs::OrgStore;
 pub use postgres::PostgresStore;
+pub use report::{BlobSummary, ReportStore, ScopeCounts, TenantKeyAge};
+pub use retention::{
+    Backlog, PolicyRecord, PurgeCounts, PurgeMethod, PurgePlan, PurgeSelection, RetentionStore,
+    LAST_SWEEP_AT, PURGED_LAST_SWEEP,
+};
 pub use sqlite::SqliteStore;
 
 /// The whole store: every aggregate, as the service holds it (`Arc<dyn Store>`). Methods of
 /// the aggregates are callable on a `dyn Store` without importing their traits.
 pub trait Store:
-    MetaStore + ClientStore + OrgStore + KeyStore + BlobStore + AuditStore + NonceJournal + BatchStore
+    MetaStore
+    + ClientStore
+    + OrgStore
+    + KeyStore
+    + BlobStore
+    + AuditStore
+    + NonceJournal
+    + BatchStore
+    + RetentionStore
+    + ReportStore
 {
 }
 
@@ -64,6 +80,8 @@ impl<T> Store for T where
         + AuditStore
         + NonceJournal
         + BatchStore
+        + RetentionStore
+        + ReportStore
 {
 }
 

@@ -13,14 +13,18 @@ use sqlx::{Connection, PgConnection};
 /// A table missing here is unreadable by the server, which the PostgreSQL tests notice; the
 /// unit test below reads the statements and fails on any privilege missing or unused.
 const SERVICE_PRIVILEGES: &[(&str, &str)] = &[
-    ("vault_meta", "SELECT, INSERT"),
+    // The last sweep's time and count are upserted.
+    ("vault_meta", "SELECT, INSERT, UPDATE"),
     ("clients", "SELECT, INSERT, DELETE"),
     ("client_secrets", "SELECT, INSERT, DELETE"),
     ("orgs", "SELECT, INSERT"),
     // Roles change in place (upsert).
     ("memberships", "SELECT, INSERT, UPDATE, DELETE"),
-    ("tenant_keys", "SELECT, INSERT"),
-    ("blobs", "SELECT, INSERT, DELETE"),
+    // Erasure overwrites a destroyed key's material.
+    ("tenant_keys", "SELECT, INSERT, UPDATE"),
+    // Holds and crypto-shredding change rows in place.
+    ("blobs", "SELECT, INSERT, UPDATE, DELETE"),
+    ("retention_policies", "SELECT, INSERT, UPDATE"),
     ("audit_events", "SELECT, INSERT"),
     // Appends lock and advance each chain's head (upsert, then update).
     ("audit_heads", "SELECT, INSERT, UPDATE"),
@@ -150,6 +154,8 @@ mod tests {
             include_str!("meta.rs"),
             include_str!("nonces.rs"),
             include_str!("orgs.rs"),
+            include_str!("retention.rs"),
+            include_str!("report.rs"),
             include_str!("tx.rs"),
             include_str!("pg_schema.rs"),
         ];

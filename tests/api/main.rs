@@ -24,5 +24,7 @@ mod pg_roles;
 mod redaction;
 mod redis;
 mod replay;
+mod retention;
 mod sealing;
+mod subjects;
 mod wallet;
