@@ -18,15 +18,17 @@ pub enum SubjectCommand {
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
         /// Export another principal (platform admins only); default: yourself.
-        #[arg(long)]
-        principal: Option<String>,
+        #[arg(long = "subject", value_name = "PRINCIPAL")]
+        subject: Option<String>,
     },
     /// Crypto-shred every blob PRINCIPAL owns that is not under legal hold, and destroy its
     /// personal key. Irreversible.
     Erase {
         #[command(flatten)]
         connection: Connection,
-        principal: String,
+        /// The principal whose data is erased.
+        #[arg(value_name = "PRINCIPAL")]
+        subject: String,
         /// Confirm that the erasure is intended: without it nothing is sent.
         #[arg(long)]
         yes: bool,
@@ -49,12 +51,12 @@ pub async fn run(command: SubjectCommand) -> anyhow::Result<()> {
         SubjectCommand::Export {
             connection,
             output,
-            principal,
+            subject,
         } => {
             let client = connection.client()?;
             let path = format!(
                 "{}/export",
-                subject_path(principal.as_deref().unwrap_or("me"))?
+                subject_path(subject.as_deref().unwrap_or("me"))?
             );
             let mut response = client.call(Method::GET, &path, &[], None, None).await?;
             let mut out: Box<dyn Write> = if output.as_os_str() == "-" {
@@ -96,18 +98,18 @@ pub async fn run(command: SubjectCommand) -> anyhow::Result<()> {
         }
         SubjectCommand::Erase {
             connection,
-            principal,
+            subject,
             yes,
         } => {
             if !yes {
                 anyhow::bail!(
-                    "erasure crypto-shreds every unheld blob of {principal} and cannot be undone; \
+                    "erasure crypto-shreds every unheld blob of {subject} and cannot be undone; \
                      pass --yes to confirm"
                 );
             }
             let client = connection.client()?;
             let response = client
-                .call(Method::DELETE, &subject_path(&principal)?, &[], None, None)
+                .call(Method::DELETE, &subject_path(&subject)?, &[], None, None)
                 .await?;
             let value: serde_json::Value = response.json().await?;
             println!("{}", serde_json::to_string(&value)?);
