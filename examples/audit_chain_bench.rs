@@ -28,6 +28,7 @@ fn main() {
         purpose: Some("ticket".into()),
         reason: Some("ticket 4242: customer asked for a copy".into()),
         request_id: "ef59c3eaf805418ea968d2e84b21c392".into(),
+        details: None,
     };
     let started = Instant::now();
     let mut previous = GENESIS_HASH.to_owned();

@@ -40,6 +40,7 @@ pub struct Config {
     pub denial_spike: DenialSpikeConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    pub retention: RetentionConfig,
     /// Replaces the default scope table (`scopes/default.toml`) when present.
     #[serde(default)]
     pub scopes: Option<BTreeMap<String, data_vault_scopes::RawRule>>,
@@ -111,6 +112,9 @@ pub struct KeysConfig {
     pub master_key_file: PathBuf,
     /// The master key itself; meant for `DATA_VAULT_KEYS__MASTER_KEY`, and wins over the file.
     pub master_key: Option<SecretString>,
+    /// Cryptoperiod of tenant keys (DESIGN §15): older active keys are listed as past it in
+    /// the compliance report.
+    pub max_age_days: u32,
 }
 
 impl Default for KeysConfig {
@@ -118,6 +122,29 @@ impl Default for KeysConfig {
         Self {
             master_key_file: DEFAULT_MASTER_KEY_FILE.into(),
             master_key: None,
+            max_age_days: 90,
+        }
+    }
+}
+
+/// Retention and purge (DESIGN §12).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Every replica sweeps expired blobs this often; 0 disables the background sweep.
+    pub sweep_interval_secs: u64,
+    /// Blobs purged per transaction: short transactions, bounded work per batch.
+    pub batch_size: u32,
+    /// `[retention.policies.NAME]`; `standard` exists unless redefined here.
+    pub policies: BTreeMap<String, crate::retention::PolicySettings>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            sweep_interval_secs: 3600,
+            batch_size: 500,
+            policies: BTreeMap::new(),
         }
     }
 }
@@ -417,6 +444,19 @@ impl Config {
             return invalid("auth.nonce_capacity must be at least 1000".into());
         }
         self.scope_table()?;
+        if !(1..=10_000).contains(&self.retention.batch_size) {
+            return invalid("retention.batch_size must be between 1 and 10000".into());
+        }
+        if self.retention.sweep_interval_secs > 30 * 86_400 {
+            return invalid(
+                "retention.sweep_interval_secs must be at most 2592000 (30 days); 0 disables"
+                    .into(),
+            );
+        }
+        if !(1..=3650).contains(&self.keys.max_age_days) {
+            return invalid("keys.max_age_days must be between 1 and 3650".into());
+        }
+        crate::retention::configured(&self.retention.policies).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -21,6 +21,12 @@ pub enum VaultError {
     NotFound(&'static str),
     #[error("blob has expired")]
     Expired,
+    #[error("blob has been purged")]
+    Purged,
+    #[error("blob is under legal hold")]
+    LegalHold,
+    #[error("{0}")]
+    RetentionExceeded(String),
     #[error("envelope exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]

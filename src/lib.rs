@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod nonce;
 pub mod offload;
 pub mod redis_conn;
+pub mod retention;
 pub mod server;
 pub mod service;
 pub mod spikes;

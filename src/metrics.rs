@@ -29,6 +29,15 @@ pub struct Metrics {
     connections_max: IntGaugeVec,
     connections_cut: IntCounterVec,
     accept_errors: IntCounterVec,
+    /// Blobs destroyed by sweeps and erasure, by purge method.
+    purged: IntCounterVec,
+    /// Live blobs under legal hold.
+    pub blobs_held: IntGauge,
+    /// Expired blobs a sweep would purge (not held), and how long the oldest has waited.
+    pub expired_pending_purge: IntGauge,
+    pub oldest_pending_purge_seconds: IntGauge,
+    /// When this replica last finished a sweep that purged (not a dry run).
+    pub last_sweep: IntGauge,
 }
 
 impl Metrics {
@@ -145,6 +154,38 @@ impl Metrics {
             ),
             &["listener"],
         )?;
+        let purged = IntCounterVec::new(
+            Opts::new(
+                "virtengine_data_vault_blobs_purged_total",
+                "Blobs destroyed by retention sweeps and erasure, by purge method.",
+            ),
+            &["method"],
+        )?;
+        let blobs_held = IntGauge::new(
+            "virtengine_data_vault_blobs_held",
+            "Live blobs under legal hold.",
+        )?;
+        let expired_pending_purge = IntGauge::new(
+            "virtengine_data_vault_blobs_expired_pending_purge",
+            "Expired blobs, not held, that a sweep has yet to purge.",
+        )?;
+        let oldest_pending_purge_seconds = IntGauge::new(
+            "virtengine_data_vault_blobs_expired_oldest_pending_seconds",
+            "How long ago the oldest expired blob awaiting purge expired (0 when none).",
+        )?;
+        let last_sweep = IntGauge::new(
+            "virtengine_data_vault_retention_last_sweep_timestamp_seconds",
+            "Unix time this replica last finished a purge sweep (dry runs excluded).",
+        )?;
+        registry.register(Box::new(purged.clone()))?;
+        for gauge in [
+            &blobs_held,
+            &expired_pending_purge,
+            &oldest_pending_purge_seconds,
+            &last_sweep,
+        ] {
+            registry.register(Box::new(gauge.clone()))?;
+        }
         for collector in [
             &rate_limited,
             &replays,
@@ -187,7 +228,16 @@ impl Metrics {
             connections_max,
             connections_cut,
             accept_errors,
+            purged,
+            blobs_held,
+            expired_pending_purge,
+            oldest_pending_purge_seconds,
+            last_sweep,
         })
+    }
+
+    pub fn purged(&self, method: &str, count: u64) {
+        self.purged.with_label_values(&[method]).inc_by(count);
     }
 
     pub fn access(&self, scope: &str, action: &str, success: bool) {

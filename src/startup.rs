@@ -100,6 +100,13 @@ async fn open_vault_with(
         abuse,
         clock,
         log_key,
+        retention: crate::retention::Settings {
+            configured: crate::retention::configured(&config.retention.policies)
+                .map_err(anyhow::Error::msg)?,
+            batch_size: i64::from(config.retention.batch_size),
+            sweep_interval_secs: config.retention.sweep_interval_secs,
+            key_max_age_days: i64::from(config.keys.max_age_days),
+        },
     })?))
 }
 
@@ -262,6 +269,7 @@ impl Application {
             self.vault.clone(),
             self.verify_interval,
         ));
+        let sweeper = tokio::spawn(retention_sweeper(self.vault.clone()));
         let mut api = tokio::spawn(api);
         let mut metrics = tokio::spawn(metrics);
         // The accept loops end only when told to; one that ends earlier has panicked.
@@ -278,6 +286,7 @@ impl Application {
         }
         housekeeping.abort();
         verifier.abort();
+        sweeper.abort();
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(self.grace, async {
@@ -328,6 +337,28 @@ async fn housekeeping(vault: Arc<Vault>) {
                 metrics.set_key_age("client_secret_oldest", secret.map_or(0, |t| now - t));
             }
             Err(e) => tracing::warn!(error = %e, "cannot read key ages"),
+        }
+        vault.refresh_retention_gauges().await;
+    }
+}
+
+/// The background purge sweep of this replica (DESIGN §12): every
+/// `[retention] sweep_interval_secs`, the first one interval after start. Every replica runs
+/// it; the store makes concurrent sweeps take disjoint blobs. Expiry is judged by the
+/// vault's clock, not this timer's.
+async fn retention_sweeper(vault: Arc<Vault>) {
+    let secs = vault.sweep_interval_secs();
+    if secs == 0 {
+        tracing::info!("background retention sweep disabled (retention.sweep_interval_secs = 0)");
+        return;
+    }
+    let period = Duration::from_secs(secs);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = vault.sweep_in_background().await {
+            tracing::warn!(error = %e.cause_chain(), "retention sweep failed; retrying next interval");
         }
     }
 }

@@ -2,7 +2,7 @@
 //! JSON of the event without its `hash` field; the first event of a chain has a
 //! `previous_hash` of 64 zeros. Anyone can recompute it with any JCS library.
 
-use super::{AuditEvent, NewEvent};
+use super::{AuditEvent, Details, NewEvent};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -12,7 +12,8 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// (sorted by code unit; all keys are ASCII).
 ///
 /// Why serde_json and not a JCS library on the hot path: for an object whose keys are already
-/// in canonical order and whose values are only strings, integers and null, serde_json's
+/// in canonical order and whose values are only strings, integers, null and (`details`) a
+/// `BTreeMap` of strings with ASCII keys (byte order is then UTF-16 order too), serde_json's
 /// compact output *is* the RFC 8785 form (same escaping of `"`, `\` and control characters,
 /// nothing else escaped, integers as plain digits), and it is several times faster than a
 /// general canonicaliser that buffers and sorts every member. A property test checks the two
@@ -23,6 +24,9 @@ struct Hashed<'a> {
     blob_id: Option<&'a str>,
     chain: &'a str,
     denial_reason: Option<&'a str>,
+    /// Sorts between `denial_reason` and `event_type`; absent, not null, when there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a Details>,
     event_type: &'a str,
     id: &'a str,
     org_id: Option<&'a str>,
@@ -45,6 +49,7 @@ impl<'a> Hashed<'a> {
             blob_id: event.blob_id.as_deref(),
             chain: &event.chain,
             denial_reason: event.denial_reason.as_deref(),
+            details: event.details.as_ref().filter(|d| !d.is_empty()),
             event_type: &event.event_type,
             id: &event.id,
             org_id: event.org_id.as_deref(),
@@ -122,6 +127,7 @@ pub fn link(
         denial_reason: new.denial_reason.map(str::to_owned),
         purpose: new.purpose.clone(),
         reason: new.reason.clone(),
+        details: new.details.clone().filter(|d| !d.is_empty()),
         request_id: new.request_id.clone(),
         previous_hash: previous_hash.to_owned(),
         hash: String::new(),

@@ -8,6 +8,10 @@ pub mod tree;
 
 use crate::domain::{Invalid, OrgId, Principal};
 use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// An event's `details` (DESIGN §12): string values by name, hashed with the rest.
+pub type Details = BTreeMap<String, String>;
 
 /// The chain of platform operations (clients, org creation).
 pub const SYSTEM_CHAIN: &str = "system";
@@ -92,6 +96,8 @@ pub struct NewEvent {
     pub purpose: Option<String>,
     pub reason: Option<String>,
     pub request_id: String,
+    /// Absent from the hashed form when `None` (never set it to an empty map).
+    pub details: Option<Details>,
 }
 
 impl NewEvent {
@@ -120,12 +126,15 @@ impl NewEvent {
             purpose: None,
             reason: None,
             request_id: request_id.to_owned(),
+            details: None,
         }
     }
 }
 
 /// A recorded event, exactly the object whose hash is chained (DESIGN §8). Absent optional
-/// fields are `null`, never omitted, so every implementation hashes the same bytes.
+/// fields are `null`, never omitted, so every implementation hashes the same bytes; the one
+/// exception is `details` (DESIGN §12), which is left out when an event has none, so that
+/// chains written before it existed keep their hashes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AuditEvent {
     pub seq: i64,
@@ -143,6 +152,8 @@ pub struct AuditEvent {
     pub denial_reason: Option<String>,
     pub purpose: Option<String>,
     pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Details>,
     pub request_id: String,
     pub previous_hash: String,
     pub hash: String,

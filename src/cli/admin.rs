@@ -22,10 +22,42 @@ pub enum AdminCommand {
     /// Wallet principals: block and unblock.
     #[command(subcommand)]
     Principal(PrincipalCommand),
+    /// Retention: purge expired blobs now.
+    #[command(subcommand)]
+    Purge(PurgeCommand),
+    /// Compliance evidence for an assessor.
+    #[command(subcommand)]
+    Compliance(ComplianceCommand),
     /// PostgreSQL: apply the migrations as the owner role (storage.migrations_database_url,
     /// else storage.database_url) and grant the storage.database_url role what the server
     /// needs. Needs no master key.
     Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PurgeCommand {
+    /// Purge every expired blob that is not under legal hold, in batches (progress on stderr).
+    Sweep {
+        /// Count what a sweep would purge, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print {"dry_run", "candidates", "purged", "held"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ComplianceCommand {
+    /// The point-in-time report of DESIGN §14, computed from the data.
+    Report {
+        /// Limit the report to one org.
+        #[arg(long)]
+        org: Option<String>,
+        /// Print the report as JSON (else a readable summary).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,8 +164,86 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 }
             }
         },
+        AdminCommand::Purge(PurgeCommand::Sweep { dry_run, json }) => {
+            let progress = |r: &crate::service::SweepReport| {
+                if !r.dry_run {
+                    eprintln!("purged {} of {} candidates so far", r.purged, r.candidates);
+                }
+            };
+            let report = vault.sweep_on_demand(&admin, dry_run, &progress).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else if report.dry_run {
+                println!(
+                    "DRY RUN, nothing changed: {} expired blob(s) would be purged, {} held",
+                    report.candidates, report.held
+                );
+            } else {
+                println!(
+                    "purged {} of {} expired blob(s); {} held",
+                    report.purged, report.candidates, report.held
+                );
+            }
+        }
+        AdminCommand::Compliance(ComplianceCommand::Report { org, json }) => {
+            let org = org.as_deref().map(OrgId::parse).transpose()?;
+            let report = vault.compliance_report(&admin, org.as_ref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&report);
+            }
+        }
         // Returned above: migrating needs no vault, and an address is checked first.
         AdminCommand::Migrate | AdminCommand::Principal(_) => {}
     }
     Ok(())
+}
+
+/// The compliance report for a reader at a terminal.
+fn print_report(report: &crate::service::ComplianceReport) {
+    let s = &report.summary;
+    println!("compliance report generated at {}", report.generated_at);
+    if let Some(org) = &report.org_id {
+        println!("org: {org}");
+    }
+    println!(
+        "blobs: {} total, {} active, {} expired pending purge, {} held, {} purged in the last 30 days",
+        s.total_blobs, s.active, s.expired_pending_purge, s.held, s.purged_last_30_days
+    );
+    for (scope, section) in &report.by_scope {
+        println!(
+            "  scope {scope}: {} active, {} expiring within 30 days",
+            section.active, section.expiring_next_30_days
+        );
+    }
+    let keys = &report.keys;
+    println!(
+        "tenant keys: {}, oldest {} day(s), past the {}-day cryptoperiod: {}",
+        keys.tenant_keys,
+        keys.oldest_active_age_days
+            .map_or_else(|| "-".to_owned(), |d| d.to_string()),
+        keys.max_age_days,
+        if keys.past_cryptoperiod.is_empty() {
+            "none".to_owned()
+        } else {
+            keys.past_cryptoperiod.join(", ")
+        }
+    );
+    let audit = &report.audit;
+    match (&audit.chains, &audit.invalid_chains, &audit.unavailable) {
+        (Some(chains), Some(invalid), _) => {
+            println!("audit: {chains} chain(s), {invalid} invalid, verified now")
+        }
+        (_, _, Some(why)) => println!("audit: not computed: {why}"),
+        _ => println!("audit: not computed"),
+    }
+    println!(
+        "last sweep: {} ({} purged)",
+        report.purge.last_sweep_at.as_deref().unwrap_or("never"),
+        report
+            .purge
+            .purged_last_sweep
+            .map_or_else(|| "-".to_owned(), |n| n.to_string())
+    );
 }

@@ -107,6 +107,24 @@ pub enum BlobCommand {
         connection: Connection,
         id: String,
     },
+    /// Put a blob under legal hold (org administrators; platform admins for personal blobs).
+    Hold {
+        #[command(flatten)]
+        connection: Connection,
+        id: String,
+        /// Why (case number, request): recorded in the audit trail.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a blob's legal hold.
+    Release {
+        #[command(flatten)]
+        connection: Connection,
+        id: String,
+        /// Why the hold ends, for the audit trail.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// List the blobs you may see.
     Ls {
         #[command(flatten)]
@@ -338,6 +356,41 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
                 .call(Method::DELETE, &blob_path(&id)?, &[], None, None)
                 .await?;
             println!("deleted {id}");
+        }
+        BlobCommand::Hold {
+            connection,
+            id,
+            reason,
+        } => {
+            let client = connection.client()?;
+            let body = serde_json::to_vec(&serde_json::json!({ "reason": reason }))?;
+            let body = Body {
+                bytes: &body,
+                content_type: "application/json",
+            };
+            let path = format!("{}/hold", blob_path(&id)?);
+            print_json(
+                client
+                    .call(Method::PUT, &path, &[], Some(body), None)
+                    .await?,
+            )
+            .await?;
+        }
+        BlobCommand::Release {
+            connection,
+            id,
+            reason,
+        } => {
+            let client = connection.client()?;
+            let body = reason
+                .map(|reason| serde_json::to_vec(&serde_json::json!({ "reason": reason })))
+                .transpose()?;
+            let body = body.as_deref().map(|bytes| Body {
+                bytes,
+                content_type: "application/json",
+            });
+            let path = format!("{}/hold", blob_path(&id)?);
+            print_json(client.call(Method::DELETE, &path, &[], body, None).await?).await?;
         }
         BlobCommand::Ls {
             connection,

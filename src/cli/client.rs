@@ -62,8 +62,11 @@ impl VaultClient {
     /// A client that keeps up to `idle` connections open (the load generator's concurrency).
     pub fn with_pool(base: &str, auth: ClientAuth, idle: usize) -> anyhow::Result<Self> {
         let base = Url::parse(base).with_context(|| format!("invalid vault URL {base:?}"))?;
+        // No bound on a whole request: a data-subject export streams for as long as it has
+        // bytes to send. A vault that stops sending for two minutes fails the call.
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(120))
             .pool_max_idle_per_host(idle)
             .build()?;
         Ok(Self { base, auth, http })

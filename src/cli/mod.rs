@@ -9,6 +9,7 @@ mod loadgen;
 mod recipients;
 mod reshare;
 mod witness;
+mod subject;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,6 +40,9 @@ pub enum Command {
     /// Store, fetch, inspect, list and delete blobs on a running vault.
     #[command(subcommand)]
     Blob(blob::BlobCommand),
+    /// Data-subject requests on a running vault: export your data, erase a principal's.
+    #[command(subcommand)]
+    Subject(subject::SubjectCommand),
     /// Publish your age recipients and look up the recipient directory on a running vault.
     #[command(subcommand)]
     Recipients(recipients::RecipientsCommand),
@@ -78,6 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(command) => admin::run(&config()?, command).await,
         Command::Blob(command) => blob::run(command).await,
         Command::Recipients(command) => recipients::run(command).await,
+        Command::Subject(command) => subject::run(command).await,
         Command::Audit(command) => audit::run(&config()?, command).await,
         Command::Loadgen(args) => loadgen::run(args).await,
     }

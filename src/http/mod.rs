@@ -15,6 +15,7 @@ mod middleware;
 mod orgs;
 mod query;
 mod recipients;
+mod retention;
 
 use crate::metrics::Metrics;
 use crate::service::Vault;
@@ -55,6 +56,7 @@ pub fn api_router(state: AppState, request_timeout: Duration) -> Router {
         .merge(orgs::router())
         .merge(audit::router())
         .merge(recipients::router())
+        .merge(retention::router())
         .route_layer(from_fn_with_state(state.auth.clone(), auth::authenticate))
         // Added last, so it runs first: before any signature is checked.
         .route_layer(from_fn_with_state(state.clone(), ip_limit::limit_ip))

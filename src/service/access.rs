@@ -7,13 +7,14 @@ use super::blobs::{event_type as blob_event_type, ReadParams};
 use super::recipients::READERS_EVENT;
 use super::{AuthMethod, Caller, Vault};
 use crate::audit::{self, ChainName, NewEvent, Outcome};
-use crate::domain::{BlobId, Note, OrgId, Scope};
+use crate::domain::{BlobId, Note, OrgId, Principal, Scope};
 use crate::error::VaultError;
 use crate::spikes::SpikeKind;
 use crate::store::BlobRecord;
 use data_vault_scopes::{
-    decide, decide_org, decide_org_audit, decide_readers_listing, Action, Decision, DenialReason,
-    OrgAction, Request, RoleSet,
+    decide, decide_compliance, decide_hold, decide_org, decide_org_audit, decide_platform,
+    decide_readers_listing, decide_subject, Action, Decision, DenialReason, OrgAction, Request,
+    RoleSet,
 };
 
 /// What a caller asks to do, with what the decision and a denial's record need.
@@ -51,6 +52,25 @@ pub(super) enum Question<'a> {
     ChainAudit {
         chain: &'a ChainName,
         event_type: &'static str,
+    },
+    /// Setting or releasing a blob's legal hold; `event` is the hold event (blob's chain).
+    Hold {
+        meta: &'a BlobRecord,
+        event: &'a NewEvent,
+    },
+    /// A platform-wide operation (retention policies, purge sweeps); `event` is its own.
+    Platform { event: &'a NewEvent },
+    /// Export or erasure of `subject`'s data. A denial is recorded on the caller's chain
+    /// only: a made-up principal gets no chain.
+    Subject {
+        subject: &'a Principal,
+        event: &'a NewEvent,
+    },
+    /// The compliance report, platform-wide or (`org`) for one org; a denial is recorded on
+    /// the caller's chain.
+    Compliance {
+        org: Option<&'a OrgId>,
+        event: &'a NewEvent,
     },
 }
 
@@ -145,6 +165,28 @@ impl Vault {
                     _ => None,
                 };
                 ("audit", "audit_query", event, org)
+            }
+            Question::Hold { meta, event } => (
+                self.scope_label(&meta.scope),
+                event.event_type,
+                event.clone(),
+                meta.org_id.as_ref(),
+            ),
+            Question::Platform { event } => ("platform", event.event_type, event.clone(), None),
+            Question::Subject { event, .. } => {
+                let mut event = event.clone();
+                event.chain = audit::owner_chain(caller.principal.as_str());
+                ("subject", event.event_type, event, None)
+            }
+            Question::Compliance { org, event } => {
+                let mut event = event.clone();
+                event.chain = audit::owner_chain(caller.principal.as_str());
+                (
+                    "compliance",
+                    event.event_type,
+                    event,
+                    self.existing(org).await?,
+                )
             }
         };
         self.metrics.denied(label, action);
@@ -249,6 +291,42 @@ impl Vault {
                 chain: ChainName::System,
                 ..
             } => Decision::Deny(DenialReason::PlatformAdminRequired),
+            // The operator at the admin CLI governs the data directly.
+            Question::Hold { .. }
+            | Question::Platform { .. }
+            | Question::Subject { .. }
+            | Question::Compliance { .. }
+                if caller.method == AuthMethod::Local =>
+            {
+                Decision::Allow
+            }
+            Question::Hold { meta, .. } => {
+                let roles = match &meta.org_id {
+                    Some(org) => self.roles_in(caller, org).await?,
+                    None => None,
+                };
+                decide_hold(
+                    self.is_platform_admin(&caller.principal),
+                    meta.org_id.is_some(),
+                    roles,
+                )
+            }
+            Question::Platform { .. } => decide_platform(self.is_platform_admin(&caller.principal)),
+            Question::Subject { subject, .. } => decide_subject(
+                caller.principal == **subject,
+                self.is_platform_admin(&caller.principal),
+            ),
+            Question::Compliance { org, .. } => {
+                let roles = match org {
+                    Some(org) => self.roles_in(caller, org).await?,
+                    None => None,
+                };
+                decide_compliance(
+                    self.is_platform_admin(&caller.principal),
+                    org.is_some(),
+                    roles,
+                )
+            }
         })
     }
 

@@ -48,6 +48,9 @@ pub struct BlobMetadata {
     pub content_hash: String,
     pub key_id: String,
     pub key_version: i64,
+    pub legal_hold: bool,
+    /// When the blob was crypto-shredded (DESIGN §12); its content is then gone.
+    pub purged_at: Option<String>,
 }
 
 impl From<&BlobRecord> for BlobMetadata {
@@ -66,11 +69,13 @@ impl From<&BlobRecord> for BlobMetadata {
             content_hash: r.content_hash.clone(),
             key_id: r.key_id.clone(),
             key_version: r.key_version,
+            legal_hold: r.legal_hold,
+            purged_at: r.purged_at.map(time::to_rfc3339),
         }
     }
 }
 
-fn binding(meta: &BlobRecord) -> BlobBinding<'_> {
+pub(super) fn binding(meta: &BlobRecord) -> BlobBinding<'_> {
     BlobBinding {
         id: &meta.id,
         owner: &meta.owner,
@@ -164,6 +169,11 @@ impl Vault {
                 "expires_at must be in the future".into(),
             ));
         }
+        // The policy must exist, sets a missing expiry and bounds a given one; nothing is
+        // stored when it refuses.
+        let expires_at = self
+            .expiry_under_policy(new.retention_policy.as_str(), now, new.expires_at)
+            .await?;
         let org = new.org_id.as_ref().map(OrgId::as_str);
         self.limit_scope(caller, new.scope.as_str()).await?;
         self.limit_org(org).await?;
@@ -174,7 +184,7 @@ impl Vault {
             owner: owner.to_owned(),
             org_id: new.org_id.clone(),
             created_at: now,
-            expires_at: new.expires_at,
+            expires_at,
             retention_policy: new.retention_policy.as_str().to_owned(),
             tags_json: new.tags.to_json(),
             size: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
@@ -182,6 +192,8 @@ impl Vault {
             content_hash: String::new(),
             key_id: String::new(),
             key_version: 0,
+            legal_hold: false,
+            purged_at: None,
         };
         let event = self.blob_event(caller, Action::Create, &record, &ReadParams::default());
         // A denial is recorded on the caller's own chain: the org named may not exist.
@@ -249,6 +261,11 @@ impl Vault {
         params: &ReadParams,
     ) -> Result<(BlobMetadata, Vec<u8>), VaultError> {
         let event = self.blob_event(caller, Action::Read, meta, params);
+        if meta.purged_at.is_some() {
+            let purged = with_outcome(event, Outcome::Error, Some("purged"));
+            self.record(caller, &[purged]).await?;
+            return Err(VaultError::Purged);
+        }
         self.refuse_expired(caller, meta, &event).await?;
         let Some(content) = self.store.blob_content(id).await? else {
             // Deleted between the two reads.
@@ -310,7 +327,10 @@ impl Vault {
             .await?;
         let result = async {
             let event = self.blob_event(caller, Action::ReadMetadata, &meta, params);
-            self.refuse_expired(caller, &meta, &event).await?;
+            // A tombstone's metadata stays readable: it shows when the content went.
+            if meta.purged_at.is_none() {
+                self.refuse_expired(caller, &meta, &event).await?;
+            }
             self.record(caller, &[event]).await?;
             Ok(BlobMetadata::from(&meta))
         }
@@ -330,9 +350,23 @@ impl Vault {
             .await?;
         let result = async {
             let event = self.blob_event(caller, Action::Delete, &meta, params);
+            if meta.legal_hold {
+                return self.refuse_held(caller, event).await;
+            }
             let write = BlobWrite::Delete { id: *id };
-            if self.commit(caller, Some(write), vec![event]).await? {
+            if self
+                .commit(caller, Some(write), vec![event.clone()])
+                .await?
+            {
                 Ok(())
+            } else if self
+                .store
+                .blob_meta(id)
+                .await?
+                .is_some_and(|m| m.legal_hold)
+            {
+                // Held since it was read: the store refused the delete.
+                self.refuse_held(caller, event).await
             } else {
                 // Deleted by someone else in the meantime.
                 self.record_not_found(caller, Action::Delete, id, params)
@@ -343,5 +377,12 @@ impl Vault {
         .await;
         self.count(&meta.scope, Action::Delete, &result);
         result
+    }
+
+    /// A delete of a held blob: recorded, and answered 409 `legal_hold`.
+    async fn refuse_held(&self, caller: &Caller, event: NewEvent) -> Result<(), VaultError> {
+        let refused = with_outcome(event, Outcome::Error, Some("legal_hold"));
+        self.record(caller, &[refused]).await?;
+        Err(VaultError::LegalHold)
     }
 }

@@ -57,14 +57,16 @@ impl Vault {
                     .map_err(|e| VaultError::Internal(e.into()))?;
                 return Ok((record, key));
             }
+            // After an erasure destroyed the key, a new one takes the next version.
+            let version = self.store.newest_tenant_key_version(tenant).await? + 1;
             let key = TenantKey::generate();
             let record = TenantKeyRecord {
                 id: uuid::Uuid::new_v4().to_string(),
                 tenant: tenant.to_owned(),
-                version: 1,
+                version,
                 wrapped: self
                     .master
-                    .wrap_tenant_key(tenant, 1, &key)
+                    .wrap_tenant_key(tenant, version, &key)
                     .map_err(|e| VaultError::Internal(e.into()))?,
                 created_at: self.clock.now_secs(),
             };

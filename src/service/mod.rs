@@ -12,6 +12,9 @@ mod listing;
 mod orgs;
 mod recipients;
 mod tlog;
+mod report;
+mod retention;
+mod subjects;
 
 use crate::audit::NewEvent;
 use crate::crypto::MasterKey;
@@ -41,6 +44,9 @@ pub use recipients::{OrgReaders, PublishedRecipients, Reader, MAX_MEMBERS_SCANNE
 pub use tlog::{
     stored_tree, AuditHealth, ConsistencyProof, InclusionProof, LogKeyInfo, VerifierState,
 };
+pub use report::ComplianceReport;
+pub use retention::{SweepReport, RETENTION_REQUESTER};
+pub use subjects::{ErasureReport, ExportStream};
 
 /// How a caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +175,7 @@ pub struct Vault {
     log_key: Option<Arc<crate::audit::note::LogKey>>,
     audit_health: Mutex<tlog::AuditHealth>,
     blocks: blocks::BlockList,
+    retention: crate::retention::Settings,
 }
 
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
@@ -189,6 +196,7 @@ pub struct VaultParts {
     pub abuse: AbuseControl,
     pub clock: Arc<dyn Clock>,
     pub log_key: Option<crate::audit::note::LogKey>,
+    pub retention: crate::retention::Settings,
 }
 
 impl Vault {
@@ -208,6 +216,7 @@ impl Vault {
             log_key: parts.log_key.map(Arc::new),
             audit_health: Mutex::new(tlog::AuditHealth::default()),
             blocks: blocks::BlockList::default(),
+            retention: parts.retention,
         })
     }
 

@@ -2,7 +2,7 @@
 //! verification, and the recorded chain heads. Events are only ever appended, inside the
 //! transaction of what they record (`tx.rs`).
 
-use super::StoreResult;
+use super::{StoreError, StoreResult};
 use crate::audit::tree::{Hash, NodeId};
 use crate::audit::{chain, owner_chain, AuditEvent};
 use crate::domain::{BlobId, Principal, Scope};
@@ -118,19 +118,28 @@ struct AuditRow {
     denial_reason: Option<String>,
     purpose: Option<String>,
     reason: Option<String>,
+    details: Option<String>,
     request_id: String,
     previous_hash: String,
     hash: String,
 }
 
 const AUDIT_COLUMNS: &str = "gid, chain, seq, id, ts_ms, event_type, blob_id, scope, owner, \
-    org_id, requester, auth_method, outcome, denial_reason, purpose, reason, request_id, \
+    org_id, requester, auth_method, outcome, denial_reason, purpose, reason, details, request_id, \
     previous_hash, hash";
 
 impl AuditRow {
     /// The event as it was hashed (its timestamp in the chain's text form), and its position.
-    fn into_event(self) -> (i64, AuditEvent) {
-        (
+    /// Stored details that are not an object of strings are an error, not an event without
+    /// them (it would then fail verification for a reason nobody could see).
+    fn into_event(self) -> StoreResult<(i64, AuditEvent)> {
+        let details = self
+            .details
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
+        Ok((
             self.gid,
             AuditEvent {
                 seq: self.seq,
@@ -148,11 +157,12 @@ impl AuditRow {
                 denial_reason: self.denial_reason,
                 purpose: self.purpose,
                 reason: self.reason,
+                details,
                 request_id: self.request_id,
                 previous_hash: self.previous_hash,
                 hash: self.hash,
             },
-        )
+        ))
     }
 }
 
@@ -204,7 +214,7 @@ macro_rules! audit_store {
                     .build_query_as::<AuditRow>()
                     .fetch_all(&self.pool)
                     .await?;
-                Ok(rows.into_iter().map(AuditRow::into_event).collect())
+                rows.into_iter().map(AuditRow::into_event).collect()
             }
 
             async fn audit_chain_page(
@@ -223,7 +233,9 @@ macro_rules! audit_store {
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;
-                Ok(rows.into_iter().map(|row| row.into_event().1).collect())
+                rows.into_iter()
+                    .map(|row| row.into_event().map(|(_, event)| event))
+                    .collect()
             }
 
             async fn audit_head(&self, chain: &str) -> StoreResult<Option<(i64, String)>> {

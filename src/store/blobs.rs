@@ -22,6 +22,10 @@ pub struct BlobRecord {
     pub content_hash: String,
     pub key_id: String,
     pub key_version: i64,
+    /// Under legal hold: no delete, sweep or erasure touches it (DESIGN §12).
+    pub legal_hold: bool,
+    /// When it was crypto-shredded; the row is then a tombstone without key or content.
+    pub purged_at: Option<i64>,
 }
 
 /// What it takes to open a blob, read only once the access decision allowed it.
@@ -76,8 +80,9 @@ pub trait BlobStore: Send + Sync {
 }
 
 /// The metadata columns, in `BlobRecord`'s names (the content stays unread).
-const BLOB_COLUMNS: &str = "b.id, b.scope, b.owner, b.org_id, b.created_at, b.expires_at, \
-    b.retention_policy, b.tags, b.size, b.content_hash, b.key_id, b.key_version";
+pub(super) const BLOB_COLUMNS: &str = "b.id, b.scope, b.owner, b.org_id, b.created_at, \
+    b.expires_at, b.retention_policy, b.tags, b.size, b.content_hash, b.key_id, b.key_version, \
+    b.legal_hold, b.purged_at";
 
 macro_rules! blob_store {
     ($store:ty, $db:ty) => {
@@ -118,8 +123,9 @@ macro_rules! blob_store {
                         .await?;
                         true
                     }
+                    // A held blob is never deleted, whatever the caller saw a moment ago.
                     BlobWrite::Delete { id } => {
-                        sqlx::query("DELETE FROM blobs WHERE id = $1")
+                        sqlx::query("DELETE FROM blobs WHERE id = $1 AND legal_hold = FALSE")
                             .bind(id.to_string())
                             .execute(&mut **tx)
                             .await?

@@ -15,7 +15,11 @@ pub struct TenantKeyRecord {
 
 #[async_trait]
 pub trait KeyStore: Send + Sync {
+    /// The newest version of `tenant`'s key that has not been destroyed.
     async fn current_tenant_key(&self, tenant: &str) -> StoreResult<Option<TenantKeyRecord>>;
+    /// The newest version `tenant`'s key ever had, destroyed or not (0 for none), so a key
+    /// made after an erasure takes the next version.
+    async fn newest_tenant_key_version(&self, tenant: &str) -> StoreResult<i64>;
     /// Inserts a tenant key; `false` if that tenant version exists (lost a creation race).
     async fn insert_tenant_key(&self, key: &TenantKeyRecord) -> StoreResult<bool>;
     /// Creation times (Unix seconds) of the oldest tenant key and the oldest live client
@@ -33,10 +37,19 @@ macro_rules! key_store {
             ) -> StoreResult<Option<TenantKeyRecord>> {
                 Ok(sqlx::query_as(
                     "SELECT id, tenant, version, wrapped, created_at FROM tenant_keys \
-                     WHERE tenant = $1 ORDER BY version DESC LIMIT 1",
+                     WHERE tenant = $1 AND destroyed_at IS NULL ORDER BY version DESC LIMIT 1",
                 )
                 .bind(tenant)
                 .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn newest_tenant_key_version(&self, tenant: &str) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(version), 0) FROM tenant_keys WHERE tenant = $1",
+                )
+                .bind(tenant)
+                .fetch_one(&self.pool)
                 .await?)
             }
 
@@ -57,7 +70,7 @@ macro_rules! key_store {
 
             async fn oldest_keys(&self) -> StoreResult<(Option<i64>, Option<i64>)> {
                 Ok(sqlx::query_as(
-                    "SELECT (SELECT MIN(created_at) FROM tenant_keys), \
+                    "SELECT (SELECT MIN(created_at) FROM tenant_keys WHERE destroyed_at IS NULL), \
                      (SELECT MIN(created_at) FROM client_secrets)",
                 )
                 .fetch_one(&self.pool)

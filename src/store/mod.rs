@@ -1,6 +1,7 @@
 //! Storage: one interface per aggregate, a SQLite and a PostgreSQL implementation, chosen by
 //! the scheme of the database URL. Each aggregate's file (`blobs.rs`, `audit.rs`, `orgs.rs`,
-//! `clients.rs`, `keys.rs`, `nonces.rs`, `batch.rs`, `meta.rs`, `recipients.rs`, `principals.rs`) holds its trait and the one SQL
+//! `clients.rs`, `keys.rs`, `nonces.rs`, `batch.rs`, `meta.rs`, `recipients.rs`, `principals.rs`, `retention.rs`,
+//! `report.rs`) holds its trait and the one SQL
 //! text both backends run, expanded for each pool type by `for_each_backend!`; `tx.rs` holds
 //! the helpers they share (appending events inside a change's transaction), and
 //! `commit_queue.rs` the group commit of blob writes, events and nonces. The backends
@@ -32,6 +33,8 @@ mod pg_schema;
 mod postgres;
 mod principals;
 mod recipients;
+mod report;
+mod retention;
 mod sqlite;
 mod tx;
 mod typed;
@@ -50,6 +53,11 @@ pub use orgs::OrgStore;
 pub use postgres::PostgresStore;
 pub use principals::{BlockRecord, PrincipalStore};
 pub use recipients::RecipientStore;
+pub use report::{BlobSummary, ReportStore, ScopeCounts, TenantKeyAge};
+pub use retention::{
+    Backlog, PolicyRecord, PurgeCounts, PurgeMethod, PurgePlan, PurgeSelection, RetentionStore,
+    LAST_SWEEP_AT, PURGED_LAST_SWEEP,
+};
 pub use sqlite::SqliteStore;
 
 /// The whole store: every aggregate, as the service holds it (`Arc<dyn Store>`). Methods of
@@ -65,6 +73,8 @@ pub trait Store:
     + BatchStore
     + RecipientStore
     + PrincipalStore
+    + RetentionStore
+    + ReportStore
 {
 }
 
@@ -79,6 +89,8 @@ impl<T> Store for T where
         + BatchStore
         + RecipientStore
         + PrincipalStore
+        + RetentionStore
+        + ReportStore
 {
 }
 

@@ -13,15 +13,19 @@ use sqlx::{Connection, PgConnection};
 /// A table missing here is unreadable by the server, which the PostgreSQL tests notice; the
 /// unit test below reads the statements and fails on any privilege missing or unused.
 const SERVICE_PRIVILEGES: &[(&str, &str)] = &[
-    ("vault_meta", "SELECT, INSERT"),
+    // The last sweep's time and count are upserted.
+    ("vault_meta", "SELECT, INSERT, UPDATE"),
     // Revocation marks a client in place.
     ("clients", "SELECT, INSERT, UPDATE, DELETE"),
     ("client_secrets", "SELECT, INSERT, DELETE"),
     ("orgs", "SELECT, INSERT"),
     // Roles change in place (upsert).
     ("memberships", "SELECT, INSERT, UPDATE, DELETE"),
-    ("tenant_keys", "SELECT, INSERT"),
-    ("blobs", "SELECT, INSERT, DELETE"),
+    // Erasure overwrites a destroyed key's material.
+    ("tenant_keys", "SELECT, INSERT, UPDATE"),
+    // Holds and crypto-shredding change rows in place.
+    ("blobs", "SELECT, INSERT, UPDATE, DELETE"),
+    ("retention_policies", "SELECT, INSERT, UPDATE"),
     ("audit_events", "SELECT, INSERT"),
     // Each chain's Merkle tree: appended with the events, never changed.
     ("audit_tree", "SELECT, INSERT"),
@@ -159,6 +163,8 @@ mod tests {
             include_str!("orgs.rs"),
             include_str!("principals.rs"),
             include_str!("recipients.rs"),
+            include_str!("retention.rs"),
+            include_str!("report.rs"),
             include_str!("tx.rs"),
             include_str!("pg_schema.rs"),
         ];

@@ -45,6 +45,12 @@ async fn run_migrations(pool: &PgPool, role: &str) -> StoreResult<()> {
 }
 
 impl PostgresStore {
+    pub(super) const WRITE_BEGIN: &'static str = "BEGIN";
+    /// Replicas sweeping at once claim disjoint rows and never wait on each other.
+    pub(super) const CLAIM_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// Erasure waits for a row another transaction holds rather than miss it.
+    pub(super) const CLAIM_WAIT: &'static str = " FOR UPDATE";
+
     pub async fn connect(
         url: &str,
         max_connections: u32,

@@ -11,6 +11,12 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// A write transaction takes the one writer's lock at its start (purge batches).
+    pub(super) const WRITE_BEGIN: &'static str = "BEGIN IMMEDIATE";
+    /// With one writer there is nothing to claim rows from.
+    pub(super) const CLAIM_SKIP_LOCKED: &'static str = "";
+    pub(super) const CLAIM_WAIT: &'static str = "";
+
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?
@@ -20,7 +26,9 @@ impl SqliteStore {
             // power loss, which is what a vault promises for its audit trail.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Purged key material and ciphertext must not linger in free pages of the file.
+            .pragma("secure_delete", "ON");
         if let Some(parent) = options.get_filename().parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent).map_err(|e| {

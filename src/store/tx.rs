@@ -102,24 +102,30 @@ macro_rules! tx_helpers {
                     None => Self::rebuild_tree_in_tx(tx, &first.chain, seq, nodes).await?,
                 };
                 let first_seq = seq.saturating_add(1);
+                let encode = |e: serde_json::Error| StoreError::Audit(sqlx::Error::Encode(Box::new(e)));
                 let mut linked = Vec::with_capacity(events.len());
                 for event in events {
                     seq += 1;
-                    let next = chain::link(event, seq, &previous)
-                        .map_err(|e| StoreError::Audit(sqlx::Error::Encode(Box::new(e))))?;
+                    let next = chain::link(event, seq, &previous).map_err(encode)?;
                     push_leaf(&mut frontier, &next.chain, &next.hash, nodes)?;
                     previous.clone_from(&next.hash);
-                    linked.push((event.timestamp_ms, next));
+                    let details = next
+                        .details
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(encode)?;
+                    linked.push((event.timestamp_ms, details, next));
                 }
                 // One multi-row INSERT per chain: a round trip per event was the cost that
-                // bounded a batch (at most MAX_BATCH_EVENTS rows of 18 values stays far below
+                // bounded a batch (at most MAX_BATCH_EVENTS rows of 19 values stays far below
                 // either backend's limit on bound parameters).
                 let mut insert = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO audit_events (chain, seq, id, ts_ms, event_type, blob_id, scope, \
                      owner, org_id, requester, auth_method, outcome, denial_reason, purpose, \
-                     reason, request_id, previous_hash, hash) ",
+                     reason, details, request_id, previous_hash, hash) ",
                 );
-                insert.push_values(&linked, |mut row, (ts_ms, e)| {
+                insert.push_values(&linked, |mut row, (ts_ms, details, e)| {
                     row.push_bind(&e.chain)
                         .push_bind(e.seq)
                         .push_bind(&e.id)
@@ -135,6 +141,7 @@ macro_rules! tx_helpers {
                         .push_bind(&e.denial_reason)
                         .push_bind(&e.purpose)
                         .push_bind(&e.reason)
+                        .push_bind(details)
                         .push_bind(&e.request_id)
                         .push_bind(&e.previous_hash)
                         .push_bind(&e.hash);

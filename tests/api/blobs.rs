@@ -23,7 +23,19 @@ async fn listed_count(client: &Api) -> usize {
 }
 
 async fn four_kib_envelope_round_trips_byte_for_byte(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // A blob's retention policy must exist (DESIGN §12): this one comes from the configuration.
+    let app = TestApp::spawn_with(backend, |config| {
+        config.retention.policies.insert(
+            "short".into(),
+            data_vault::retention::PolicySettings {
+                max_retention_days: None,
+                default_ttl_days: None,
+                purge_method: "crypto-shred".into(),
+                description: None,
+            },
+        );
+    })
+    .await;
     let client = app.client(&app.create_client("svc").await);
     let envelope = age_envelope_of_size(4096);
 

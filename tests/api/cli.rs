@@ -195,6 +195,94 @@ async fn admin_cli_manages_clients_and_orgs_and_reports_errors(backend: Backend)
     assert!(members.trim().is_empty());
 }
 
+/// The procedures of runbooks/retention.md and runbooks/data-subject-requests.md, run as an
+/// operator and a user run them: the admin sweep (dry run, then for real), the compliance
+/// report, and the signed subject export and erasure.
+async fn retention_and_subject_runbooks_work_from_the_cli(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_client("alice").await;
+    let api = app.client(&alice);
+    let expiring = data_vault::time::to_rfc3339(data_vault::time::now_secs() + 2);
+    let response = api
+        .upload_raw(
+            &age_envelope_of_size(900),
+            &UploadQuery::in_scope("veid").expires_at(&expiring),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let kept = api.create_blob("market", None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+
+    let dry: serde_json::Value = serde_json::from_str(&ok(data_vault(&app)
+        .args(["admin", "purge", "sweep", "--dry-run", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(
+        dry,
+        serde_json::json!({"dry_run": true, "candidates": 1, "purged": 0, "held": 0})
+    );
+    let human = ok(data_vault(&app)
+        .args(["admin", "purge", "sweep", "--dry-run"])
+        .output()
+        .unwrap());
+    assert!(human.starts_with("DRY RUN, nothing changed"), "{human}");
+    let real = data_vault(&app)
+        .args(["admin", "purge", "sweep", "--json"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&real.stderr).contains("purged 1 of 1 candidates so far"));
+    let real: serde_json::Value = serde_json::from_str(&ok(real)).unwrap();
+    assert_eq!(real["purged"], 1);
+    let report: serde_json::Value = serde_json::from_str(&ok(data_vault(&app)
+        .args(["admin", "compliance", "report", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(report["summary"]["total_blobs"], 1);
+    assert_eq!(report["purge"]["purged_last_sweep"], 1);
+    assert_eq!(report["audit"]["invalid_chains"], 0);
+
+    let export = app.dir.path().join("alice.ndjson");
+    let as_alice = |command: &mut Command| {
+        command
+            .env("DATA_VAULT_PRINCIPAL", "alice")
+            .env("DATA_VAULT_SECRET", alice.secret.as_str());
+    };
+    let mut command = data_vault(&app);
+    as_alice(&mut command);
+    let out = command
+        .args(["subject", "export", "-o"])
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 blob(s)"),
+        "{out:?}"
+    );
+    ok(out);
+    let text = std::fs::read_to_string(&export).unwrap();
+    assert!(text.contains(&kept));
+    assert!(text.lines().last().unwrap().contains("\"type\":\"end\""));
+
+    let mut command = data_vault(&app);
+    as_alice(&mut command);
+    let unconfirmed = command
+        .args(["subject", "erase", "alice"])
+        .output()
+        .unwrap();
+    assert!(!unconfirmed.status.success());
+    assert!(String::from_utf8_lossy(&unconfirmed.stderr).contains("--yes"));
+    let mut command = data_vault(&app);
+    as_alice(&mut command);
+    let erased = ok(command
+        .args(["subject", "erase", "alice", "--yes"])
+        .output()
+        .unwrap());
+    assert_eq!(erased.trim(), r#"{"erased":1,"held":0}"#);
+    ok(data_vault(&app).args(["audit", "verify"]).output().unwrap());
+}
+
 /// Debian's `age` is needed for interop; CI installs it, elsewhere its absence skips loudly.
 pub(crate) fn age_cli_available() -> bool {
     if Command::new("age").arg("--version").output().is_ok() {
@@ -272,6 +360,7 @@ on_both_backends!(
     cli_round_trip_with_a_real_age_identity,
     admin_cli_manages_clients_and_orgs_and_reports_errors,
     file_encrypted_by_the_age_cli_round_trips,
+    retention_and_subject_runbooks_work_from_the_cli,
 );
 
 #[test]
@@ -286,6 +375,11 @@ fn every_command_has_help() {
         vec!["blob", "reshare", "--help"],
         vec!["recipients", "set", "--help"],
         vec!["recipients", "readers", "--help"],
+        vec!["blob", "hold", "--help"],
+        vec!["admin", "purge", "sweep", "--help"],
+        vec!["admin", "compliance", "report", "--help"],
+        vec!["subject", "export", "--help"],
+        vec!["subject", "erase", "--help"],
     ] {
         let output = Command::new(BIN).args(&args).output().unwrap();
         assert!(output.status.success(), "{args:?}");

@@ -201,6 +201,8 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     pg_database: Option<String>,
+    /// The vault's clock, when the test moves time itself.
+    pub clock: Option<std::sync::Arc<data_vault::time::ManualClock>>,
 }
 
 impl TestApp {
@@ -209,6 +211,31 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, customise: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_with_clock(backend, None, customise).await
+    }
+
+    /// A server on a manual clock set to now, which the test moves (`app.clock()`).
+    pub async fn spawn_on_manual_clock(
+        backend: Backend,
+        customise: impl FnOnce(&mut Config),
+    ) -> Self {
+        use data_vault::time::{Clock, ManualClock, SystemClock};
+        let clock = std::sync::Arc::new(ManualClock::at_millis(SystemClock.now_millis()));
+        Self::spawn_with_clock(backend, Some(clock), customise).await
+    }
+
+    /// The manual clock of an app made by [`TestApp::spawn_on_manual_clock`].
+    pub fn clock(&self) -> &data_vault::time::ManualClock {
+        self.clock
+            .as_deref()
+            .expect("the app runs on a manual clock")
+    }
+
+    async fn spawn_with_clock(
+        backend: Backend,
+        clock: Option<std::sync::Arc<data_vault::time::ManualClock>>,
+        customise: impl FnOnce(&mut Config),
+    ) -> Self {
         log::init();
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
@@ -245,13 +272,19 @@ impl TestApp {
             shutdown: None,
             handle: None,
             pg_database,
+            clock,
         };
         app.start().await;
         app
     }
 
     async fn start(&mut self) {
-        let application = Application::build(&self.config).await.unwrap();
+        let application = match &self.clock {
+            Some(clock) => Application::build_with_clock(&self.config, clock.clone())
+                .await
+                .unwrap(),
+            None => Application::build(&self.config).await.unwrap(),
+        };
         self.addr = application.api_addr().unwrap();
         self.metrics_addr = application.metrics_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -518,6 +551,14 @@ impl ServerProcess {
     /// The API of this process as a caller without credentials calls it.
     pub fn anonymous(&self) -> Anonymous {
         Anonymous::at(&format!("http://{}", self.addr))
+    }
+
+    /// The process's peak resident set (`VmHWM` of /proc), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.

@@ -19,6 +19,7 @@ fn new_event(chain: &str, n: i64) -> NewEvent {
         purpose: None,
         reason: Some("ticket \"42\"\n".into()),
         request_id: "r".into(),
+        details: None,
     }
 }
 
@@ -140,11 +141,62 @@ proptest! {
         requester in "[a-z0-9._-]{1,20}",
         // Sequence numbers stay within I-JSON's exact integers (2^53), as JCS requires.
         seq in 1i64..(1i64 << 53),
+        // Events with and without details; detail names are ASCII, values anything.
+        details in proptest::option::of(proptest::collection::btree_map(
+            "[a-z_]{1,16}",
+            "\\PC{0,30}|[\u{0}-\u{1f}\"\\\\\u{2028}\u{1f600}]{0,8}",
+            1..5,
+        )),
     ) {
-        let mut event = link(&new_event("org:acme", 1), 1, GENESIS_HASH).unwrap();
+        let mut new = new_event("org:acme", 1);
+        new.details = details;
+        let mut event = link(&new, 1, GENESIS_HASH).unwrap();
         event.reason = reason;
         event.requester = requester;
         event.seq = seq;
         prop_assert_eq!(canonical_bytes(&event).unwrap(), canonical_bytes_reference(&event).unwrap());
     }
+}
+
+#[test]
+fn details_are_hashed_between_denial_reason_and_event_type_and_absent_when_empty() {
+    let mut new = new_event("org:acme", 1);
+    let without = link(&new, 1, GENESIS_HASH).unwrap();
+    new.details = Some(Default::default());
+    let empty = link(&new, 1, GENESIS_HASH).unwrap();
+    assert_eq!(
+        empty.hash, without.hash,
+        "empty details are absent, not {{}}"
+    );
+    assert!(!canonical_json(&without).unwrap().contains("details"));
+    new.details = Some(
+        [("purge_method", "crypto-shred"), ("content_hash", "ab")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    );
+    let with = link(&new, 1, GENESIS_HASH).unwrap();
+    let json = canonical_json(&with).unwrap();
+    assert!(json.contains(
+        r#""denial_reason":null,"details":{"content_hash":"ab","purge_method":"crypto-shred"},"event_type""#
+    ), "{json}");
+    assert_ne!(with.hash, without.hash);
+    assert_eq!(
+        verify(
+            std::slice::from_ref(&with),
+            head_of(std::slice::from_ref(&with))
+        )
+        .first_invalid_seq,
+        None
+    );
+    let mut edited = with.clone();
+    edited
+        .details
+        .as_mut()
+        .unwrap()
+        .insert("purge_method".into(), "physical-delete".into());
+    assert_eq!(
+        verify(&[edited], head_of(&[with])).first_invalid_seq,
+        Some(1)
+    );
 }

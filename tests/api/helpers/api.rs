@@ -9,6 +9,8 @@ const BLOBS: &str = "/api/v1/vault/blobs";
 const AUDIT: &str = "/api/v1/vault/audit";
 const ORGS: &str = "/api/v1/vault/orgs";
 const RECIPIENTS: &str = "/api/v1/vault/recipients";
+const POLICIES: &str = "/api/v1/vault/retention/policies";
+const SUBJECTS: &str = "/api/v1/vault/subjects";
 
 /// Declares the query parameters of one endpoint: a field and a same-named builder method per
 /// parameter (values are text, so a test can send a malformed one), plus `param` for names
@@ -267,6 +269,66 @@ impl Api {
     pub async fn consistency_proof(&self, query: &[(&str, &str)]) -> Response {
         let path = format!("{AUDIT}/proof/consistency");
         self.request(Method::GET, &path, query, None, None).await
+    }
+
+    /// `GET /api/v1/vault/retention/policies`.
+    pub async fn list_policies(&self) -> Response {
+        self.request(Method::GET, POLICIES, &[], None, None).await
+    }
+
+    /// `PUT /api/v1/vault/retention/policies/{name}` with `body`, sent as given.
+    pub async fn put_policy(&self, name: &str, body: &Value) -> Response {
+        self.request_json(Method::PUT, &format!("{POLICIES}/{name}"), body)
+            .await
+    }
+
+    /// `PUT /api/v1/vault/blobs/{id}/hold` with `body`, sent as given.
+    pub async fn put_hold(&self, id: &str, body: &Value) -> Response {
+        self.request_json(Method::PUT, &format!("{BLOBS}/{id}/hold"), body)
+            .await
+    }
+
+    /// `DELETE /api/v1/vault/blobs/{id}/hold`.
+    pub async fn delete_hold(&self, id: &str) -> Response {
+        let path = format!("{BLOBS}/{id}/hold");
+        self.request(Method::DELETE, &path, &[], None, None).await
+    }
+
+    /// `POST /api/v1/vault/purge/sweep` with `{"dry_run": dry_run}`.
+    pub async fn sweep(&self, dry_run: bool) -> Response {
+        let body = serde_json::json!({ "dry_run": dry_run });
+        self.request_json(Method::POST, "/api/v1/vault/purge/sweep", &body)
+            .await
+    }
+
+    /// `POST /api/v1/vault/purge/sweep`, which must answer 200: the report.
+    pub async fn sweep_json(&self, dry_run: bool) -> Value {
+        json_with_status(self.sweep(dry_run).await, 200).await
+    }
+
+    /// `GET /api/v1/vault/subjects/{principal}/export`.
+    pub async fn export_subject(&self, principal: &str) -> Response {
+        let path = format!("{SUBJECTS}/{principal}/export");
+        self.request(Method::GET, &path, &[], None, None).await
+    }
+
+    /// `DELETE /api/v1/vault/subjects/{principal}`.
+    pub async fn erase_subject(&self, principal: &str) -> Response {
+        let path = format!("{SUBJECTS}/{principal}");
+        self.request(Method::DELETE, &path, &[], None, None).await
+    }
+
+    /// `GET /api/v1/vault/compliance/report`, for one org when given.
+    pub async fn compliance_report(&self, org: Option<&str>) -> Response {
+        let query: Vec<(&str, &str)> = org.map(|org| ("org_id", org)).into_iter().collect();
+        self.request(
+            Method::GET,
+            "/api/v1/vault/compliance/report",
+            &query,
+            None,
+            None,
+        )
+        .await
     }
 
     /// `PUT /api/v1/vault/orgs/{org}`.
