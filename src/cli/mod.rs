@@ -8,8 +8,8 @@ mod client;
 mod loadgen;
 mod recipients;
 mod reshare;
-mod witness;
 mod subject;
+mod witness;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

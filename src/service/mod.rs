@@ -11,10 +11,10 @@ mod keys;
 mod listing;
 mod orgs;
 mod recipients;
-mod tlog;
 mod report;
 mod retention;
 mod subjects;
+mod tlog;
 
 use crate::audit::NewEvent;
 use crate::crypto::MasterKey;
@@ -41,12 +41,12 @@ pub use listing::{BlobPage, ListParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 
 pub use orgs::Member;
 pub use recipients::{OrgReaders, PublishedRecipients, Reader, MAX_MEMBERS_SCANNED, MAX_READERS};
-pub use tlog::{
-    stored_tree, AuditHealth, ConsistencyProof, InclusionProof, LogKeyInfo, VerifierState,
-};
 pub use report::ComplianceReport;
 pub use retention::{SweepReport, RETENTION_REQUESTER};
 pub use subjects::{ErasureReport, ExportStream};
+pub use tlog::{
+    stored_tree, AuditHealth, ConsistencyProof, InclusionProof, LogKeyInfo, VerifierState,
+};
 
 /// How a caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

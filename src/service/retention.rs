@@ -79,11 +79,12 @@ impl Vault {
             purge_method: policy.purge_method.as_str().to_owned(),
             description: policy.description.clone(),
         };
-        let created = self
+        let (created, seq) = self
             .store
             .put_policy(&record, self.clock.now_secs(), &event)
             .await
             .map_err(|e| self.store_error(e))?;
+        self.noted(caller, &event, Some(seq));
         Ok((policy, created))
     }
 
@@ -182,7 +183,8 @@ impl Vault {
             .await
             .map_err(|e| self.store_error(e))?;
         match held {
-            Some(record) => {
+            Some((record, seq)) => {
+                self.noted(caller, &event, Some(seq));
                 self.refresh_retention_gauges().await;
                 Ok(BlobMetadata::from(&record))
             }

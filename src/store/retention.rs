@@ -92,13 +92,13 @@ pub trait RetentionStore: Send + Sync {
     /// The policies set through the API.
     async fn stored_policies(&self) -> StoreResult<Vec<PolicyRecord>>;
     async fn stored_policy(&self, name: &str) -> StoreResult<Option<PolicyRecord>>;
-    /// Creates or replaces a policy with its event; whether it was new.
+    /// Creates or replaces a policy with its event; whether it was new, and the event's `seq`.
     async fn put_policy(
         &self,
         policy: &PolicyRecord,
         now: i64,
         event: &NewEvent,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<(bool, i64)>;
     /// What a purge of `selection` would take now, and what holds keep back.
     async fn purge_backlog(&self, selection: &PurgeSelection) -> StoreResult<Backlog>;
     /// Claims up to `limit` blobs of `selection`, destroys each as `plan` says and appends its
@@ -111,13 +111,13 @@ pub trait RetentionStore: Send + Sync {
         plan: PurgePlan<'_>,
     ) -> StoreResult<PurgeCounts>;
     /// Sets (`Some(reason)`) or releases a live blob's hold with its event; the blob as it is
-    /// now, or `None` when there is no live blob of that id.
+    /// now and the event's `seq`, or `None` when there is no live blob of that id.
     async fn set_hold(
         &self,
         id: &BlobId,
         reason: Option<&str>,
         event: &NewEvent,
-    ) -> StoreResult<Option<BlobRecord>>;
+    ) -> StoreResult<Option<(BlobRecord, i64)>>;
     /// Live (not purged) blobs of `owner`, in id order after `after`.
     async fn owned_blobs_page(
         &self,
@@ -183,7 +183,7 @@ macro_rules! retention_store {
                 policy: &PolicyRecord,
                 now: i64,
                 event: &NewEvent,
-            ) -> StoreResult<bool> {
+            ) -> StoreResult<(bool, i64)> {
                 let mut tx = self.pool.begin().await?;
                 // Insert, else replace: both writes, so SQLite takes its lock at once, and
                 // whether the policy is new is what the insert did.
@@ -217,9 +217,9 @@ macro_rules! retention_store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                Self::append_in_tx(&mut tx, event).await?;
+                let seq = Self::append_in_tx(&mut tx, event).await?;
                 Self::commit(tx).await?;
-                Ok(created)
+                Ok((created, seq))
             }
 
             async fn purge_backlog(&self, selection: &PurgeSelection) -> StoreResult<Backlog> {
@@ -287,9 +287,12 @@ macro_rules! retention_store {
                 }
                 // Chain heads in one order, as the group commit takes them: no deadlock.
                 events.sort_by(|a, b| a.chain.cmp(&b.chain));
+                let mut nodes = Vec::new();
                 for chain in events.chunk_by(|a, b| a.chain == b.chain) {
-                    Self::append_chain_in_tx(&mut tx, chain).await?;
+                    let chain: Vec<&NewEvent> = chain.iter().collect();
+                    Self::append_chain_in_tx(&mut tx, &chain, &mut nodes).await?;
                 }
+                Self::insert_tree_nodes_in_tx(&mut tx, &nodes).await?;
                 Self::commit(tx).await?;
                 Ok(counts)
             }
@@ -299,7 +302,7 @@ macro_rules! retention_store {
                 id: &BlobId,
                 reason: Option<&str>,
                 event: &NewEvent,
-            ) -> StoreResult<Option<BlobRecord>> {
+            ) -> StoreResult<Option<(BlobRecord, i64)>> {
                 let mut tx = self.pool.begin().await?;
                 let changed = sqlx::query(
                     "UPDATE blobs SET legal_hold = $1, hold_reason = $2 \
@@ -318,9 +321,9 @@ macro_rules! retention_store {
                     .bind(id.to_string())
                     .fetch_one(&mut *tx)
                     .await?;
-                Self::append_in_tx(&mut tx, event).await?;
+                let seq = Self::append_in_tx(&mut tx, event).await?;
                 Self::commit(tx).await?;
-                Ok(Some(blob))
+                Ok(Some((blob, seq)))
             }
 
             async fn owned_blobs_page(

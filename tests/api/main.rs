@@ -29,6 +29,6 @@ mod replay;
 mod retention;
 mod sealing;
 mod sharing;
-mod tlog;
 mod subjects;
+mod tlog;
 mod wallet;
