@@ -40,6 +40,7 @@ pub struct Config {
     pub denial_spike: DenialSpikeConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
     pub retention: RetentionConfig,
     /// Replaces the default scope table (`scopes/default.toml`) when present.
     #[serde(default)]
