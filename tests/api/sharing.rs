@@ -259,7 +259,19 @@ async fn reshare_carries_tags_and_can_delete_the_old_blob(backend: Backend) {
     if !age_cli_available() {
         return;
     }
-    let app = TestApp::spawn(backend).await;
+    // A policy of its own (blobs must name an existing one), so that carrying it over shows.
+    let app = TestApp::spawn_with(backend, |config| {
+        config.retention.policies.insert(
+            "short".into(),
+            data_vault::retention::PolicySettings {
+                max_retention_days: Some(30),
+                default_ttl_days: None,
+                purge_method: "crypto-shred".into(),
+                description: None,
+            },
+        );
+    })
+    .await;
     let customer = Person::new(&app, "customer").await;
     let agent = Person::new(&app, "agent").await;
     app.create_org("acme", &[("customer", ""), ("agent", "support_agent")])
