@@ -40,6 +40,14 @@ pub enum AuditCommand {
         #[arg(long)]
         log_key: Option<String>,
     },
+    /// Query the audit events you may see on a running vault (one JSON event per line, newest
+    /// first, as the API pages them), e.g. a purged blob's `blob.purged` proof: `audit events --blob-id ID`.
+    Events {
+        #[command(flatten)]
+        connection: super::blob::Connection,
+        #[command(flatten)]
+        filter: EventsFilter,
+    },
     /// Fetch and check the inclusion proof of event SEQ of a chain in its signed checkpoint.
     Prove {
         #[command(flatten)]
@@ -55,6 +63,22 @@ pub enum AuditCommand {
         #[arg(long)]
         log_key: Option<String>,
     },
+}
+
+/// The filters of `GET /api/v1/vault/audit` (docs/api.md); the server checks them.
+#[derive(Debug, clap::Args)]
+pub struct EventsFilter {
+    #[arg(long)]
+    blob_id: Option<String>,
+    #[arg(long)]
+    scope: Option<String>,
+    #[arg(long)]
+    requester: Option<String>,
+    #[arg(long)]
+    org: Option<String>,
+    /// Stop after this many events (default: every page).
+    #[arg(long)]
+    limit: Option<u64>,
 }
 
 /// A head recorded by an earlier `audit verify --json`.
@@ -119,6 +143,7 @@ pub async fn run(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
             state,
             log_key,
         } => super::witness::witness(&connection, &chain, &state, log_key.as_deref()).await,
+        AuditCommand::Events { connection, filter } => events(&connection, &filter).await,
         AuditCommand::Prove {
             connection,
             chain,
@@ -135,6 +160,55 @@ pub async fn run(config: &Config, command: AuditCommand) -> anyhow::Result<()> {
             )
             .await
         }
+    }
+}
+
+/// Prints the events matching `filter`, page by page, one JSON object per line.
+async fn events(connection: &super::blob::Connection, filter: &EventsFilter) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let client = connection.client()?;
+    let mut printed = 0u64;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query: Vec<(&str, &str)> = [
+            ("blob_id", &filter.blob_id),
+            ("scope", &filter.scope),
+            ("requester", &filter.requester),
+            ("org_id", &filter.org),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        .collect();
+        if let Some(cursor) = &cursor {
+            query.push(("cursor", cursor));
+        }
+        let page: serde_json::Value = client
+            .call(
+                reqwest::Method::GET,
+                "/api/v1/vault/audit",
+                &query,
+                None,
+                None,
+            )
+            .await?
+            .json()
+            .await?;
+        let events = page
+            .get("events")
+            .and_then(serde_json::Value::as_array)
+            .context("the answer has no events")?;
+        for event in events {
+            if filter.limit.is_some_and(|limit| printed >= limit) {
+                return Ok(());
+            }
+            println!("{}", serde_json::to_string(event)?);
+            printed += 1;
+        }
+        cursor = match page.get("next_cursor") {
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            _ => return Ok(()),
+        };
     }
 }
 

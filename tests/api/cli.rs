@@ -210,6 +210,8 @@ async fn retention_and_subject_runbooks_work_from_the_cli(backend: Backend) {
         )
         .await;
     assert_eq!(response.status(), 201);
+    let expired: serde_json::Value =
+        response.json::<serde_json::Value>().await.unwrap()["metadata"].clone();
     let kept = api.create_blob("market", None).await;
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
 
@@ -234,6 +236,33 @@ async fn retention_and_subject_runbooks_work_from_the_cli(backend: Backend) {
     assert!(String::from_utf8_lossy(&real.stderr).contains("purged 1 of 1 candidates so far"));
     let real: serde_json::Value = serde_json::from_str(&ok(real)).unwrap();
     assert_eq!(real["purged"], 1);
+
+    // The owner finds the purge proof after the blob is gone, from the CLI.
+    let events = ok(data_vault(&app)
+        .env("DATA_VAULT_PRINCIPAL", "alice")
+        .env("DATA_VAULT_SECRET", alice.secret.as_str())
+        .args([
+            "audit",
+            "events",
+            "--blob-id",
+            expired["id"].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap());
+    let events: Vec<serde_json::Value> = events
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let proofs: Vec<_> = events
+        .iter()
+        .filter(|e| e["event_type"] == "blob.purged")
+        .collect();
+    assert_eq!(proofs.len(), 1, "{events:?}");
+    assert_eq!(
+        proofs[0]["details"]["content_hash"],
+        expired["content_hash"]
+    );
+    assert!(events.iter().any(|e| e["event_type"] == "blob.create"));
     let report: serde_json::Value = serde_json::from_str(&ok(data_vault(&app)
         .args(["admin", "compliance", "report", "--json"])
         .output()
