@@ -64,6 +64,12 @@ pub enum ComplianceCommand {
 pub enum OrgCommand {
     /// Create an org (no-op if it exists).
     Create { org: String },
+    /// List orgs with their creation time and member count.
+    List {
+        /// Print [{"org", "created_at", "members"}].
+        #[arg(long)]
+        json: bool,
+    },
     /// Members of an org.
     #[command(subcommand)]
     Member(MemberCommand),
@@ -137,6 +143,17 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 println!("created org {org}");
             } else {
                 println!("org {org} already exists");
+            }
+        }
+        AdminCommand::Org(OrgCommand::List { json }) => {
+            let orgs = vault.list_orgs(&admin).await?;
+            if json {
+                println!("{}", serde_json::to_string(&orgs)?);
+            } else {
+                println!("ORG\tCREATED\tMEMBERS");
+                for org in &orgs {
+                    println!("{}\t{}\t{}", org.org, org.created_at, org.members);
+                }
             }
         }
         AdminCommand::Org(OrgCommand::Member(command)) => match command {

@@ -147,7 +147,7 @@ impl Drop for PrivateRedis {
 }
 
 /// Creates a fresh database on the test server and returns its URL.
-async fn fresh_postgres_database() -> (String, String) {
+pub async fn fresh_postgres_database() -> (String, String) {
     use sqlx::Connection;
     let admin_url = postgres_url().expect("postgres configured");
     let mut conn = sqlx::PgConnection::connect(&admin_url)
@@ -163,7 +163,7 @@ async fn fresh_postgres_database() -> (String, String) {
     (url.to_string(), name)
 }
 
-fn drop_postgres_database(name: String) {
+pub fn drop_postgres_database(name: String) {
     // Drop runs outside any runtime guarantee, so this uses a thread with its own runtime.
     let _ = std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -515,7 +515,15 @@ impl ServerProcess {
                 .lines()
                 .map_while(Result::ok)
             {
-                if let Some(addr) = line.split_whitespace().find_map(|w| w.strip_prefix("api=")) {
+                // `api=ADDR` in the text format, `"api":"ADDR"` in the JSON one.
+                let addr = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("api="))
+                    .or_else(|| {
+                        let rest = line.split("\"api\":\"").nth(1)?;
+                        rest.split('"').next()
+                    });
+                if let Some(addr) = addr {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr.to_owned());
                     }
