@@ -17,7 +17,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long Redis is skipped after the first failure; doubled after each failed probe up to
 /// [`MAX_BACKOFF`], so a long outage is probed rarely and a blip is over within a second.
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often the background probe looks at the breaker.
 const PROBE_TICK: Duration = Duration::from_millis(100);
 

@@ -271,6 +271,59 @@ async fn the_json_log_has_one_request_line_with_id_principal_route_and_outcome()
     }
 }
 
+/// DESIGN §20: PostgreSQL refusing connections (`ALLOW_CONNECTIONS false`, existing sessions
+/// ended) answers 503 `unavailable` within the request time limit, never 500, and service
+/// comes back by itself once it accepts connections again. On the test's own database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_refusing_connections_is_503_then_recovers_by_itself() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let app = TestApp::spawn_with(Backend::Postgres, |c| c.server.request_timeout_secs = 10).await;
+    let creds = app.create_client("svc").await;
+    let client = app.client(&creds);
+    assert_eq!(client.list_blobs(&ListQuery::default()).await.status(), 200);
+    let name = url::Url::parse(&app.config.storage.database_url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
+    let admin = |statement: String| async move {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&postgres_url().unwrap())
+            .await
+            .unwrap();
+        sqlx::query(&statement).execute(&mut conn).await.unwrap();
+    };
+    admin(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    admin(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    ))
+    .await;
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let (status, code) = error_of(client.list_blobs(&ListQuery::default()).await).await;
+        assert_eq!((status, code.as_str()), (503, "unavailable"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+    let upload = client
+        .upload_raw(&age_envelope_of_size(600), &UploadQuery::in_scope("veid"))
+        .await;
+    assert_eq!(error_of(upload).await, (503, "unavailable".to_owned()));
+
+    admin(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    let mut recovered = false;
+    for _ in 0..50 {
+        if client.list_blobs(&ListQuery::default()).await.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "service returns by itself once the database accepts connections");
+}
+
 on_both_backends!(
     admin_commands_never_generate_a_master_key,
     audit_verify_of_an_org_without_a_chain_fails,
