@@ -13,6 +13,7 @@ mod access;
 mod audit;
 mod auth_hmac;
 mod auth_timing;
+mod backup;
 mod blobs;
 mod canonical_input;
 mod cli;
