@@ -21,6 +21,7 @@ mod clock;
 mod commit_queue;
 mod connections;
 mod credentials;
+mod deploy;
 mod envelope_bomb;
 mod ops;
 mod pg_roles;
