@@ -30,6 +30,7 @@ mod redaction;
 mod redis;
 mod replay;
 mod retention;
+mod runbooks;
 mod sealing;
 mod sharing;
 mod subjects;
