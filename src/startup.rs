@@ -72,8 +72,22 @@ async fn open_vault_with(
     let migrations_url = storage.migrations_database_url.as_deref();
     // Only `serve` creates a database and, on the embedded default, its keys (DESIGN §20).
     let store = match serving {
-        true => store::connect_service(&storage.database_url, migrations_url, storage.max_connections).await,
-        false => store::connect_existing(&storage.database_url, migrations_url, storage.max_connections).await,
+        true => {
+            store::connect_service(
+                &storage.database_url,
+                migrations_url,
+                storage.max_connections,
+            )
+            .await
+        }
+        false => {
+            store::connect_existing(
+                &storage.database_url,
+                migrations_url,
+                storage.max_connections,
+            )
+            .await
+        }
     }
     .context("cannot open the database")?;
     let master = load_master_key(config, store.as_ref(), serving).await?;

@@ -38,8 +38,8 @@ pub use blocks::{BlockError, BLOCK_TTL};
 pub use client_auth::SECRET_TTL;
 pub use clients::{ClientError, ClientListing, SecretAge, MAX_CLIENTS_LISTED};
 pub use keys::{check_master_key, database_is_initialised, MasterKeyCheck};
-pub use lookup::{OrgRoles, OrgSummary, PrincipalOverview, MAX_ORGS_LISTED};
 pub use listing::{BlobPage, ListParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+pub use lookup::{OrgRoles, OrgSummary, PrincipalOverview, MAX_ORGS_LISTED};
 
 pub use orgs::Member;
 pub use recipients::{OrgReaders, PublishedRecipients, Reader, MAX_MEMBERS_SCANNED, MAX_READERS};

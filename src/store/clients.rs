@@ -260,7 +260,10 @@ macro_rules! client_store {
                 };
                 Ok(Some(ClientSummary {
                     name: name.as_str().to_owned(),
-                    secrets: rows.into_iter().filter_map(|(_, created)| created).collect(),
+                    secrets: rows
+                        .into_iter()
+                        .filter_map(|(_, created)| created)
+                        .collect(),
                     revoked_at,
                 }))
             }

@@ -140,7 +140,10 @@ fn refuses_connections(db: &dyn sqlx::error::DatabaseError) -> bool {
     };
     let code = code.as_ref();
     code.starts_with("08")
-        || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "3D000" | "5" | "14")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "53300" | "3D000" | "5" | "14"
+        )
         || (code == "55000" && db.message().contains("accepting connections"))
 }
 

@@ -39,8 +39,11 @@ pub trait OrgStore: Send + Sync {
     /// `(org, created_at, member count)` of the first `limit` orgs, by id (`admin org list`).
     async fn list_orgs(&self, limit: i64) -> StoreResult<Vec<(String, i64, i64)>>;
     /// `(org, roles)` of every org `principal` belongs to (up to `limit`), by org.
-    async fn orgs_of(&self, principal: &Principal, limit: i64)
-        -> StoreResult<Vec<(String, String)>>;
+    async fn orgs_of(
+        &self,
+        principal: &Principal,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String)>>;
 }
 
 macro_rules! org_store {

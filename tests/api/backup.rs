@@ -44,7 +44,7 @@ fn have(tool: &str) -> bool {
             !std::env::var("CI").is_ok_and(|v| v == "true"),
             "CI=true but {tool} is not installed"
         );
-        eprintln!("\n*** SKIPPING restore drill: {tool} is not installed ***\n");
+        skipped(&format!("restore drill: {tool} is not installed"));
     }
     found
 }
@@ -175,7 +175,11 @@ async fn a_backup_taken_while_serving_restores_and_verifies(backend: Backend) {
         .unwrap(),
     );
     let read = restored_client.get_blob(&kept, &ReadQuery::default()).await;
-    assert_eq!(read.status(), 200, "a blob stored before the backup reads back");
+    assert_eq!(
+        read.status(),
+        200,
+        "a blob stored before the backup reads back"
+    );
     let checked = witness(&base, &creds, &state);
     assert!(
         checked.status.success(),
@@ -216,7 +220,10 @@ async fn a_restore_missing_recorded_events_fails_the_drill() {
         .arg(&heads_file)
         .output()
         .unwrap();
-    assert!(!output.status.success(), "a stale backup must fail the drill");
+    assert!(
+        !output.status.success(),
+        "a stale backup must fail the drill"
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains("NO LONGER MATCHES"));
 }
 

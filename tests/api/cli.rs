@@ -291,7 +291,7 @@ pub(crate) fn age_cli_available() -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true but the `age` CLI is not installed");
     }
-    eprintln!("\n*** SKIPPING age interop test: the `age` CLI is not installed ***\n");
+    skipped("age interop: the `age` CLI is not installed");
     false
 }
 

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn deploy(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(path)
 }
 
 /// Whether `program` runs; under CI it must.
@@ -22,7 +24,7 @@ fn tool(program: &str, args: &[&str]) -> bool {
             !std::env::var("CI").is_ok_and(|v| v == "true"),
             "CI=true but {program} is not installed (.ci/run installs it)"
         );
-        eprintln!("\n*** SKIPPING deploy check: {program} is not installed ***\n");
+        crate::helpers::skipped(&format!("deploy check: {program} is not installed"));
     }
     found
 }
@@ -81,13 +83,20 @@ fn kubernetes_manifests_are_valid_and_strict() {
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("deployment.yaml");
     let text = std::fs::read_to_string(deploy("k8s/deployment.yaml")).unwrap();
-    std::fs::write(&broken, text.replace("replicas: 3", "replicas: 3\n  replica: 3")).unwrap();
+    std::fs::write(
+        &broken,
+        text.replace("replicas: 3", "replicas: 3\n  replica: 3"),
+    )
+    .unwrap();
     assert!(!kubernetes_validate(&[broken]).status.success());
     // Every manifest is listed in the kustomization.
     let kustomization = std::fs::read_to_string(deploy("k8s/kustomization.yaml")).unwrap();
     for file in MANIFESTS {
         let name = file.trim_start_matches("k8s/");
-        assert!(kustomization.contains(name), "{name} is not in kustomization.yaml");
+        assert!(
+            kustomization.contains(name),
+            "{name} is not in kustomization.yaml"
+        );
     }
 }
 
@@ -145,7 +154,10 @@ fn the_systemd_unit_verifies_and_is_hardened() {
     // `verify` checks that ExecStart is executable: point it at the binary under test.
     let dir = tempfile::tempdir().unwrap();
     let unit = dir.path().join("data-vault.service");
-    let text = text.replace("/usr/local/bin/data-vault", env!("CARGO_BIN_EXE_data-vault"));
+    let text = text.replace(
+        "/usr/local/bin/data-vault",
+        env!("CARGO_BIN_EXE_data-vault"),
+    );
     std::fs::write(&unit, text).unwrap();
     let output = Command::new("systemd-analyze")
         .arg("verify")
@@ -166,8 +178,7 @@ fn the_systemd_unit_verifies_and_is_hardened() {
 
 #[test]
 fn the_systemd_example_config_loads() {
-    let config =
-        data_vault::config::Config::load(Some(&deploy("systemd/config.toml"))).unwrap();
+    let config = data_vault::config::Config::load(Some(&deploy("systemd/config.toml"))).unwrap();
     assert!(config.storage.database_url.starts_with("postgres://"));
     assert_eq!(config.log.format, data_vault::config::LogFormat::Json);
 }
@@ -182,7 +193,14 @@ fn compose_has_the_services_and_the_files_it_mounts() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["grafana", "postgres", "prometheus", "redis", "vault-1", "vault-2"]
+        [
+            "grafana",
+            "postgres",
+            "prometheus",
+            "redis",
+            "vault-1",
+            "vault-2"
+        ]
     );
     for replica in ["vault-1", "vault-2"] {
         let env = &services[replica]["environment"];
@@ -220,6 +238,9 @@ fn the_container_image_is_multi_stage_and_runs_unprivileged() {
         .filter_map(|l| l.strip_prefix("USER "))
         .last()
         .expect("the runtime stage sets USER");
-    assert!(!user.starts_with("0") && !user.starts_with("root"), "USER {user}");
+    assert!(
+        !user.starts_with("0") && !user.starts_with("root"),
+        "USER {user}"
+    );
     assert!(text.contains("cargo build --release --locked"));
 }

@@ -15,7 +15,10 @@ fn failed_saying(output: &Output, needle: &str) -> String {
         "the command must fail; stdout: {}",
         String::from_utf8_lossy(&output.stdout)
     );
-    assert!(stderr.contains(needle), "stderr must say {needle:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "stderr must say {needle:?}: {stderr}"
+    );
     stderr
 }
 
@@ -122,8 +125,11 @@ async fn audit_verify_of_an_org_without_a_chain_fails(backend: Backend) {
 async fn look_ups_show_orgs_and_a_principals_standing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let svc = app.create_client("svc").await;
-    app.create_org("acme", &[("svc", "administrator,support_agent"), ("bob", "")])
-        .await;
+    app.create_org(
+        "acme",
+        &[("svc", "administrator,support_agent"), ("bob", "")],
+    )
+    .await;
     app.create_org("globex", &[("svc", "")]).await;
     let (_, recipient) = age_identity();
     let recipient = recipient.to_string();
@@ -172,7 +178,10 @@ async fn look_ups_show_orgs_and_a_principals_standing(backend: Backend) {
         .args(["admin", "principal", "show", "svc"])
         .output()
         .unwrap());
-    assert!(text.contains("acme\t[administrator,support_agent]"), "{text}");
+    assert!(
+        text.contains("acme\t[administrator,support_agent]"),
+        "{text}"
+    );
 }
 
 /// A request signed with the wrong secret, claiming `principal`.
@@ -182,7 +191,10 @@ async fn send_badly_signed(addr: std::net::SocketAddr, principal: &str) -> reqwe
         secret: zeroize::Zeroizing::new("00".repeat(32)),
     };
     let server = ServerProcessAddr(addr);
-    server.client(&wrong).list_blobs(&ListQuery::default()).await
+    server
+        .client(&wrong)
+        .list_blobs(&ListQuery::default())
+        .await
 }
 
 /// Just enough of a server to sign requests to it.
@@ -209,7 +221,10 @@ async fn a_401_is_logged_with_the_claimed_principal_and_the_reason(backend: Back
     let server = ServerProcess::start(&app);
     let response = send_badly_signed(server.addr, "svc").await;
     assert_eq!(response.status(), 401);
-    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let mut lines = Vec::new();
     for _ in 0..50 {
         lines = server.log_lines_with("authentication failed");
@@ -219,7 +234,11 @@ async fn a_401_is_logged_with_the_claimed_principal_and_the_reason(backend: Back
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let line = lines.first().expect("the 401 is logged");
-    for needle in ["claimed_principal=svc", "reason=\"bad_signature\"", &request_id] {
+    for needle in [
+        "claimed_principal=svc",
+        "reason=\"bad_signature\"",
+        &request_id,
+    ] {
         assert!(line.contains(needle), "{needle} missing from: {line}");
     }
     let request_line = server.log_lines_with("outcome=\"unauthenticated\"");
@@ -236,11 +255,20 @@ async fn the_json_log_has_one_request_line_with_id_principal_route_and_outcome()
     let app = TestApp::spawn(Backend::Sqlite).await;
     let creds = app.create_client("svc").await;
     let server = ServerProcess::start_with(&app, &[("DATA_VAULT_LOG__FORMAT", "json")]);
-    let response = server.client(&creds).list_blobs(&ListQuery::default()).await;
+    let response = server
+        .client(&creds)
+        .list_blobs(&ListQuery::default())
+        .await;
     assert_eq!(response.status(), 200);
-    let ok_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let ok_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let refused = send_badly_signed(server.addr, "ghost").await;
-    let refused_id = refused.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let refused_id = refused.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
 
     let request_line = |id: &str| -> Value {
         for _ in 0..50 {
@@ -321,7 +349,41 @@ async fn a_database_refusing_connections_is_503_then_recovers_by_itself() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(recovered, "service returns by itself once the database accepts connections");
+    assert!(
+        recovered,
+        "service returns by itself once the database accepts connections"
+    );
+}
+
+/// `blob` commands reach the server of the configuration they are given (`server.listen`),
+/// like the admin commands do, when neither `--url` nor `DATA_VAULT_URL` says otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_reach_the_configured_server_listen_address() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let creds = app.create_client("svc").await;
+    let config = app.dir.path().join("client.toml");
+    std::fs::write(&config, format!("[server]\nlisten = \"{}\"\n", app.addr)).unwrap();
+    let run = |config: &std::path::Path| {
+        Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATA_VAULT_PRINCIPAL", &creds.principal)
+            .env("DATA_VAULT_SECRET", creds.secret.as_str())
+            .arg("--config")
+            .arg(config)
+            .args(["blob", "ls"])
+            .output()
+            .unwrap()
+    };
+    ok(run(&config));
+    // A configuration naming another address is followed too (and nothing listens there).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let elsewhere = closed.local_addr().unwrap();
+    drop(closed);
+    let other = app.dir.path().join("other.toml");
+    std::fs::write(&other, format!("[server]\nlisten = \"{elsewhere}\"\n")).unwrap();
+    let output = run(&other);
+    failed_saying(&output, &elsewhere.port().to_string());
 }
 
 on_both_backends!(

@@ -154,7 +154,9 @@ async fn a_redis_killed_mid_flight_keeps_latency_in_milliseconds(backend: Backen
     let down = timed_requests(&client, 40).await;
     let worst = down.iter().max().copied().unwrap_or_default();
     let down = median_ms(down);
-    eprintln!("median latency: {up:.1} ms with Redis, {down:.1} ms after it was killed (worst {worst:?})");
+    eprintln!(
+        "median latency: {up:.1} ms with Redis, {down:.1} ms after it was killed (worst {worst:?})"
+    );
     assert!(
         down < 50.0,
         "median {down:.1} ms with Redis gone (was {up:.1} ms): requests wait on Redis"

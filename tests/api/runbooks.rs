@@ -11,7 +11,9 @@ use std::process::Command;
 
 /// The runnable script of a runbook page for `backend`.
 fn script(page: &str, backend: Backend) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks").join(page);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("runbooks")
+        .join(page);
     let text = std::fs::read_to_string(&path).unwrap();
     let ours = match backend {
         Backend::Sqlite => "sqlite",
@@ -48,7 +50,8 @@ struct Bench {
 
 impl Bench {
     async fn new(backend: Backend) -> Self {
-        let app = TestApp::spawn_with(backend, |c| c.auth.platform_admins = vec!["ops".into()]).await;
+        let app =
+            TestApp::spawn_with(backend, |c| c.auth.platform_admins = vec!["ops".into()]).await;
         let ops = app.create_client("ops").await;
         app.create_org("acme", &[("ops", "administrator")]).await;
         app.client(&ops).create_blob("veid", Some("acme")).await;
@@ -61,8 +64,14 @@ impl Bench {
 
     /// Runs the page with the vault's configuration and `inputs` in the environment.
     fn run(&self, page: &str, inputs: &[(&str, String)]) -> String {
-        let bin = Path::new(env!("CARGO_BIN_EXE_data-vault")).parent().unwrap();
-        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let bin = Path::new(env!("CARGO_BIN_EXE_data-vault"))
+            .parent()
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let config = &self.app.config;
         let output = Command::new("bash")
             .args(["-euo", "pipefail", "-c", &script(page, self.app.backend)])
@@ -72,8 +81,14 @@ impl Bench {
             .env("HOME", self.work.path())
             .env("DATA_VAULT_URL", self.app.url(""))
             .env("METRICS_URL", format!("http://{}", self.app.metrics_addr))
-            .env("DATA_VAULT_STORAGE__DATABASE_URL", &config.storage.database_url)
-            .env("DATA_VAULT_KEYS__MASTER_KEY_FILE", &config.keys.master_key_file)
+            .env(
+                "DATA_VAULT_STORAGE__DATABASE_URL",
+                &config.storage.database_url,
+            )
+            .env(
+                "DATA_VAULT_KEYS__MASTER_KEY_FILE",
+                &config.keys.master_key_file,
+            )
             .env("DATA_VAULT_AUDIT__LOG_KEY_FILE", &config.audit.log_key_file)
             .env("DATA_VAULT_AUTH__PLATFORM_ADMINS", "[\"ops\"]")
             .env("DATA_VAULT_PRINCIPAL", &self.ops.principal)
@@ -103,10 +118,16 @@ fn free_address() -> String {
 async fn backup_and_restore_drill_pages_work(backend: Backend) {
     if backend == Backend::Postgres
         && (Command::new("pg_dump").arg("--version").output().is_err()
-            || Command::new("pg_restore").arg("--version").output().is_err())
+            || Command::new("pg_restore")
+                .arg("--version")
+                .output()
+                .is_err())
     {
-        assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "CI needs pg_dump");
-        eprintln!("\n*** SKIPPING restore drill runbook: pg_dump is not installed ***\n");
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI needs pg_dump"
+        );
+        skipped("restore drill runbook: pg_dump is not installed");
         return;
     }
     let bench = Bench::new(backend).await;
@@ -114,12 +135,22 @@ async fn backup_and_restore_drill_pages_work(backend: Backend) {
     let mut inputs = vec![
         ("BACKUP_DIR", bench.path("backup")),
         ("KEY_BACKUP_DIR", bench.path("keys")),
-        ("MASTER_KEY_FILE", config.keys.master_key_file.display().to_string()),
-        ("LOG_KEY_FILE", config.audit.log_key_file.display().to_string()),
+        (
+            "MASTER_KEY_FILE",
+            config.keys.master_key_file.display().to_string(),
+        ),
+        (
+            "LOG_KEY_FILE",
+            config.audit.log_key_file.display().to_string(),
+        ),
     ];
     bench.run("backup.md", &inputs);
     // Written after the backup: not in it, and not needed by the drill.
-    bench.app.client(&bench.ops).create_blob("veid", Some("acme")).await;
+    bench
+        .app
+        .client(&bench.ops)
+        .create_blob("veid", Some("acme"))
+        .await;
 
     inputs.push(("RESTORE_DIR", bench.path("restore")));
     inputs.push(("DRILL_LISTEN", free_address()));
@@ -142,8 +173,9 @@ async fn backup_and_restore_drill_pages_work(backend: Backend) {
 
 async fn triage_pages_work(backend: Backend) {
     let bench = Bench::new(backend).await;
-    let wallet = data_vault_auth::WalletSigner::from_private_key_hex(&"11".repeat(32), "virtengine")
-        .unwrap();
+    let wallet =
+        data_vault_auth::WalletSigner::from_private_key_hex(&"11".repeat(32), "virtengine")
+            .unwrap();
     let said = bench.run(
         "unauthorized-errors.md",
         &[
@@ -152,7 +184,10 @@ async fn triage_pages_work(backend: Backend) {
         ],
     );
     assert!(said.contains("acme\t[administrator]"), "{said}");
-    assert!(said.contains(&format!("blocked {}", wallet.address())), "{said}");
+    assert!(
+        said.contains(&format!("blocked {}", wallet.address())),
+        "{said}"
+    );
     bench.run("payload-too-large.md", &[]);
     bench.run("nonce-store.md", &[]);
     let said = bench.run("restart-and-upgrade.md", &[]);

@@ -87,9 +87,7 @@ pub async fn authenticate(
         Ok(response) => response,
         Err(error) => {
             let mut response = error.into_response();
-            response
-                .extensions_mut()
-                .insert(LoggedPrincipal(claimed));
+            response.extensions_mut().insert(LoggedPrincipal(claimed));
             response
         }
     }
