@@ -235,8 +235,8 @@ fn the_container_image_is_multi_stage_and_runs_unprivileged() {
     assert!(stages >= 2, "the Containerfile must be multi-stage");
     let user = text
         .lines()
-        .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
         .expect("the runtime stage sets USER");
     assert!(
         !user.starts_with("0") && !user.starts_with("root"),

@@ -106,16 +106,16 @@ async fn verify_and_run(
     let (caller, bytes) = if parts.headers.contains_key(h::ADDRESS) {
         // The wallet scheme signs the body's hash without sending it, so the body is read
         // (bounded, and after the cheap checks) before the signature can be checked.
-        let claims = wallet::claims(&auth, &parts)?;
+        let claims = wallet::claims(auth, &parts)?;
         let bytes = body::read_bounded(&parts.headers, body, max_payload).await?;
-        (wallet::verify(&auth, &parts, claims, &bytes).await?, bytes)
+        (wallet::verify(auth, &parts, claims, &bytes).await?, bytes)
     } else {
-        let (caller, claimed_hash) = hmac::verify(&auth, &parts).await?;
+        let (caller, claimed_hash) = hmac::verify(auth, &parts).await?;
         let bytes = body::read_bounded(&parts.headers, body, max_payload).await?;
-        hmac::check_body(&auth, &claimed_hash, &bytes).await?;
+        hmac::check_body(auth, &claimed_hash, &bytes).await?;
         (caller, bytes)
     };
-    let verdict = limit::limit_principal(&auth, &caller).await?;
+    let verdict = limit::limit_principal(auth, &caller).await?;
     let mut request = Request::from_parts(parts, Body::from(bytes));
     request.extensions_mut().insert(caller.clone());
     let mut response = next.run(request).await;
