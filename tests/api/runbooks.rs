@@ -188,10 +188,53 @@ async fn triage_pages_work(backend: Backend) {
         said.contains(&format!("blocked {}", wallet.address())),
         "{said}"
     );
+    bench.run("health.md", &[]);
+    bench.run("redis-outage.md", &[]);
+    bench.run("database-outage.md", &[]);
     bench.run("payload-too-large.md", &[]);
     bench.run("nonce-store.md", &[]);
     let said = bench.run("restart-and-upgrade.md", &[]);
     assert!(said.contains("audit chains verify"), "{said}");
 }
 
-on_both_backends!(backup_and_restore_drill_pages_work, triage_pages_work);
+async fn audit_retention_and_subject_pages_work(backend: Backend) {
+    let bench = Bench::new(backend).await;
+    let blob = bench
+        .app
+        .client(&bench.ops)
+        .create_blob("veid", Some("acme"))
+        .await;
+    let log_key = Command::new(env!("CARGO_BIN_EXE_data-vault"))
+        .env_clear()
+        .env(
+            "DATA_VAULT_AUDIT__LOG_KEY_FILE",
+            &bench.app.config.audit.log_key_file,
+        )
+        .args(["audit", "log-key"])
+        .output()
+        .unwrap();
+    assert!(log_key.status.success());
+    let log_key = String::from_utf8(log_key.stdout).unwrap().trim().to_owned();
+    let said = bench.run(
+        "audit-integrity.md",
+        &[
+            ("LOG_VERIFIER_KEY", log_key),
+            ("WITNESS_STATE", bench.path("org-acme.json")),
+            ("SEQ", "1".to_owned()),
+        ],
+    );
+    assert!(said.contains("first checkpoint stored"), "{said}");
+    let said = bench.run("retention.md", &[("BLOB_ID", blob)]);
+    assert!(said.contains("DRY RUN"), "{said}");
+    let said = bench.run(
+        "data-subject-requests.md",
+        &[("SUBJECT", "leaver".to_owned())],
+    );
+    assert!(said.contains("\"erased\""), "{said}");
+}
+
+on_both_backends!(
+    backup_and_restore_drill_pages_work,
+    triage_pages_work,
+    audit_retention_and_subject_pages_work,
+);
