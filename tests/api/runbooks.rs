@@ -188,6 +188,8 @@ async fn triage_pages_work(backend: Backend) {
         said.contains(&format!("blocked {}", wallet.address())),
         "{said}"
     );
+    let said = bench.run("denial-spikes.md", &[("PRINCIPAL", "ops".to_owned())]);
+    assert!(said.contains("principal:  ops"), "{said}");
     bench.run("health.md", &[]);
     bench.run("redis-outage.md", &[]);
     bench.run("database-outage.md", &[]);
