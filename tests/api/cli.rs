@@ -380,6 +380,9 @@ fn every_command_has_help() {
         vec!["admin", "compliance", "report", "--help"],
         vec!["subject", "export", "--help"],
         vec!["subject", "erase", "--help"],
+        vec!["admin", "org", "list", "--help"],
+        vec!["admin", "principal", "show", "--help"],
+        vec!["admin", "backup", "--help"],
     ] {
         let output = Command::new(BIN).args(&args).output().unwrap();
         assert!(output.status.success(), "{args:?}");
