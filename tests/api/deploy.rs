@@ -228,6 +228,33 @@ fn compose_has_the_services_and_the_files_it_mounts() {
     assert!(deploy("grafana/provisioning/dashboards/data-vault.yaml").exists());
 }
 
+/// The compose file's Prometheus configuration loads, with the vault's alert rules.
+#[test]
+fn the_compose_prometheus_configuration_loads_with_the_alert_rules() {
+    if !tool("promtool", &["--version"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(deploy("compose/prometheus.yml")).unwrap();
+    // Inside the container the rules are mounted at /etc/prometheus/alerts.yml.
+    let rules = deploy("prometheus/alerts.yml");
+    assert!(text.contains("/etc/prometheus/alerts.yml"));
+    let text = text.replace("/etc/prometheus/alerts.yml", &rules.display().to_string());
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, text).unwrap();
+    let output = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn the_container_image_is_multi_stage_and_runs_unprivileged() {
     let text = std::fs::read_to_string(deploy("container/Containerfile")).unwrap();
