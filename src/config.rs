@@ -45,6 +45,25 @@ pub struct Config {
     /// Replaces the default scope table (`scopes/default.toml`) when present.
     #[serde(default)]
     pub scopes: Option<BTreeMap<String, data_vault_scopes::RawRule>>,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// The log's shape (`[log]`); its level is `DATA_VAULT_LOG` (a tracing filter).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// `text` (default: one readable line per event) or `json` (one JSON object per line, for log
+/// pipelines).
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Deserialize)]

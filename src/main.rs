@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use data_vault::cli::{run, Cli};
+use data_vault::config::LogFormat;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -10,11 +11,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_env("DATA_VAULT_LOG")
         .unwrap_or_else(|_| EnvFilter::new(cli.default_log_level()));
-    tracing_subscriber::fmt()
+    // The log's format is configuration; a configuration that does not load is reported by
+    // the command itself (with the readable format).
+    let format = data_vault::config::Config::load(cli.config.as_deref())
+        .map(|c| c.log.format)
+        .unwrap_or_default();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object per line: the event's fields at the top level with the request span's
+        // (request id, method, path) and the authentication span's (claimed principal).
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -1,24 +1,37 @@
-//! The shared Redis connection: connected lazily, reconnected by itself, every command bounded
-//! by a short timeout, and its health tracked so callers can fall back to local state and
-//! readiness can say `degraded`.
+//! The shared Redis connection: connected lazily, every command bounded by a short timeout,
+//! its health tracked so callers can fall back to local state and readiness can say
+//! `degraded`, and a circuit breaker (DESIGN §20): after a failure Redis is skipped outright
+//! for a back-off, so a Redis that goes away mid-flight costs requests no waiting; a
+//! background probe, not a request, finds out when it is back.
 
 use crate::metrics::Metrics;
 use redis::aio::ConnectionManager;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 /// A Redis command that takes longer is treated as a failure: the request path must not hang
 /// on a half-dead Redis.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(300);
-/// How often a broken connection is retried.
-const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// How long Redis is skipped after the first failure; doubled after each failed probe up to
+/// [`MAX_BACKOFF`], so a long outage is probed rarely and a blip is over within a second.
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How often the background probe looks at the breaker.
+const PROBE_TICK: Duration = Duration::from_millis(100);
+
+/// The circuit breaker's state: closed (`open_until` is `None`) or open until a time.
+#[derive(Debug, Default)]
+struct Circuit {
+    open_until: Option<Instant>,
+    backoff: Duration,
+}
 
 pub struct Redis {
     client: redis::Client,
     connection: RwLock<Option<ConnectionManager>>,
-    last_attempt: tokio::sync::Mutex<Option<Instant>>,
+    circuit: Mutex<Circuit>,
     down: AtomicBool,
     prefix: String,
     metrics: Arc<Metrics>,
@@ -35,7 +48,7 @@ impl Redis {
         Ok(Self {
             client: redis::Client::open(url)?,
             connection: RwLock::new(None),
-            last_attempt: tokio::sync::Mutex::new(None),
+            circuit: Mutex::new(Circuit::default()),
             down: AtomicBool::new(false),
             prefix: prefix.to_owned(),
             metrics,
@@ -55,11 +68,6 @@ impl Redis {
                 return Ok(connection.clone());
             }
         }
-        let mut last = self.last_attempt.lock().await;
-        if last.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
-            return Err(RedisUnavailable::Error("not connected".into()));
-        }
-        *last = Some(Instant::now());
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(COMMAND_TIMEOUT)
             .set_response_timeout(COMMAND_TIMEOUT)
@@ -81,8 +89,28 @@ impl Redis {
         }
     }
 
-    /// Runs one command with the timeout, recording Redis health either way.
+    /// Whether the breaker is open: Redis failed recently and is not to be asked.
+    fn is_open(&self) -> bool {
+        self.circuit
+            .lock()
+            .map(|c| c.open_until.is_some())
+            .unwrap_or(true)
+    }
+
+    /// Runs one command with the timeout, recording Redis health either way. While the
+    /// breaker is open this fails at once, without touching the network.
     pub async fn run<T, F, Fut>(&self, command: F) -> Result<T, RedisUnavailable>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        if self.is_open() {
+            return Err(RedisUnavailable::Error("circuit open".into()));
+        }
+        self.attempt(command).await
+    }
+
+    async fn attempt<T, F, Fut>(&self, command: F) -> Result<T, RedisUnavailable>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
@@ -104,7 +132,41 @@ impl Redis {
         result
     }
 
+    /// Starts the background probe that closes the breaker once Redis answers again. It
+    /// stops when the last handle to this connection is dropped.
+    pub fn start_probe(self: &Arc<Self>) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_TICK).await;
+                let Some(redis) = weak.upgrade() else { return };
+                if redis.probe_due() {
+                    // A fresh connection: the old handle may be the broken one.
+                    if let Ok(mut guard) = redis.connection.write() {
+                        *guard = None;
+                    }
+                    let _ = redis
+                        .attempt(|mut c| async move {
+                            redis::cmd("PING").query_async::<String>(&mut c).await
+                        })
+                        .await;
+                }
+            }
+        });
+    }
+
+    /// Whether the breaker is open and its back-off has passed.
+    fn probe_due(&self) -> bool {
+        self.circuit
+            .lock()
+            .map(|c| c.open_until.is_some_and(|at| Instant::now() >= at))
+            .unwrap_or(false)
+    }
+
     fn mark_up(&self) {
+        if let Ok(mut circuit) = self.circuit.lock() {
+            *circuit = Circuit::default();
+        }
         if self.down.swap(false, Ordering::Relaxed) {
             tracing::warn!("redis is reachable again; shared state restored");
             self.metrics.redis_fallback.set(0);
@@ -113,13 +175,22 @@ impl Redis {
 
     fn mark_down(&self, error: &RedisUnavailable) {
         self.metrics.redis_errors.inc();
+        if let Ok(mut circuit) = self.circuit.lock() {
+            let backoff = match circuit.open_until {
+                // A failed probe: wait longer before the next.
+                Some(_) => (circuit.backoff * 2).min(MAX_BACKOFF),
+                None => MIN_BACKOFF,
+            };
+            circuit.backoff = backoff;
+            circuit.open_until = Some(Instant::now() + backoff);
+        }
         if !self.down.swap(true, Ordering::Relaxed) {
             tracing::warn!(%error, "redis unreachable; falling back to in-process state (degraded)");
             self.metrics.redis_fallback.set(1);
         }
     }
 
-    /// Checks Redis now (for readiness).
+    /// Checks Redis now (for readiness); `false` at once while the breaker is open.
     pub async fn ping(&self) -> bool {
         self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
             .await

@@ -66,21 +66,36 @@ async fn open_vault_with(
     metrics: Arc<Metrics>,
     abuse: AbuseControl,
     clock: Arc<dyn Clock>,
-    signs_checkpoints: bool,
+    serving: bool,
 ) -> anyhow::Result<Arc<Vault>> {
-    let store = store::connect_service(
-        &config.storage.database_url,
-        config.storage.migrations_database_url.as_deref(),
-        config.storage.max_connections,
-    )
-    .await
+    let storage = &config.storage;
+    let migrations_url = storage.migrations_database_url.as_deref();
+    // Only `serve` creates a database and, on the embedded default, its keys (DESIGN §20).
+    let store = match serving {
+        true => {
+            store::connect_service(
+                &storage.database_url,
+                migrations_url,
+                storage.max_connections,
+            )
+            .await
+        }
+        false => {
+            store::connect_existing(
+                &storage.database_url,
+                migrations_url,
+                storage.max_connections,
+            )
+            .await
+        }
+    }
     .context("cannot open the database")?;
-    let master = load_master_key(config, store.as_ref()).await?;
+    let master = load_master_key(config, store.as_ref(), serving).await?;
     if check_master_key(store.as_ref(), &master).await? == MasterKeyCheck::Recorded {
         tracing::info!("recorded the master key's fingerprint in a new database");
     }
     // Only a serving vault signs checkpoints; the admin CLI needs no log key.
-    let log_key = match signs_checkpoints {
+    let log_key = match serving {
         true => Some(load_log_key(config)?),
         false => None,
     };
@@ -159,6 +174,7 @@ impl Application {
                     Redis::new(url, &config.redis.key_prefix, metrics.clone())
                         .context("invalid redis.url")?,
                 );
+                redis.start_probe();
                 if !redis.ping().await {
                     tracing::warn!(
                         "redis is not reachable at start-up; serving degraded on in-process state"
@@ -434,7 +450,11 @@ pub async fn shutdown_signal() {
 /// The master key from `keys.master_key`, else from `keys.master_key_file`. Only the embedded
 /// default creates one, and only for a database that has never been used: a generated key
 /// for an existing database would make its data unreadable.
-pub async fn load_master_key(config: &Config, store: &dyn Store) -> anyhow::Result<MasterKey> {
+pub async fn load_master_key(
+    config: &Config,
+    store: &dyn Store,
+    may_generate: bool,
+) -> anyhow::Result<MasterKey> {
     if let Some(key) = &config.keys.master_key {
         return MasterKey::from_hex(key.expose_secret())
             .context("keys.master_key (DATA_VAULT_KEYS__MASTER_KEY)");
@@ -448,6 +468,14 @@ pub async fn load_master_key(config: &Config, store: &dyn Store) -> anyhow::Resu
         );
         return MasterKey::from_hex(&text)
             .with_context(|| format!("master key file {}", path.display()));
+    }
+    if !may_generate {
+        anyhow::bail!(
+            "no master key file at {}: set keys.master_key_file to the server's (or \
+             DATA_VAULT_KEYS__MASTER_KEY). Only `data-vault serve` generates one, for a new \
+             embedded vault; a new key here would not open the server's data",
+            path.display()
+        );
     }
     if !config.is_embedded() {
         anyhow::bail!(

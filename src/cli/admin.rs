@@ -1,6 +1,7 @@
 //! `data-vault admin ...`: bootstrap operations run directly on the configured database, for
 //! before any administrator can sign a request.
 
+mod backup;
 mod credentials;
 
 use crate::config::Config;
@@ -32,6 +33,14 @@ pub enum AdminCommand {
     /// else storage.database_url) and grant the storage.database_url role what the server
     /// needs. Needs no master key.
     Migrate,
+    /// A consistent snapshot of the embedded (SQLite) database while the server runs, to a
+    /// new file readable by its owner only. Keys are not in it: back them up separately.
+    /// PostgreSQL: use pg_dump (runbooks/backup.md).
+    Backup {
+        /// Where to write the snapshot (must not exist).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +73,12 @@ pub enum ComplianceCommand {
 pub enum OrgCommand {
     /// Create an org (no-op if it exists).
     Create { org: String },
+    /// List orgs with their creation time and member count.
+    List {
+        /// Print [{"org", "created_at", "members"}].
+        #[arg(long)]
+        json: bool,
+    },
     /// Members of an org.
     #[command(subcommand)]
     Member(MemberCommand),
@@ -121,6 +136,18 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     if let AdminCommand::Migrate = command {
         return migrate(config).await;
     }
+    // A snapshot needs the database only, never the master key.
+    if let AdminCommand::Backup { out } = &command {
+        let bytes = backup::backup(config, out).await?;
+        println!("backup written to {} ({bytes} bytes)", out.display());
+        eprintln!(
+            "The master key ({}) and the log key ({}) are not in it: back them up separately \
+             (runbooks/backup.md).",
+            config.keys.master_key_file.display(),
+            config.audit.log_key_file.display()
+        );
+        return Ok(());
+    }
     // An address is checked against the configured prefix before the database is opened.
     if let AdminCommand::Principal(command) = command {
         let command = credentials::check_principal(config, command)?;
@@ -137,6 +164,17 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 println!("created org {org}");
             } else {
                 println!("org {org} already exists");
+            }
+        }
+        AdminCommand::Org(OrgCommand::List { json }) => {
+            let orgs = vault.list_orgs(&admin).await?;
+            if json {
+                println!("{}", serde_json::to_string(&orgs)?);
+            } else {
+                println!("ORG\tCREATED\tMEMBERS");
+                for org in &orgs {
+                    println!("{}\t{}\t{}", org.org, org.created_at, org.members);
+                }
             }
         }
         AdminCommand::Org(OrgCommand::Member(command)) => match command {
@@ -195,7 +233,7 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
             }
         }
         // Returned above: migrating needs no vault, and an address is checked first.
-        AdminCommand::Migrate | AdminCommand::Principal(_) => {}
+        AdminCommand::Migrate | AdminCommand::Principal(_) | AdminCommand::Backup { .. } => {}
     }
     Ok(())
 }

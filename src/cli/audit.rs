@@ -232,13 +232,27 @@ async fn verify(
     json: bool,
     expect_heads: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
-    let store = crate::store::connect(&config.storage.database_url, 2).await?;
+    // Never a new, empty database that verifies trivially (DESIGN §20).
+    let store = crate::store::connect_existing(
+        &config.storage.database_url,
+        config.storage.migrations_database_url.as_deref(),
+        2,
+    )
+    .await?;
+    let known = store.audit_chains().await?;
     let chains = match org {
         Some(org) => {
             let org = crate::domain::OrgId::parse(&org)?;
-            vec![crate::audit::org_chain(org.as_str())]
+            let chain = crate::audit::org_chain(org.as_str());
+            // A misspelt org must not pass as "nothing wrong".
+            anyhow::ensure!(
+                known.contains(&chain),
+                "org {org} has no audit chain in this database (no such org, or nothing \
+                 recorded for it yet)"
+            );
+            vec![chain]
         }
-        None => store.audit_chains().await?,
+        None => known,
     };
     let mut broken = Vec::new();
     for chain in &chains {

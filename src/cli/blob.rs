@@ -12,9 +12,10 @@ use zeroize::Zeroizing;
 
 #[derive(Debug, Args)]
 pub struct Connection {
-    /// Base URL of the vault.
-    #[arg(long, env = "DATA_VAULT_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
+    /// Base URL of the vault [default: http://<server.listen> of the configuration given
+    /// with --config or DATA_VAULT_CONFIG, else http://127.0.0.1:8080].
+    #[arg(long, env = "DATA_VAULT_URL")]
+    url: Option<String>,
     /// HMAC client name.
     #[arg(long, env = "DATA_VAULT_PRINCIPAL")]
     principal: Option<String>,
@@ -140,7 +141,42 @@ pub enum BlobCommand {
     },
 }
 
+/// The vault's URL when neither `--url` nor `DATA_VAULT_URL` names one: derived once, at
+/// start-up, from the configuration's `server.listen` ([`set_default_url`]).
+static DEFAULT_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Where a client command connects by default: the API address of the configuration it was
+/// given, so `--config` means the same server for `admin` and `blob` commands.
+pub(super) fn set_default_url(listen: &str) {
+    let url = match listen.parse::<std::net::SocketAddr>() {
+        // A server listening on every interface is reached on loopback.
+        Ok(addr) if addr.ip().is_unspecified() => {
+            let loopback: std::net::IpAddr = match addr {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            };
+            format!(
+                "http://{}",
+                std::net::SocketAddr::new(loopback, addr.port())
+            )
+        }
+        _ => format!("http://{listen}"),
+    };
+    let _ = DEFAULT_URL.set(url);
+}
+
 impl Connection {
+    /// The vault's base URL: `--url` / `DATA_VAULT_URL`, else the configuration's.
+    pub(super) fn base_url(&self) -> String {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => DEFAULT_URL
+                .get()
+                .cloned()
+                .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned()),
+        }
+    }
+
     pub(super) fn client(&self) -> anyhow::Result<VaultClient> {
         let wallet_key = match (
             &self.wallet_key_file,
@@ -154,7 +190,10 @@ impl Connection {
             (None, Err(_)) => None,
         };
         if let Some(key) = wallet_key {
-            return VaultClient::new(&self.url, ClientAuth::wallet(&key, &self.wallet_prefix)?);
+            return VaultClient::new(
+                &self.base_url(),
+                ClientAuth::wallet(&key, &self.wallet_prefix)?,
+            );
         }
         let principal = self.principal.clone().context(
             "no credentials: pass --principal and a secret (HMAC), or --wallet-key-file",
@@ -171,7 +210,7 @@ impl Connection {
                 anyhow::bail!("no secret: pass --secret-file or set DATA_VAULT_SECRET")
             }
         };
-        VaultClient::new(&self.url, ClientAuth::Hmac { principal, secret })
+        VaultClient::new(&self.base_url(), ClientAuth::Hmac { principal, secret })
     }
 }
 

@@ -67,6 +67,17 @@ impl Cli {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = || crate::config::Config::load(cli.config.as_deref());
+    // Client commands reach the API address of the configuration they are given.
+    if matches!(
+        cli.command,
+        Command::Blob(_) | Command::Recipients(_) | Command::Subject(_) | Command::Audit(_)
+    ) {
+        match config() {
+            Ok(config) => blob::set_default_url(&config.server.listen),
+            Err(e) if cli.config.is_some() => return Err(e.into()),
+            Err(_) => {}
+        }
+    }
     match cli.command {
         Command::Serve => {
             let config = config()?;

@@ -9,6 +9,7 @@ mod client_auth;
 mod clients;
 mod keys;
 mod listing;
+mod lookup;
 mod orgs;
 mod recipients;
 mod report;
@@ -38,6 +39,7 @@ pub use client_auth::SECRET_TTL;
 pub use clients::{ClientError, ClientListing, SecretAge, MAX_CLIENTS_LISTED};
 pub use keys::{check_master_key, database_is_initialised, MasterKeyCheck};
 pub use listing::{BlobPage, ListParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+pub use lookup::{OrgRoles, OrgSummary, PrincipalOverview, MAX_ORGS_LISTED};
 
 pub use orgs::Member;
 pub use recipients::{OrgReaders, PublishedRecipients, Reader, MAX_MEMBERS_SCANNED, MAX_READERS};
@@ -344,6 +346,10 @@ impl Vault {
             // The batch failed while writing data, not events: report that as it is.
             Err(CommitError::Store(e)) if matches!(*e, StoreError::Database(_)) => {
                 Err(VaultError::Internal(anyhow::Error::new(e)))
+            }
+            // The database is down or refuses connections: 503 `unavailable` (DESIGN §20).
+            Err(CommitError::Store(e)) if matches!(*e, StoreError::Unavailable(_)) => {
+                Err(VaultError::Unavailable(anyhow::Error::new(e)))
             }
             Err(e) => {
                 self.metrics.audit_failures.inc();

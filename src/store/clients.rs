@@ -59,6 +59,8 @@ pub trait ClientStore: Send + Sync {
     async fn client_status(&self, name: &ClientName) -> StoreResult<Option<Option<i64>>>;
     /// The first `limit` clients by name, with their secrets' ages and revocation.
     async fn list_clients(&self, limit: i64) -> StoreResult<Vec<ClientSummary>>;
+    /// One client as `list_clients` shows it, or `None` when there is no such client.
+    async fn client_summary(&self, name: &ClientName) -> StoreResult<Option<ClientSummary>>;
     /// Removes a client; `false` (and nothing recorded) if it did not exist.
     async fn delete_client(&self, name: &ClientName, event: &NewEvent) -> StoreResult<bool>;
 }
@@ -239,6 +241,31 @@ macro_rules! client_store {
                     }
                 }
                 Ok(clients)
+            }
+
+            async fn client_summary(
+                &self,
+                name: &ClientName,
+            ) -> StoreResult<Option<ClientSummary>> {
+                let rows: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(
+                    "SELECT c.revoked_at, s.created_at FROM clients c \
+                     LEFT JOIN client_secrets s ON s.client = c.name \
+                     WHERE c.name = $1 ORDER BY s.slot DESC",
+                )
+                .bind(name.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                let Some((revoked_at, _)) = rows.first().copied() else {
+                    return Ok(None);
+                };
+                Ok(Some(ClientSummary {
+                    name: name.as_str().to_owned(),
+                    secrets: rows
+                        .into_iter()
+                        .filter_map(|(_, created)| created)
+                        .collect(),
+                    revoked_at,
+                }))
             }
 
             async fn delete_client(

@@ -121,14 +121,41 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
+            sqlx::Error::Database(ref db) if refuses_connections(db.as_ref()) => {
+                StoreError::Unavailable(err)
+            }
             other => StoreError::Database(other),
         }
     }
 }
 
+/// Whether the database answered that it takes no connections now (DESIGN §20: 503, never
+/// 500): PostgreSQL's connection-exception class (08), operator intervention (57P01-57P03:
+/// shutting down, starting up), too many connections (53300), a database that is gone
+/// (3D000), or one whose `ALLOW_CONNECTIONS` is false (55000 with that message: the code alone
+/// also covers unrelated states). SQLite's busy and cannot-open (5, 14) likewise.
+fn refuses_connections(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = db.code() else {
+        return false;
+    };
+    let code = code.as_ref();
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "53300" | "3D000" | "5" | "14"
+        )
+        || (code == "55000" && db.message().contains("accepting connections"))
+}
+
 impl StoreError {
+    /// A failed audit write; a database that is unreachable is reported as that (503
+    /// `unavailable`), not as a broken audit store.
     pub(crate) fn audit(err: sqlx::Error) -> Self {
-        StoreError::Audit(err)
+        match StoreError::from(err) {
+            StoreError::Unavailable(e) => StoreError::Unavailable(e),
+            StoreError::Database(e) => StoreError::Audit(e),
+            other => other,
+        }
     }
 }
 
@@ -206,6 +233,23 @@ pub async fn connect_service(
         "migrated over storage.migrations_database_url"
     );
     connect_with(database_url, max_connections, Migrations::Elsewhere).await
+}
+
+/// The store of a vault that must already exist, for every command but `serve` (DESIGN §20:
+/// no silent new databases). A missing SQLite file, or a PostgreSQL database without the
+/// vault's schema, is refused with an error naming what was looked for; an existing one is
+/// opened like [`connect_service`] does.
+pub async fn connect_existing(
+    database_url: &str,
+    migrations_url: Option<&str>,
+    max_connections: u32,
+) -> StoreResult<Arc<dyn Store>> {
+    if database_url.starts_with("sqlite:") {
+        SqliteStore::require_existing(database_url)?;
+    } else if is_postgres(database_url) {
+        PostgresStore::require_schema(database_url).await?;
+    }
+    connect_service(database_url, migrations_url, max_connections).await
 }
 
 /// Applies the PostgreSQL migrations as the role of `owner_url` and grants the role of

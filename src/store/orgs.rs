@@ -36,6 +36,14 @@ pub trait OrgStore: Send + Sync {
     /// `(principal, roles)` of the first `limit` members, by principal: a caller that asks
     /// for one more than it accepts learns whether the org is larger.
     async fn members_up_to(&self, org: &OrgId, limit: i64) -> StoreResult<Vec<(String, String)>>;
+    /// `(org, created_at, member count)` of the first `limit` orgs, by id (`admin org list`).
+    async fn list_orgs(&self, limit: i64) -> StoreResult<Vec<(String, i64, i64)>>;
+    /// `(org, roles)` of every org `principal` belongs to (up to `limit`), by org.
+    async fn orgs_of(
+        &self,
+        principal: &Principal,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String)>>;
 }
 
 macro_rules! org_store {
@@ -148,6 +156,32 @@ macro_rules! org_store {
                      ORDER BY principal LIMIT $2",
                 )
                 .bind(org.as_str())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn list_orgs(&self, limit: i64) -> StoreResult<Vec<(String, i64, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT o.id, o.created_at, \
+                     (SELECT COUNT(*) FROM memberships m WHERE m.org_id = o.id) \
+                     FROM orgs o ORDER BY o.id LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn orgs_of(
+                &self,
+                principal: &Principal,
+                limit: i64,
+            ) -> StoreResult<Vec<(String, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT org_id, roles FROM memberships WHERE principal = $1 \
+                     ORDER BY org_id LIMIT $2",
+                )
+                .bind(principal.as_str())
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?)

@@ -91,6 +91,39 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
+    /// Refuses a database that cannot be reached or holds no vault schema: only `serve` (or
+    /// `admin migrate`) creates one. The URL in the message has its password removed.
+    pub(super) async fn require_schema(url: &str) -> StoreResult<()> {
+        let shown = crate::cli::redact_url(url);
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options(url, "storage.database_url")?)
+            .await
+            .map_err(|e| {
+                StoreError::Config(format!(
+                    "cannot open the vault database {shown} (storage.database_url): {e}"
+                ))
+            })?;
+        let present: StoreResult<bool> = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
+             WHERE schemaname = current_schema() AND tablename = 'vault_meta')",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(StoreError::from);
+        pool.close().await;
+        if present? {
+            Ok(())
+        } else {
+            Err(StoreError::Config(format!(
+                "no vault in the database {shown} (storage.database_url): it holds no vault \
+                 schema. Only `data-vault serve` or `data-vault admin migrate` creates one; \
+                 check the URL"
+            )))
+        }
+    }
+
     /// Migrates over `owner_url` and grants the role `service_url` connects as what the server
     /// needs. The owner's connection is closed before this returns.
     pub async fn migrate(owner_url: &str, service_url: &str) -> StoreResult<MigrationReport> {

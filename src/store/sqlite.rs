@@ -17,6 +17,23 @@ impl SqliteStore {
     pub(super) const CLAIM_SKIP_LOCKED: &'static str = "";
     pub(super) const CLAIM_WAIT: &'static str = "";
 
+    /// Refuses a URL whose database file does not exist: only `serve` creates one.
+    pub(super) fn require_existing(url: &str) -> StoreResult<()> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?;
+        let path = options.get_filename();
+        // An in-memory database is new by definition; it is a test's, never an operator's.
+        if path.as_os_str() == ":memory:" || path.is_file() {
+            return Ok(());
+        }
+        Err(StoreError::Config(format!(
+            "no vault database at {} (storage.database_url = {url}): only `data-vault serve` \
+             creates one. Run this command with the server's configuration (--config or \
+             DATA_VAULT_CONFIG) or from the directory the server runs in",
+            path.display()
+        )))
+    }
+
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?

@@ -211,7 +211,7 @@ async fn the_metrics_endpoint_passes_promtool(backend: Backend) {
             panic!("CI=true but promtool is missing")
         }
         Err(_) => {
-            eprintln!("\n*** SKIPPING promtool check: promtool is not installed ***\n");
+            skipped("promtool metrics format check: promtool is not installed");
             return;
         }
     };
@@ -285,7 +285,7 @@ fn promtool() -> Option<std::process::Command> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true but promtool is missing");
     }
-    eprintln!("\n*** SKIPPING alert rule tests: promtool is not installed ***\n");
+    skipped("alert rule tests: promtool is not installed");
     None
 }
 

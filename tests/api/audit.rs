@@ -405,9 +405,7 @@ fn python_verify(export: &str) -> Option<(bool, String)> {
             panic!("CI=true but python3 is missing")
         }
         Err(_) => {
-            eprintln!(
-                "\n*** SKIPPING independent audit verification: python3 is not installed ***\n"
-            );
+            skipped("independent audit verification: python3 is not installed");
             return None;
         }
     };

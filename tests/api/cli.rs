@@ -320,7 +320,7 @@ pub(crate) fn age_cli_available() -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true but the `age` CLI is not installed");
     }
-    eprintln!("\n*** SKIPPING age interop test: the `age` CLI is not installed ***\n");
+    skipped("age interop: the `age` CLI is not installed");
     false
 }
 
@@ -409,6 +409,9 @@ fn every_command_has_help() {
         vec!["admin", "compliance", "report", "--help"],
         vec!["subject", "export", "--help"],
         vec!["subject", "erase", "--help"],
+        vec!["admin", "org", "list", "--help"],
+        vec!["admin", "principal", "show", "--help"],
+        vec!["admin", "backup", "--help"],
     ] {
         let output = Command::new(BIN).args(&args).output().unwrap();
         assert!(output.status.success(), "{args:?}");

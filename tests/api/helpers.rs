@@ -47,6 +47,31 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Says loudly that the current test did not run its checks and why, and records it for the
+/// end-of-run summary: `tools/test` sets `DATA_VAULT_TEST_SKIPS` to a file, and prints how many
+/// tests did not run and why after the run (nextest shows a skipped test as passed and hides
+/// its output).
+pub fn skipped(reason: &str) {
+    eprintln!("\n*** SKIPPING: {reason} ***\n");
+    let Ok(path) = std::env::var("DATA_VAULT_TEST_SKIPS") else {
+        return;
+    };
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed test)")
+        .to_owned();
+    let line = format!("{test}\t{reason}\n");
+    // One short append per line: concurrent test processes do not interleave within it.
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(e) = appended {
+        eprintln!("cannot record the skip in {path}: {e}");
+    }
+}
+
 /// The PostgreSQL server for tests. Under CI it must be configured; elsewhere its absence
 /// skips the PostgreSQL variants, loudly.
 pub fn postgres_url() -> Option<String> {
@@ -56,9 +81,7 @@ pub fn postgres_url() -> Option<String> {
             panic!("CI=true but DATA_VAULT_TEST_POSTGRES_URL is not set: PostgreSQL tests must run in CI")
         }
         _ => {
-            eprintln!(
-                "\n*** SKIPPING PostgreSQL test: DATA_VAULT_TEST_POSTGRES_URL is not set ***\n"
-            );
+            skipped("PostgreSQL: DATA_VAULT_TEST_POSTGRES_URL is not set");
             None
         }
     }
@@ -72,7 +95,7 @@ pub fn redis_url() -> Option<String> {
             panic!("CI=true but DATA_VAULT_TEST_REDIS_URL is not set: Redis tests must run in CI")
         }
         _ => {
-            eprintln!("\n*** SKIPPING Redis test: DATA_VAULT_TEST_REDIS_URL is not set ***\n");
+            skipped("Redis: DATA_VAULT_TEST_REDIS_URL is not set");
             None
         }
     }
@@ -99,7 +122,9 @@ impl PrivateRedis {
                 panic!("CI=true but redis-server cannot be started: {e}")
             }
             Err(e) => {
-                eprintln!("\n*** SKIPPING Redis outage test: redis-server unavailable ({e}) ***\n");
+                skipped(&format!(
+                    "Redis outage: redis-server cannot be started ({e})"
+                ));
                 None
             }
         }
@@ -147,7 +172,7 @@ impl Drop for PrivateRedis {
 }
 
 /// Creates a fresh database on the test server and returns its URL.
-async fn fresh_postgres_database() -> (String, String) {
+pub async fn fresh_postgres_database() -> (String, String) {
     use sqlx::Connection;
     let admin_url = postgres_url().expect("postgres configured");
     let mut conn = sqlx::PgConnection::connect(&admin_url)
@@ -163,7 +188,7 @@ async fn fresh_postgres_database() -> (String, String) {
     (url.to_string(), name)
 }
 
-fn drop_postgres_database(name: String) {
+pub fn drop_postgres_database(name: String) {
     // Drop runs outside any runtime guarantee, so this uses a thread with its own runtime.
     let _ = std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -515,7 +540,15 @@ impl ServerProcess {
                 .lines()
                 .map_while(Result::ok)
             {
-                if let Some(addr) = line.split_whitespace().find_map(|w| w.strip_prefix("api=")) {
+                // `api=ADDR` in the text format, `"api":"ADDR"` in the JSON one.
+                let addr = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("api="))
+                    .or_else(|| {
+                        let rest = line.split("\"api\":\"").nth(1)?;
+                        rest.split('"').next()
+                    });
+                if let Some(addr) = addr {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr.to_owned());
                     }

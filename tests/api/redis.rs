@@ -121,7 +121,61 @@ async fn a_redis_outage_degrades_and_recovers_by_itself(backend: Backend) {
         .contains("virtengine_data_vault_redis_fallback 0"));
 }
 
+/// The median of `samples`, in milliseconds.
+fn median_ms(mut samples: Vec<std::time::Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
+}
+
+/// Times `count` signed listings one after another.
+async fn timed_requests(client: &Api, count: usize) -> Vec<std::time::Duration> {
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = std::time::Instant::now();
+        let response = client.list_blobs(&ListQuery::default()).await;
+        samples.push(started.elapsed());
+        assert_eq!(response.status(), 200, "requests keep succeeding");
+    }
+    samples
+}
+
+/// DESIGN §20: a Redis that goes away mid-flight costs each request no more than a few
+/// milliseconds (the breaker skips it instead of waiting a timeout per command).
+async fn a_redis_killed_mid_flight_keeps_latency_in_milliseconds(backend: Backend) {
+    let Some(mut redis) = PrivateRedis::start() else {
+        return;
+    };
+    let url = redis.url();
+    let app = TestApp::spawn_with(backend, |c| c.redis.url = Some(url)).await;
+    let creds = app.create_client("svc").await;
+    let client = app.client(&creds);
+    let up = median_ms(timed_requests(&client, 20).await);
+    redis.stop();
+    let down = timed_requests(&client, 40).await;
+    let worst = down.iter().max().copied().unwrap_or_default();
+    let down = median_ms(down);
+    eprintln!(
+        "median latency: {up:.1} ms with Redis, {down:.1} ms after it was killed (worst {worst:?})"
+    );
+    assert!(
+        down < 50.0,
+        "median {down:.1} ms with Redis gone (was {up:.1} ms): requests wait on Redis"
+    );
+    redis.restart();
+    let mut recovered = false;
+    for _ in 0..60 {
+        let ready: Value = app.anonymous().readyz().await.json().await.unwrap();
+        if ready["redis"] == "ok" {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the breaker closes by itself once Redis is back");
+}
+
 on_both_backends!(
     a_nonce_replayed_to_another_replica_is_rejected,
     a_redis_outage_degrades_and_recovers_by_itself,
+    a_redis_killed_mid_flight_keeps_latency_in_milliseconds,
 );

@@ -306,7 +306,7 @@ fn node_sign_request(
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("CI=true but interop/wallet/node_modules is missing (npm ci --prefix interop/wallet)");
         }
-        eprintln!("\n*** SKIPPING live wallet interop: run `npm ci` in interop/wallet ***\n");
+        skipped("live wallet interop: run `npm ci` in interop/wallet");
         return None;
     }
     let mut command = Command::new("node");

@@ -54,6 +54,17 @@ pub enum PrincipalCommand {
     },
     /// Lift a block.
     Unblock { address: String },
+    /// What decides how a principal's requests are answered: its orgs and roles, its HMAC
+    /// client's secrets (or null), its recipients, whether it is blocked. For triaging a
+    /// 401 or 403 (runbooks/unauthorized-errors.md).
+    Show {
+        /// A client name or a wallet address.
+        name: String,
+        /// Print {"principal", "orgs": [{"org", "roles"}], "client": {"secrets", "revoked"}
+        /// | null, "recipients", "blocked"}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn print_secret(name: &ClientName, secret: &str, json: bool) {
@@ -155,6 +166,7 @@ pub(super) fn wallet_principal(config: &Config, address: &str) -> anyhow::Result
 pub(super) enum CheckedPrincipalCommand {
     Block(Principal, Option<Note>),
     Unblock(Principal),
+    Show(Principal, bool),
 }
 
 pub(super) fn check_principal(
@@ -168,6 +180,9 @@ pub(super) fn check_principal(
         ),
         PrincipalCommand::Unblock { address } => {
             CheckedPrincipalCommand::Unblock(wallet_principal(config, &address)?)
+        }
+        PrincipalCommand::Show { name, json } => {
+            CheckedPrincipalCommand::Show(Principal::parse(&name)?, json)
         }
     })
 }
@@ -188,6 +203,45 @@ pub(super) async fn principal(
             vault.unblock_principal(admin, &principal).await?;
             println!("unblocked {principal}");
         }
+        CheckedPrincipalCommand::Show(principal, json) => {
+            let overview = vault.principal_overview(admin, &principal).await?;
+            if json {
+                println!("{}", serde_json::to_string(&overview)?);
+            } else {
+                print_overview(&overview);
+            }
+        }
     }
     Ok(())
+}
+
+fn print_overview(p: &crate::service::PrincipalOverview) {
+    println!("principal:  {}", p.principal);
+    match &p.client {
+        Some(client) => {
+            let secrets: Vec<String> = client
+                .secrets
+                .iter()
+                .map(|s| format!("{} ({} d)", s.created_at, s.age_days))
+                .collect();
+            let status = if client.revoked { "REVOKED" } else { "active" };
+            println!("client:     {status}; secrets: {}", secrets.join(", "));
+        }
+        None => println!("client:     none (not an HMAC client)"),
+    }
+    println!("blocked:    {}", if p.blocked { "YES" } else { "no" });
+    if p.orgs.is_empty() {
+        println!("orgs:       none");
+    }
+    for org in &p.orgs {
+        println!("org:        {}\t[{}]", org.org, org.roles.join(","));
+    }
+    println!(
+        "recipients: {}",
+        if p.recipients.is_empty() {
+            "none".to_owned()
+        } else {
+            p.recipients.join(" ")
+        }
+    );
 }

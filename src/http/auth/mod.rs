@@ -16,6 +16,7 @@ mod nonce;
 mod wallet;
 
 use super::body;
+use super::middleware::access_log::LoggedPrincipal;
 use super::middleware::request_id::RequestId;
 use crate::error::VaultError;
 use crate::metrics::Metrics;
@@ -25,7 +26,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use data_vault_auth::{headers as h, WalletVerifier};
 use std::sync::Arc;
 
@@ -47,7 +48,9 @@ impl Authenticator {
         }
     }
 
-    /// Counts and logs a refusal, and returns the error it is answered with.
+    /// Counts and logs a refusal, and returns the error it is answered with. The line is
+    /// written inside the `authenticate` span, which carries the principal the request
+    /// claimed, so on-call sees which client is failing and why (DESIGN §20).
     fn fail(&self, scheme: &str, reason: &'static str, error: VaultError) -> VaultError {
         self.metrics.auth_failure(scheme, reason);
         tracing::info!(scheme, reason, "authentication failed");
@@ -55,28 +58,64 @@ impl Authenticator {
     }
 }
 
-#[tracing::instrument(skip_all)]
+/// The principal a request claims, fit for the log: the header's value when it is a valid
+/// principal (client names and addresses are plain ASCII, so nothing can be forged into the
+/// line), else `(malformed)`; `(none)` when neither header is sent.
+fn claimed_principal(parts: &Parts) -> String {
+    let header = |name| headers::header(&parts.headers, name);
+    let claimed = match header(h::ADDRESS) {
+        Err("missing") => header(h::PRINCIPAL),
+        other => other,
+    };
+    match claimed {
+        Ok(text) if crate::domain::Principal::parse(text).is_ok() => text.to_owned(),
+        Err("missing") => "(none)".to_owned(),
+        _ => "(malformed)".to_owned(),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(claimed_principal = tracing::field::Empty))]
 pub async fn authenticate(
     State(auth): State<Arc<Authenticator>>,
     request: Request,
     next: Next,
-) -> Result<Response, VaultError> {
-    // Split first: the body is not `Sync`, so the request cannot be borrowed across awaits.
+) -> Response {
     let (parts, body) = request.into_parts();
+    let claimed = claimed_principal(&parts);
+    tracing::Span::current().record("claimed_principal", tracing::field::display(&claimed));
+    match verify_and_run(&auth, parts, body, next).await {
+        Ok(response) => response,
+        Err(error) => {
+            let mut response = error.into_response();
+            response.extensions_mut().insert(LoggedPrincipal(claimed));
+            response
+        }
+    }
+}
+
+async fn verify_and_run(
+    auth: &Arc<Authenticator>,
+    parts: Parts,
+    body: Body,
+    next: Next,
+) -> Result<Response, VaultError> {
+    // Split first (by the caller): the body is not `Sync`, so the request cannot be borrowed
+    // across awaits.
+    let auth = auth.as_ref();
     let max_payload = auth.vault.max_payload_bytes();
     let (caller, bytes) = if parts.headers.contains_key(h::ADDRESS) {
         // The wallet scheme signs the body's hash without sending it, so the body is read
         // (bounded, and after the cheap checks) before the signature can be checked.
-        let claims = wallet::claims(&auth, &parts)?;
+        let claims = wallet::claims(auth, &parts)?;
         let bytes = body::read_bounded(&parts.headers, body, max_payload).await?;
-        (wallet::verify(&auth, &parts, claims, &bytes).await?, bytes)
+        (wallet::verify(auth, &parts, claims, &bytes).await?, bytes)
     } else {
-        let (caller, claimed_hash) = hmac::verify(&auth, &parts).await?;
+        let (caller, claimed_hash) = hmac::verify(auth, &parts).await?;
         let bytes = body::read_bounded(&parts.headers, body, max_payload).await?;
-        hmac::check_body(&auth, &claimed_hash, &bytes).await?;
+        hmac::check_body(auth, &claimed_hash, &bytes).await?;
         (caller, bytes)
     };
-    let verdict = limit::limit_principal(&auth, &caller).await?;
+    let verdict = limit::limit_principal(auth, &caller).await?;
     let mut request = Request::from_parts(parts, Body::from(bytes));
     request.extensions_mut().insert(caller.clone());
     let mut response = next.run(request).await;
@@ -87,6 +126,9 @@ pub async fn authenticate(
         super::error::rate_limit_headers(response.headers_mut(), &verdict);
     }
     audit_event_header(&mut response, &caller);
+    response
+        .extensions_mut()
+        .insert(LoggedPrincipal(caller.principal.as_str().to_owned()));
     Ok(response)
 }
 

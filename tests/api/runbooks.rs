@@ -1,0 +1,242 @@
+//! The runbooks' commands, run as written (DESIGN §20: each step a command that works). Each
+//! tested page's ```` ```sh ```` blocks (and those tagged with the backend under test) are
+//! run in order, in one `bash -euo pipefail`, against a real vault, with the page's inputs in
+//! the environment and the `data-vault` under test first on `PATH`. runbooks/README.md lists
+//! which pages are tested.
+
+use crate::helpers::*;
+use crate::on_both_backends;
+use std::path::Path;
+use std::process::Command;
+
+/// The runnable script of a runbook page for `backend`.
+fn script(page: &str, backend: Backend) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("runbooks")
+        .join(page);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let ours = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let mut script = String::new();
+    let mut running: Option<bool> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        match (&running, trimmed.strip_prefix("```")) {
+            (None, Some(info)) => {
+                let mut words = info.split_whitespace();
+                let runs = words.next() == Some("sh") && words.all(|tag| tag == ours);
+                running = Some(runs);
+            }
+            (Some(_), Some("")) => running = None,
+            (Some(true), _) => {
+                script.push_str(trimmed);
+                script.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(!script.is_empty(), "{page} has no runnable block");
+    script
+}
+
+/// A vault for the runbooks: `ops` is a platform administrator with an HMAC client.
+struct Bench {
+    app: TestApp,
+    ops: Credentials,
+    work: tempfile::TempDir,
+}
+
+impl Bench {
+    async fn new(backend: Backend) -> Self {
+        let app =
+            TestApp::spawn_with(backend, |c| c.auth.platform_admins = vec!["ops".into()]).await;
+        let ops = app.create_client("ops").await;
+        app.create_org("acme", &[("ops", "administrator")]).await;
+        app.client(&ops).create_blob("veid", Some("acme")).await;
+        Self {
+            app,
+            ops,
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Runs the page with the vault's configuration and `inputs` in the environment.
+    fn run(&self, page: &str, inputs: &[(&str, String)]) -> String {
+        let bin = Path::new(env!("CARGO_BIN_EXE_data-vault"))
+            .parent()
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let config = &self.app.config;
+        let output = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script(page, self.app.backend)])
+            .current_dir(self.work.path())
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", self.work.path())
+            .env("DATA_VAULT_URL", self.app.url(""))
+            .env("METRICS_URL", format!("http://{}", self.app.metrics_addr))
+            .env(
+                "DATA_VAULT_STORAGE__DATABASE_URL",
+                &config.storage.database_url,
+            )
+            .env(
+                "DATA_VAULT_KEYS__MASTER_KEY_FILE",
+                &config.keys.master_key_file,
+            )
+            .env("DATA_VAULT_AUDIT__LOG_KEY_FILE", &config.audit.log_key_file)
+            .env("DATA_VAULT_AUTH__PLATFORM_ADMINS", "[\"ops\"]")
+            .env("DATA_VAULT_PRINCIPAL", &self.ops.principal)
+            .env("DATA_VAULT_SECRET", self.ops.secret.as_str())
+            .envs(inputs.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "runbooks/{page} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.work.path().join(name).display().to_string()
+    }
+}
+
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+async fn backup_and_restore_drill_pages_work(backend: Backend) {
+    if backend == Backend::Postgres
+        && (Command::new("pg_dump").arg("--version").output().is_err()
+            || Command::new("pg_restore")
+                .arg("--version")
+                .output()
+                .is_err())
+    {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI needs pg_dump"
+        );
+        skipped("restore drill runbook: pg_dump is not installed");
+        return;
+    }
+    let bench = Bench::new(backend).await;
+    let config = &bench.app.config;
+    let mut inputs = vec![
+        ("BACKUP_DIR", bench.path("backup")),
+        ("KEY_BACKUP_DIR", bench.path("keys")),
+        (
+            "MASTER_KEY_FILE",
+            config.keys.master_key_file.display().to_string(),
+        ),
+        (
+            "LOG_KEY_FILE",
+            config.audit.log_key_file.display().to_string(),
+        ),
+    ];
+    bench.run("backup.md", &inputs);
+    // Written after the backup: not in it, and not needed by the drill.
+    bench
+        .app
+        .client(&bench.ops)
+        .create_blob("veid", Some("acme"))
+        .await;
+
+    inputs.push(("RESTORE_DIR", bench.path("restore")));
+    inputs.push(("DRILL_LISTEN", free_address()));
+    inputs.push(("DRILL_METRICS_LISTEN", free_address()));
+    let drill_db = match backend {
+        Backend::Postgres => {
+            let (url, name) = fresh_postgres_database().await;
+            inputs.push(("DRILL_DB", url));
+            Some(name)
+        }
+        Backend::Sqlite => None,
+    };
+    let said = bench.run("restore-drill.md", &inputs);
+    assert!(said.contains("still present"), "{said}");
+    assert!(!said.contains("NO LONGER MATCHES"), "{said}");
+    if let Some(name) = drill_db {
+        drop_postgres_database(name);
+    }
+}
+
+async fn triage_pages_work(backend: Backend) {
+    let bench = Bench::new(backend).await;
+    let wallet =
+        data_vault_auth::WalletSigner::from_private_key_hex(&"11".repeat(32), "virtengine")
+            .unwrap();
+    let said = bench.run(
+        "unauthorized-errors.md",
+        &[
+            ("PRINCIPAL", "ops".to_owned()),
+            ("ADDRESS", wallet.address().to_owned()),
+        ],
+    );
+    assert!(said.contains("acme\t[administrator]"), "{said}");
+    assert!(
+        said.contains(&format!("blocked {}", wallet.address())),
+        "{said}"
+    );
+    let said = bench.run("denial-spikes.md", &[("PRINCIPAL", "ops".to_owned())]);
+    assert!(said.contains("principal:  ops"), "{said}");
+    bench.run("health.md", &[]);
+    bench.run("redis-outage.md", &[]);
+    bench.run("database-outage.md", &[]);
+    bench.run("payload-too-large.md", &[]);
+    bench.run("nonce-store.md", &[]);
+    let said = bench.run("restart-and-upgrade.md", &[]);
+    assert!(said.contains("audit chains verify"), "{said}");
+}
+
+async fn audit_retention_and_subject_pages_work(backend: Backend) {
+    let bench = Bench::new(backend).await;
+    let blob = bench
+        .app
+        .client(&bench.ops)
+        .create_blob("veid", Some("acme"))
+        .await;
+    let log_key = Command::new(env!("CARGO_BIN_EXE_data-vault"))
+        .env_clear()
+        .env(
+            "DATA_VAULT_AUDIT__LOG_KEY_FILE",
+            &bench.app.config.audit.log_key_file,
+        )
+        .args(["audit", "log-key"])
+        .output()
+        .unwrap();
+    assert!(log_key.status.success());
+    let log_key = String::from_utf8(log_key.stdout).unwrap().trim().to_owned();
+    let said = bench.run(
+        "audit-integrity.md",
+        &[
+            ("LOG_VERIFIER_KEY", log_key),
+            ("WITNESS_STATE", bench.path("org-acme.json")),
+            ("SEQ", "1".to_owned()),
+        ],
+    );
+    assert!(said.contains("first checkpoint stored"), "{said}");
+    let said = bench.run("retention.md", &[("BLOB_ID", blob)]);
+    assert!(said.contains("DRY RUN"), "{said}");
+    let said = bench.run(
+        "data-subject-requests.md",
+        &[("SUBJECT", "leaver".to_owned())],
+    );
+    assert!(said.contains("\"erased\""), "{said}");
+}
+
+on_both_backends!(
+    backup_and_restore_drill_pages_work,
+    triage_pages_work,
+    audit_retention_and_subject_pages_work,
+);
