@@ -350,7 +350,7 @@ mod tests {
     /// must produce the very same bytes.
     #[test]
     fn the_documented_worked_example_is_what_we_produce() {
-        use crate::audit::tree::{self, Frontier, NodeId, Plan};
+        use crate::audit::tree::{self, Frontier, Inputs, Plan};
         let leaves: Vec<[u8; 32]> = (0..5)
             .map(|i| Sha256::digest(format!("leaf {i}")).into())
             .collect();
@@ -363,7 +363,13 @@ mod tests {
         for leaf in &leaves {
             frontier.push(leaf, &mut nodes);
         }
-        let stored: std::collections::HashMap<NodeId, tree::Hash> = nodes.into_iter().collect();
+        let stored = Inputs {
+            nodes: nodes
+                .into_iter()
+                .filter(|(id, _)| tree::is_stored(*id))
+                .collect(),
+            leaves: (0..).zip(leaves.iter().copied()).collect(),
+        };
         assert_eq!(
             hex::encode(frontier.root()),
             "5f8b6d7a1c69c5784e2966d821a0e05fa93f34e36ae59aca75fd6f294684b7c8"

@@ -1,11 +1,19 @@
 //! The RFC 6962 / RFC 9162 Merkle tree of a chain (DESIGN §16): leaf `i` is the event with
 //! `seq` = i+1, its leaf input the 32 raw bytes of the event's `hash`.
 //!
-//! Storage keeps every *perfect* subtree once it is complete (a node `(level, index)` covers
-//! leaves `[index << level, (index + 1) << level)`); perfect subtrees never change, so any past
-//! tree's root, inclusion proof and consistency proof is a fold over O(log² n) stored nodes,
-//! never a recomputation over the leaves. Appends need only the "frontier" (the roots of the
-//! perfect subtrees of the right edge, one per set bit of the size), kept beside the chain head.
+//! Storage keeps every *perfect* subtree of at least [`STORED_LEVEL`] levels once it is
+//! complete (a node `(level, index)` covers leaves `[index << level, (index + 1) << level)`);
+//! perfect subtrees never change. Smaller subtrees are not stored: they are recomputed from
+//! their leaf inputs, the event hashes the chain stores anyway. So any past tree's root,
+//! inclusion proof and consistency proof is a fold over O(log n) stored nodes and at most
+//! [`MAX_PLAN_LEAVES`] event hashes, never a recomputation over the chain. Appends need only the
+//! "frontier" (the roots of the perfect subtrees of the right edge, one per set bit of the
+//! size), kept beside the chain head.
+//!
+//! Why not store every level: a stored level 0 and 1.. cost about two rows per event on top of
+//! the event's own row, which slowed appends on SQLite by a third (docs/performance.md). With
+//! subtrees of 2^4 leaves and up, an append writes on average one row per 8 events, and a proof
+//! reads at most a few blocks of 16 event hashes more.
 //!
 //! Why hand-written: the crates that fit the math (`ct-merkle`, `tlog_tiles`) either hold the
 //! whole tree in memory or read stored hashes through a synchronous callback in Go's stored-hash
@@ -22,10 +30,25 @@ pub type Hash = [u8; 32];
 /// Most leaves a tree may have: sizes and indexes travel as `i64` in SQL and JSON.
 pub const MAX_SIZE: u64 = u64::MAX >> 1;
 
+/// The lowest level of the subtrees that are stored (`audit_tree`); those below it are folded
+/// from event hashes. Migration 0009 removed the rows below it from older databases.
+pub const STORED_LEVEL: u8 = 4;
+
+/// Most leaf inputs any one plan folds: the subtrees below [`STORED_LEVEL`] that a root or
+/// proof needs lie in at most three blocks of `2^STORED_LEVEL` leaves (checked in the tests).
+pub const MAX_PLAN_LEAVES: u64 = 3 << STORED_LEVEL;
+
+/// Whether the node is one that is stored (rather than folded from leaves when needed).
+pub fn is_stored(id: NodeId) -> bool {
+    id.level >= STORED_LEVEL
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TreeError {
     #[error("the stored tree lacks node ({level}, {index})")]
     MissingNode { level: u8, index: u64 },
+    #[error("the event of leaf {index} is missing")]
+    MissingLeaf { index: u64 },
     #[error("stored tree state is malformed: {0}")]
     Malformed(&'static str),
     #[error("{0}")]
@@ -93,7 +116,7 @@ impl Frontier {
     }
 
     /// Appends a leaf; pushes onto `new_nodes` every perfect subtree it completes, the leaf
-    /// itself first.
+    /// itself first (the caller keeps those that [`is_stored`]).
     pub fn push(&mut self, leaf_input: &[u8], new_nodes: &mut Vec<(NodeId, Hash)>) {
         let mut hash = leaf_hash(leaf_input);
         let mut id = NodeId {
@@ -118,6 +141,15 @@ impl Frontier {
 
     pub fn root(&self) -> Hash {
         fold_right(&self.hashes)
+    }
+
+    /// Whether `bytes` (a stored frontier) is this frontier, without allocating.
+    pub fn has_bytes(&self, bytes: &[u8]) -> bool {
+        bytes.len() == self.hashes.len() * 32
+            && bytes
+                .chunks_exact(32)
+                .zip(&self.hashes)
+                .all(|(stored, ours)| stored == ours.as_slice())
     }
 }
 
@@ -197,8 +229,50 @@ fn subproof_ranges(m: u64, start: u64, end: u64, complete: bool, out: &mut Vec<(
     }
 }
 
+/// What a plan is folded from: stored subtrees, and leaf inputs (the 32 raw bytes of event
+/// hashes) by leaf index for the subtrees below [`STORED_LEVEL`].
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub nodes: HashMap<NodeId, Hash>,
+    pub leaves: HashMap<u64, Hash>,
+}
+
+impl Inputs {
+    /// The hash of a perfect subtree: stored, or folded from its leaves.
+    fn subtree(&self, id: NodeId) -> Result<Hash, TreeError> {
+        if is_stored(id) {
+            return self.nodes.get(&id).copied().ok_or(TreeError::MissingNode {
+                level: id.level,
+                index: id.index,
+            });
+        }
+        let start = id.index << id.level;
+        let mut level: Vec<Hash> = (start..start + (1u64 << id.level))
+            .map(|index| {
+                self.leaves
+                    .get(&index)
+                    .map(|input| leaf_hash(input))
+                    .ok_or(TreeError::MissingLeaf { index })
+            })
+            .collect::<Result<_, _>>()?;
+        while level.len() > 1 {
+            level = level
+                .chunks_exact(2)
+                .map(|pair| match pair {
+                    [left, right] => node_hash(left, right),
+                    _ => empty_root(), // unreachable: chunks_exact(2)
+                })
+                .collect();
+        }
+        level
+            .pop()
+            .ok_or(TreeError::Malformed("a subtree without leaves"))
+    }
+}
+
 /// What a proof over the stored tree needs: the ranges whose hashes it returns, and the
-/// stored nodes they are folded from. Plan first, read the nodes in one query, then [`Plan::hashes`].
+/// stored nodes and leaves they are folded from. Plan first, read the nodes and leaves (one
+/// query each), then [`Plan::hashes`].
 #[derive(Debug, Clone)]
 pub struct Plan {
     ranges: Vec<(u64, u64)>,
@@ -234,8 +308,8 @@ impl Plan {
         Ok(Self { ranges })
     }
 
-    /// Every stored node the plan folds.
-    pub fn nodes(&self) -> Vec<NodeId> {
+    /// Every perfect subtree the plan folds, sorted, once each.
+    fn parts(&self) -> Vec<NodeId> {
         let mut nodes = Vec::new();
         for (start, end) in &self.ranges {
             perfect_parts(*start, *end, &mut nodes);
@@ -245,8 +319,36 @@ impl Plan {
         nodes
     }
 
-    /// The hashes of the plan's ranges, in order, from the stored nodes read for it.
-    pub fn hashes(&self, stored: &HashMap<NodeId, Hash>) -> Result<Vec<Hash>, TreeError> {
+    /// Every stored node the plan folds.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        self.parts()
+            .into_iter()
+            .filter(|id| is_stored(*id))
+            .collect()
+    }
+
+    /// The leaves whose inputs the plan folds (those of its subtrees below [`STORED_LEVEL`]),
+    /// as sorted, disjoint ranges `[start, end)`; at most [`MAX_PLAN_LEAVES`] in all.
+    pub fn leaf_ranges(&self) -> Vec<(u64, u64)> {
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let mut parts: Vec<NodeId> = self
+            .parts()
+            .into_iter()
+            .filter(|id| !is_stored(*id))
+            .collect();
+        parts.sort_unstable_by_key(|id| id.index << id.level);
+        for id in parts {
+            let (start, end) = (id.index << id.level, (id.index + 1) << id.level);
+            match ranges.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => ranges.push((start, end)),
+            }
+        }
+        ranges
+    }
+
+    /// The hashes of the plan's ranges, in order, from the nodes and leaves read for it.
+    pub fn hashes(&self, inputs: &Inputs) -> Result<Vec<Hash>, TreeError> {
         let mut parts = Vec::new();
         self.ranges
             .iter()
@@ -255,12 +357,7 @@ impl Plan {
                 perfect_parts(*start, *end, &mut parts);
                 let hashes = parts
                     .iter()
-                    .map(|id| {
-                        stored.get(id).copied().ok_or(TreeError::MissingNode {
-                            level: id.level,
-                            index: id.index,
-                        })
-                    })
+                    .map(|id| inputs.subtree(*id))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(fold_right(&hashes))
             })
@@ -415,6 +512,8 @@ mod tests {
         }
     }
 
+    /// `n` leaves, the nodes a store would keep of their tree (those that [`is_stored`]), and
+    /// the frontier.
     fn build(n: usize) -> (Vec<Hash>, HashMap<NodeId, Hash>, Frontier) {
         let leaves: Vec<Hash> = (0..n)
             .map(|i| Sha256::digest(i.to_be_bytes()).into())
@@ -424,7 +523,29 @@ mod tests {
         for leaf in &leaves {
             frontier.push(leaf, &mut nodes);
         }
-        (leaves, nodes.into_iter().collect(), frontier)
+        let stored = nodes.into_iter().filter(|(id, _)| is_stored(*id)).collect();
+        (leaves, stored, frontier)
+    }
+
+    /// What a store would read for `plan`: its stored nodes and the leaves of its leaf ranges,
+    /// nothing more (so a range the plan forgot to name fails the fold).
+    fn read(plan: &Plan, stored: &HashMap<NodeId, Hash>, leaves: &[Hash]) -> Inputs {
+        let nodes = plan
+            .nodes()
+            .into_iter()
+            .filter_map(|id| stored.get(&id).map(|h| (id, *h)))
+            .collect();
+        let leaves = plan
+            .leaf_ranges()
+            .into_iter()
+            .flat_map(|(start, end)| start..end)
+            .map(|i| (i, leaves[usize::try_from(i).unwrap()]))
+            .collect();
+        Inputs { nodes, leaves }
+    }
+
+    fn hashes_of(plan: &Plan, stored: &HashMap<NodeId, Hash>, leaves: &[Hash]) -> Vec<Hash> {
+        plan.hashes(&read(plan, stored, leaves)).unwrap()
     }
 
     #[test]
@@ -438,7 +559,7 @@ mod tests {
             }
             assert_eq!(f.root(), mth(&leaves[..n]), "size {n}");
             if n > 0 {
-                let root = Plan::root(n as u64).hashes(&stored).unwrap();
+                let root = hashes_of(&Plan::root(n as u64), &stored, &leaves);
                 assert_eq!(root, vec![mth(&leaves[..n])], "stored root of size {n}");
             }
         }
@@ -446,18 +567,19 @@ mod tests {
 
     #[test]
     fn inclusion_proofs_match_the_reference_and_verify() {
-        let (leaves, stored, _) = build(40);
-        for n in 1..=40usize {
+        let (leaves, stored, _) = build(70);
+        for n in 1..=70usize {
             let root = mth(&leaves[..n]);
             for m in 0..n {
-                let proof = Plan::inclusion(m as u64, n as u64)
-                    .unwrap()
-                    .hashes(&stored)
-                    .unwrap();
+                let proof = hashes_of(
+                    &Plan::inclusion(m as u64, n as u64).unwrap(),
+                    &stored,
+                    &leaves,
+                );
                 assert_eq!(proof, reference_path(m, &leaves[..n]), "m {m} n {n}");
                 let leaf = leaf_hash(&leaves[m]);
                 verify_inclusion(m as u64, n as u64, &leaf, &proof, &root).unwrap();
-                let other = leaf_hash(&leaves[(m + 1) % 40]);
+                let other = leaf_hash(&leaves[(m + 1) % 70]);
                 if n > 1 || m != 0 {
                     assert!(verify_inclusion(m as u64, n as u64, &other, &proof, &root).is_err());
                 }
@@ -467,13 +589,11 @@ mod tests {
 
     #[test]
     fn consistency_proofs_match_the_reference_and_verify() {
-        let (leaves, stored, _) = build(40);
-        for to in 1..=40usize {
+        let (leaves, stored, _) = build(70);
+        for to in 1..=70usize {
             for from in 1..=to {
-                let proof = Plan::consistency(from as u64, to as u64)
-                    .unwrap()
-                    .hashes(&stored)
-                    .unwrap();
+                let plan = Plan::consistency(from as u64, to as u64).unwrap();
+                let proof = hashes_of(&plan, &stored, &leaves);
                 let expected = if from == to {
                     vec![]
                 } else {
@@ -490,6 +610,79 @@ mod tests {
                     assert!(verify_consistency(from as u64, to as u64, &a, &b2, &proof).is_err());
                 }
             }
+        }
+    }
+
+    fn plan_size_bits(plan: &Plan) -> usize {
+        let end = plan.ranges.iter().map(|r| r.1).max().unwrap_or(0);
+        end.leading_zeros() as usize
+    }
+
+    /// Proofs stay O(log n) reads whatever the size: at most two stored nodes per level and
+    /// [`MAX_PLAN_LEAVES`] event hashes, in at most three ranges (sizes around every power of
+    /// two up to 2^62, every leaf and old size near the edges of the blocks).
+    #[test]
+    fn plans_read_a_bounded_number_of_nodes_and_leaves() {
+        let check = |plan: Plan, what: &str| {
+            let n = plan.nodes().len();
+            let ranges = plan.leaf_ranges();
+            let leaves: u64 = ranges.iter().map(|(s, e)| e - s).sum();
+            let log = 64 - plan_size_bits(&plan);
+            assert!(n <= 2 * log + 2, "{what}: {n} nodes");
+            assert!(leaves <= MAX_PLAN_LEAVES, "{what}: {leaves} leaves");
+            assert!(ranges.len() <= 3, "{what}: {ranges:?}");
+            assert!(
+                ranges.windows(2).all(|w| w[0].1 < w[1].0),
+                "{what}: {ranges:?}"
+            );
+            for id in plan.nodes() {
+                assert!(is_stored(id), "{what}: {id:?}");
+            }
+        };
+        let mut sizes: Vec<u64> = (1..=300).collect();
+        for bits in 5..62 {
+            let p = 1u64 << bits;
+            sizes.extend([
+                p - 17,
+                p - 16,
+                p - 15,
+                p - 1,
+                p,
+                p + 1,
+                p + 15,
+                p + 16,
+                p + 17,
+            ]);
+            sizes.extend([p + (p >> 1) + 5, p + 12_345 % p]);
+        }
+        for &size in &sizes {
+            let near = |x: u64| -> Vec<u64> {
+                let mut v = vec![0, 1, 15, 16, 17, x / 2, x / 3 + 7];
+                v.extend([
+                    x.saturating_sub(17),
+                    x.saturating_sub(16),
+                    x.saturating_sub(1),
+                ]);
+                v.into_iter().filter(|&i| i < x).collect()
+            };
+            let small = size <= 300;
+            let indexes: Vec<u64> = if small {
+                (0..size).collect()
+            } else {
+                near(size)
+            };
+            check(Plan::root(size), &format!("root {size}"));
+            for &i in &indexes {
+                check(
+                    Plan::inclusion(i, size).unwrap(),
+                    &format!("leaf {i} of {size}"),
+                );
+                check(
+                    Plan::consistency(i + 1, size).unwrap(),
+                    &format!("{} -> {size}", i + 1),
+                );
+            }
+            assert!(Plan::root(size).nodes().len() <= 64);
         }
     }
 

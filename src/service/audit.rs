@@ -5,7 +5,7 @@ use super::access::Question;
 use super::listing::one_page;
 use super::{Caller, Vault};
 use crate::audit::chain::{ChainVerifier, Verification};
-use crate::audit::tree::{self, Frontier, Plan};
+use crate::audit::tree::{self, Frontier, NodeId};
 use crate::audit::{self, AuditEvent};
 use crate::domain::{BlobId, OrgId, Principal, Scope};
 use crate::error::VaultError;
@@ -38,11 +38,27 @@ pub struct AuditPage {
 }
 
 /// Verifies one chain straight from the store, a page at a time: the hash chain against its
-/// head, then the chain's Merkle tree against its events (DESIGN §16).
+/// head, then the chain's Merkle tree against its events (DESIGN §16): every stored subtree
+/// must be the one its events make, and the frontier beside the head the one they make.
 pub async fn verify_chain(store: &dyn Store, chain: &str) -> Result<Verification, StoreError> {
     let mut verifier = ChainVerifier::new(chain);
+    let stored_frontier = store.audit_tree_head(chain).await?.and_then(|h| h.frontier);
+    // A chain written before trees were kept, and never appended to since, has none to
+    // check; one whose frontier alone was removed still has its first stored subtree.
+    let built = stored_frontier.is_some()
+        || !store
+            .audit_tree_nodes(chain, &[FIRST_STORED])
+            .await?
+            .is_empty();
     let mut frontier = Frontier::default();
-    let mut sink = Vec::new();
+    // The size of the events' tree whose frontier is the stored one: where the tree ends.
+    let mut frontier_size = stored_frontier
+        .as_ref()
+        .filter(|bytes| bytes.is_empty())
+        .map(|_| 0u64);
+    let mut completed = Vec::new();
+    let mut stored = Vec::new();
+    let mut first_bad_node: Option<i64> = None;
     let mut after = 0;
     loop {
         let page = store.audit_chain_page(chain, after, VERIFY_PAGE).await?;
@@ -51,77 +67,70 @@ pub async fn verify_chain(store: &dyn Store, chain: &str) -> Result<Verification
             let mut leaf = [0u8; 32];
             // A malformed hash already failed the chain check above.
             if hex::decode_to_slice(&event.hash, &mut leaf).is_ok() {
-                frontier.push(&leaf, &mut sink);
-                sink.clear();
+                frontier.push(&leaf, &mut completed);
+                stored.extend(completed.drain(..).filter(|(id, _)| tree::is_stored(*id)));
+                if stored_frontier
+                    .as_ref()
+                    .is_some_and(|bytes| frontier.has_bytes(bytes))
+                {
+                    frontier_size = Some(frontier.size());
+                }
             }
         }
+        if built && first_bad_node.is_none() && !stored.is_empty() {
+            first_bad_node = first_differing_node(store, chain, &stored).await?;
+        }
+        stored.clear();
         match page.last() {
             Some(last) if i64::try_from(page.len()) == Ok(VERIFY_PAGE) => after = last.seq,
             _ => break,
         }
     }
     let mut result = verifier.finish(store.audit_head(chain).await?);
-    if result.valid {
-        if let Some(seq) = first_tree_mismatch(store, chain, &frontier).await? {
+    if result.valid && built {
+        let size = frontier.size();
+        let first_invalid = match (first_bad_node, frontier_size) {
+            (Some(seq), _) => Some(seq),
+            (None, Some(ends)) if ends == size => None,
+            // The tree ends before the events do: the first event it does not hold (a
+            // forged append moves the head, not the frontier).
+            (None, Some(ends)) => Some(i64::try_from(ends).unwrap_or(i64::MAX).saturating_add(1)),
+            // The frontier is not that of any prefix of the events (it was removed or
+            // changed, or the events it was of are gone): nothing of the tree can be trusted.
+            (None, None) => Some(1),
+        };
+        if first_invalid.is_some() {
             result.valid = false;
-            result.first_invalid_seq = Some(seq);
+            result.first_invalid_seq = first_invalid;
         }
     }
     Ok(result)
 }
 
-/// Whether the stored tree of `chain` is the tree of its events (whose frontier is
-/// `computed`); if not, the `seq` of the first event whose leaf is missing or differs.
-/// A chain written before trees were kept, and never appended to since, has none to check.
-async fn first_tree_mismatch(
+/// The first stored subtree of any tree of at least `2^STORED_LEVEL` leaves.
+const FIRST_STORED: NodeId = NodeId {
+    level: tree::STORED_LEVEL,
+    index: 0,
+};
+
+/// The first of `computed` (subtrees in the order the events completed them) that is
+/// missing from the store or differs: the `seq` of its first event.
+async fn first_differing_node(
     store: &dyn Store,
     chain: &str,
-    computed: &Frontier,
+    computed: &[(NodeId, tree::Hash)],
 ) -> Result<Option<i64>, StoreError> {
-    let size = computed.size();
-    if size == 0 {
-        return Ok(None);
-    }
-    let head = store.audit_tree_head(chain).await?;
-    let first_leaf = store.audit_tree_leaves(chain, 0, 1).await?;
-    if head.as_ref().is_some_and(|h| h.frontier.is_none()) && first_leaf.is_empty() {
-        return Ok(None);
-    }
-    let plan = Plan::root(size);
-    let nodes = store.audit_tree_nodes(chain, &plan.nodes()).await?;
-    let frontier_agrees = head
-        .and_then(|h| h.frontier)
-        .and_then(|bytes| Frontier::from_bytes(size, &bytes).ok())
-        .is_some_and(|stored| stored.root() == computed.root());
-    if frontier_agrees && plan.hashes(&nodes).ok() == Some(vec![computed.root()]) {
-        return Ok(None);
-    }
-    // Find the first leaf that differs: read events and leaves side by side.
-    let mut after = 0i64;
-    loop {
-        let page = store.audit_chain_page(chain, after, VERIFY_PAGE).await?;
-        let from = u64::try_from(after).unwrap_or(0);
-        let leaves = store.audit_tree_leaves(chain, from, VERIFY_PAGE).await?;
-        for (n, event) in page.iter().enumerate() {
-            let mut input = [0u8; 32];
-            let expected = hex::decode_to_slice(&event.hash, &mut input)
-                .is_ok()
-                .then(|| tree::leaf_hash(&input));
-            let stored = leaves.get(n);
-            let index = u64::try_from(event.seq.saturating_sub(1)).unwrap_or(u64::MAX);
-            if stored.map(|(i, h)| (*i, *h)) != expected.map(|h| (index, h)) {
-                return Ok(Some(event.seq));
-            }
-        }
-        match page.last() {
-            Some(last) if i64::try_from(page.len()) == Ok(VERIFY_PAGE) => after = last.seq,
-            Some(last) if leaves.len() > page.len() => return Ok(Some(last.seq + 1)),
-            None if !leaves.is_empty() => return Ok(Some(after + 1)),
-            // Every leaf matches its event, yet the roots differ: the tree beyond the leaves
-            // (an inner node or the head's frontier) was changed.
-            _ => return Ok(Some(1)),
-        }
-    }
+    let ids: Vec<NodeId> = computed.iter().map(|(id, _)| *id).collect();
+    let found = store.audit_tree_nodes(chain, &ids).await?;
+    Ok(computed
+        .iter()
+        .find(|(id, hash)| found.get(id) != Some(hash))
+        .map(|(id, _)| {
+            let first_leaf = id.index.saturating_mul(1u64 << id.level);
+            i64::try_from(first_leaf)
+                .unwrap_or(i64::MAX)
+                .saturating_add(1)
+        }))
 }
 
 impl Vault {

@@ -47,7 +47,8 @@ pub use report::ComplianceReport;
 pub use retention::{SweepReport, RETENTION_REQUESTER};
 pub use subjects::{ErasureReport, ExportStream};
 pub use tlog::{
-    stored_tree, AuditHealth, ConsistencyProof, InclusionProof, LogKeyInfo, VerifierState,
+    read_plan, stored_tree, AuditHealth, ConsistencyProof, InclusionProof, LogKeyInfo,
+    VerifierState,
 };
 
 /// How a caller proved who they are.

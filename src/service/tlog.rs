@@ -6,10 +6,10 @@
 use super::access::Question;
 use super::{audit::verify_chain, Caller, Vault};
 use crate::audit::note::{Checkpoint, LogKey};
-use crate::audit::tree::{self, Hash, NodeId, Plan};
+use crate::audit::tree::{self, Hash, Inputs, Plan};
 use crate::audit::ChainName;
 use crate::error::VaultError;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 
@@ -63,8 +63,29 @@ pub struct VerifierState {
     invalid: BTreeSet<String>,
 }
 
-/// A chain's tree as stored at its head, checked against the head: the last leaf is the
-/// head's event and the frontier's root is the nodes' root. `None` for a chain without a tree.
+/// Reads what folding `plan` takes: its stored nodes (one query) and the event hashes of its
+/// subtrees below the stored levels, and of leaf `leaf` if asked (one query).
+pub async fn read_plan(
+    store: &dyn Store,
+    chain: &str,
+    plan: &Plan,
+    leaf: Option<u64>,
+) -> Result<Inputs, StoreError> {
+    let mut ranges = plan.leaf_ranges();
+    if let Some(index) = leaf {
+        if !ranges.iter().any(|(s, e)| (*s..*e).contains(&index)) {
+            ranges.push((index, index.saturating_add(1)));
+        }
+    }
+    Ok(Inputs {
+        nodes: store.audit_tree_nodes(chain, &plan.nodes()).await?,
+        leaves: store.audit_leaves(chain, &ranges).await?,
+    })
+}
+
+/// A chain's tree as stored at its head, checked against the head: the tree's last leaf is
+/// the head's event and the frontier's root is the root of the stored nodes and events. `None` for a chain without
+/// a head.
 pub async fn stored_tree(
     store: &dyn Store,
     chain: &str,
@@ -77,26 +98,23 @@ pub async fn stored_tree(
         return Ok(Some((0, tree::empty_root())));
     }
     let plan = Plan::root(size);
-    let last = NodeId {
-        level: 0,
-        index: size - 1,
-    };
-    let mut ids = plan.nodes();
-    ids.push(last);
-    let nodes = store.audit_tree_nodes(chain, &ids).await?;
+    let last = size - 1;
+    let inputs = read_plan(store, chain, &plan, Some(last)).await?;
     let root = first(
-        plan.hashes(&nodes)
+        plan.hashes(&inputs)
             .map_err(|e| integrity(chain, &e.to_string()))?,
     )?;
     let mut head_leaf = [0u8; 32];
     hex::decode_to_slice(&head.hash, &mut head_leaf)
         .map_err(|_| integrity(chain, "the head hash is not hex"))?;
-    if nodes.get(&last) != Some(&tree::leaf_hash(&head_leaf)) {
+    if inputs.leaves.get(&last) != Some(&head_leaf) {
         return Err(integrity(
             chain,
             "the tree's last leaf is not the head event",
         ));
     }
+    // Events written around the vault move the head, not the frontier: it is then not the
+    // frontier of the head's size, or not of the stored nodes and events.
     if let Some(bytes) = &head.frontier {
         let frontier = tree::Frontier::from_bytes(size, bytes)
             .map_err(|e| integrity(chain, &e.to_string()))?;
@@ -202,27 +220,15 @@ impl Vault {
         let index = seq - 1;
         let plan =
             Plan::inclusion(index, tree_size).map_err(|e| VaultError::BadRequest(e.to_string()))?;
-        let mut ids = plan.nodes();
-        let leaf = NodeId { level: 0, index };
-        ids.push(leaf);
-        let nodes = self.store.audit_tree_nodes(&name, &ids).await?;
+        let inputs = read_plan(self.store.as_ref(), &name, &plan, Some(index)).await?;
         let proof = plan
-            .hashes(&nodes)
+            .hashes(&inputs)
             .map_err(|e| integrity(&name, &e.to_string()))?;
-        let event = self
-            .store
-            .audit_chain_page(&name, index.try_into().unwrap_or(i64::MAX), 1)
-            .await?;
-        let event_hash = match event.first() {
-            Some(e) if u64::try_from(e.seq) == Ok(seq) => e.hash.clone(),
-            _ => return Err(integrity(&name, "the event of a tree leaf is missing")),
+        // The leaf input is the event's own hash, read with the proof.
+        let event_hash = match inputs.leaves.get(&index) {
+            Some(input) => hex::encode(input),
+            None => return Err(integrity(&name, "the event of a tree leaf is missing")),
         };
-        let mut input = [0u8; 32];
-        hex::decode_to_slice(&event_hash, &mut input)
-            .map_err(|_| integrity(&name, "an event hash is not hex"))?;
-        if nodes.get(&leaf) != Some(&tree::leaf_hash(&input)) {
-            return Err(integrity(&name, "a leaf differs from its event"));
-        }
         Ok(InclusionProof {
             chain: name,
             leaf_index: index,
@@ -245,9 +251,9 @@ impl Vault {
         let from = size_param("from", Some(from), to, 1)?;
         let plan =
             Plan::consistency(from, to).map_err(|e| VaultError::BadRequest(e.to_string()))?;
-        let nodes = self.store.audit_tree_nodes(&name, &plan.nodes()).await?;
+        let inputs = read_plan(self.store.as_ref(), &name, &plan, None).await?;
         let proof = plan
-            .hashes(&nodes)
+            .hashes(&inputs)
             .map_err(|e| integrity(&name, &e.to_string()))?;
         Ok(ConsistencyProof {
             chain: name,
@@ -371,12 +377,10 @@ impl Vault {
                 return Err(format!("the tree shrank from {old_size} to {size} leaves"));
             }
             let plan = Plan::consistency(old_size, size).map_err(|e| e.to_string())?;
-            let nodes = self
-                .store
-                .audit_tree_nodes(chain, &plan.nodes())
+            let inputs = read_plan(self.store.as_ref(), chain, &plan, None)
                 .await
                 .map_err(|e| e.to_string())?;
-            let proof = plan.hashes(&nodes).map_err(|e| e.to_string())?;
+            let proof = plan.hashes(&inputs).map_err(|e| e.to_string())?;
             tree::verify_consistency(old_size, size, &old_root, &root, &proof)
                 .map_err(|e| format!("not consistent with the tree seen before: {e}"))?;
         }

@@ -55,13 +55,14 @@ pub trait AuditStore: Send + Sync {
         chain: &str,
         ids: &[NodeId],
     ) -> StoreResult<HashMap<NodeId, Hash>>;
-    /// Up to `limit` leaf hashes of a chain's tree from leaf `from` on, in order.
-    async fn audit_tree_leaves(
+    /// The leaf inputs (raw event hashes) of a chain's tree in the leaf ranges `[start, end)`,
+    /// by leaf index, in one query (leaf `i` is the event `seq` = i + 1; missing events are
+    /// simply absent).
+    async fn audit_leaves(
         &self,
         chain: &str,
-        from: u64,
-        limit: i64,
-    ) -> StoreResult<Vec<(u64, Hash)>>;
+        ranges: &[(u64, u64)],
+    ) -> StoreResult<HashMap<u64, Hash>>;
     /// The chains with events after global position `after_gid`, and the newest position.
     async fn audit_changed_since(&self, after_gid: i64) -> StoreResult<(Vec<String>, i64)>;
     /// Every chain head's `seq`, by chain.
@@ -84,6 +85,22 @@ pub struct TreeHead {
 /// Node look-ups per query: 3 bound values each, below SQLite's oldest limit of 999 bound
 /// values and its limit of 500 terms in a compound SELECT.
 const NODES_PER_QUERY: usize = 200;
+
+/// Leaf ranges per query (3 bound values each); a plan has at most three.
+const RANGES_PER_QUERY: usize = 200;
+
+/// A leaf input read from an event: its index in the tree and its hash as raw bytes.
+fn leaf_row(chain: &str, seq: i64, hash: &str) -> StoreResult<(u64, Hash)> {
+    let bad = || {
+        super::StoreError::Audit(sqlx::Error::Protocol(format!(
+            "malformed event hash at seq {seq} of chain {chain}"
+        )))
+    };
+    let index = u64::try_from(seq.saturating_sub(1)).map_err(|_| bad())?;
+    let mut leaf = [0u8; 32];
+    hex::decode_to_slice(hash, &mut leaf).map_err(|_| bad())?;
+    Ok((index, leaf))
+}
 
 fn node_row(chain: &str, level: i32, idx: i64, hash: &[u8]) -> StoreResult<(NodeId, Hash)> {
     let bad = || {
@@ -301,26 +318,34 @@ macro_rules! audit_store {
                 Ok(found)
             }
 
-            async fn audit_tree_leaves(
+            async fn audit_leaves(
                 &self,
                 chain: &str,
-                from: u64,
-                limit: i64,
-            ) -> StoreResult<Vec<(u64, Hash)>> {
-                let rows: Vec<(i32, i64, Vec<u8>)> = sqlx::query_as(
-                    "SELECT level, idx, hash FROM audit_tree \
-                     WHERE chain = $1 AND level = 0 AND idx >= $2 ORDER BY idx LIMIT $3",
-                )
-                .bind(chain)
-                .bind(i64::try_from(from).unwrap_or(i64::MAX))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|(level, idx, hash)| {
-                        node_row(chain, *level, *idx, hash).map(|(id, h)| (id.index, h))
-                    })
-                    .collect()
+                ranges: &[(u64, u64)],
+            ) -> StoreResult<HashMap<u64, Hash>> {
+                let mut found = HashMap::new();
+                for ranges in ranges.chunks(RANGES_PER_QUERY) {
+                    // One range scan of the (chain, seq) index per range, glued like the nodes.
+                    let mut sql = sqlx::QueryBuilder::<$db>::new("");
+                    for (n, (start, end)) in ranges.iter().enumerate() {
+                        if n > 0 {
+                            sql.push(" UNION ALL ");
+                        }
+                        sql.push("SELECT seq, hash FROM audit_events WHERE chain = ")
+                            .push_bind(chain)
+                            .push(" AND seq > ")
+                            .push_bind(i64::try_from(*start).unwrap_or(i64::MAX))
+                            .push(" AND seq <= ")
+                            .push_bind(i64::try_from(*end).unwrap_or(i64::MAX));
+                    }
+                    let rows: Vec<(i64, String)> =
+                        sql.build_query_as().fetch_all(&self.pool).await?;
+                    for (seq, hash) in rows {
+                        let (index, leaf) = leaf_row(chain, seq, &hash)?;
+                        found.insert(index, leaf);
+                    }
+                }
+                Ok(found)
             }
 
             async fn audit_head_sizes(&self) -> StoreResult<Vec<(String, i64)>> {

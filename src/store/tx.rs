@@ -5,7 +5,7 @@
 //! once, instead of failing to upgrade a read lock when another writer got there first.
 
 use super::{StoreError, StoreResult};
-use crate::audit::tree::{Frontier, Hash};
+use crate::audit::tree::{self, Frontier, Hash};
 use crate::audit::{chain, NewEvent};
 
 /// Tree rows per INSERT (4 bound values each, far below either backend's limit).
@@ -26,7 +26,8 @@ fn tree_size(seq: i64) -> StoreResult<u64> {
         .map_err(|_| StoreError::Audit(sqlx::Error::Protocol(format!("negative chain head {seq}"))))
 }
 
-/// Adds the event with hex `hash` as the next leaf, collecting the nodes it completes.
+/// Adds the event with hex `hash` as the next leaf, collecting the stored nodes it completes
+/// (subtrees below [`tree::STORED_LEVEL`] are folded from the events when needed).
 fn push_leaf(
     frontier: &mut Frontier,
     chain: &str,
@@ -41,7 +42,7 @@ fn push_leaf(
     })?;
     let mut fresh = Vec::new();
     frontier.push(&leaf, &mut fresh);
-    for (id, hash) in fresh {
+    for (id, hash) in fresh.into_iter().filter(|(id, _)| tree::is_stored(*id)) {
         nodes.push(TreeRow {
             chain: chain.to_owned(),
             level: i32::from(id.level),

@@ -261,6 +261,22 @@ impl TestApp {
         clock: Option<std::sync::Arc<data_vault::time::ManualClock>>,
         customise: impl FnOnce(&mut Config),
     ) -> Self {
+        let mut app = Self::unstarted_with_clock(backend, clock, customise).await;
+        app.start().await;
+        app
+    }
+
+    /// An app whose database exists, empty and not migrated, and whose server is not started
+    /// yet ([`TestApp::start`]): for tests that first write a database as an older version did.
+    pub async fn unstarted(backend: Backend) -> Self {
+        Self::unstarted_with_clock(backend, None, |_| {}).await
+    }
+
+    async fn unstarted_with_clock(
+        backend: Backend,
+        clock: Option<std::sync::Arc<data_vault::time::ManualClock>>,
+        customise: impl FnOnce(&mut Config),
+    ) -> Self {
         log::init();
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
@@ -287,7 +303,7 @@ impl TestApp {
             }
         }
         customise(&mut config);
-        let mut app = Self {
+        Self {
             backend,
             addr: "127.0.0.1:0".parse().unwrap(),
             metrics_addr: "127.0.0.1:0".parse().unwrap(),
@@ -298,12 +314,10 @@ impl TestApp {
             handle: None,
             pg_database,
             clock,
-        };
-        app.start().await;
-        app
+        }
     }
 
-    async fn start(&mut self) {
+    pub async fn start(&mut self) {
         let application = match &self.clock {
             Some(clock) => Application::build_with_clock(&self.config, clock.clone())
                 .await

@@ -580,7 +580,225 @@ async fn chains_written_before_the_tree_get_one_at_start_up(backend: Backend) {
     assert_eq!(alice.audit_verify_json(None).await["valid"], true);
 }
 
+/// Applies the migrations up to `last` alone, as a version that knew no later ones did.
+async fn migrate_up_to(app: &TestApp, last: i64) {
+    use sqlx::Connection;
+    use std::str::FromStr;
+    let folder = match app.backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(folder);
+    let mut migrator = sqlx::migrate::Migrator::new(path).await.unwrap();
+    let older: Vec<_> = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version <= last)
+        .cloned()
+        .collect();
+    migrator.migrations = older.into();
+    let url = &app.config.storage.database_url;
+    match app.backend {
+        Backend::Sqlite => {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .unwrap()
+                .create_if_missing(true);
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .unwrap();
+            migrator.run(&mut conn).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            migrator.run(&mut conn).await.unwrap();
+        }
+    }
+}
+
+/// Writes `n` events of `chain` with its tree exactly as versions before migration 0009 kept
+/// it: every perfect subtree from level 0 up, and the frontier beside the head. Returns the
+/// event hashes and the root those versions signed.
+async fn write_chain_as_before_0009(
+    app: &TestApp,
+    chain: &str,
+    n: i64,
+) -> (Vec<String>, tree::Hash) {
+    let bytes = |h: &[u8]| match app.backend {
+        Backend::Sqlite => format!("X'{}'", hex::encode(h)),
+        Backend::Postgres => format!("'\\x{}'::bytea", hex::encode(h)),
+    };
+    let mut frontier = tree::Frontier::default();
+    let mut nodes = Vec::new();
+    let mut hashes = Vec::new();
+    let mut previous = chain::GENESIS_HASH.to_owned();
+    for seq in 1..=n {
+        let event = NewEvent::new(
+            chain.to_owned(),
+            "blob.read",
+            "alice",
+            "hmac",
+            &format!("old-{seq}"),
+            1_700_000_000_000,
+        );
+        let event = chain::link(&event, seq, &previous).unwrap();
+        app.sql(&format!(
+            "INSERT INTO audit_events (chain, seq, id, ts_ms, event_type, requester, \
+             auth_method, outcome, request_id, previous_hash, hash) VALUES ('{chain}', {seq}, \
+             '{}', 1700000000000, 'blob.read', 'alice', 'hmac', 'granted', 'old-{seq}', '{}', \
+             '{}')",
+            event.id, event.previous_hash, event.hash
+        ))
+        .await;
+        let mut leaf = [0u8; 32];
+        hex::decode_to_slice(&event.hash, &mut leaf).unwrap();
+        frontier.push(&leaf, &mut nodes);
+        previous.clone_from(&event.hash);
+        hashes.push(event.hash);
+    }
+    let rows: Vec<String> = nodes
+        .iter()
+        .map(|(id, h)| format!("('{chain}', {}, {}, {})", id.level, id.index, bytes(h)))
+        .collect();
+    app.sql(&format!(
+        "INSERT INTO audit_tree (chain, level, idx, hash) VALUES {}",
+        rows.join(", ")
+    ))
+    .await;
+    app.sql(&format!(
+        "INSERT INTO audit_heads (chain, seq, hash, tree_frontier) VALUES ('{chain}', {n}, \
+         '{previous}', {})",
+        bytes(&frontier.to_bytes())
+    ))
+    .await;
+    (hashes, frontier.root())
+}
+
+fn hashes_of(proof: &Value) -> Vec<tree::Hash> {
+    proof["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect()
+}
+
+async fn a_tree_written_before_migration_0009_still_verifies_and_proves(backend: Backend) {
+    let mut app = TestApp::unstarted(backend).await;
+    migrate_up_to(&app, 7).await;
+    let chain = "owner:alice";
+    let (old_leaves, old_root) = write_chain_as_before_0009(&app, chain, 100).await;
+    // Levels 0-3 of 100 leaves: 100 + 50 + 25 + 12 rows; levels 4-6: 6 + 3 + 1.
+    assert_eq!(app.count_rows("audit_tree WHERE level < 4").await, 187);
+    app.start().await;
+    assert_eq!(app.count_rows("audit_tree WHERE level < 4").await, 0);
+    assert_eq!(app.count_rows("audit_tree").await, 10);
+
+    let creds = app.create_client("alice").await;
+    let alice = app.client(&creds);
+    let verifier = NoteVerifier::parse(&log_key(&alice).await).unwrap();
+    let note = alice.checkpoint_text(chain).await;
+    let checkpoint = Checkpoint::parse(verifier.open(&note).unwrap()).unwrap();
+    assert!(checkpoint.size >= 100);
+    // The tree the old version signed at 100 is a prefix of the one signed now ...
+    let to = checkpoint.size.to_string();
+    let query = [("chain", chain), ("from", "100"), ("to", to.as_str())];
+    let proof = json_with_status(alice.consistency_proof(&query).await, 200).await;
+    tree::verify_consistency(
+        100,
+        checkpoint.size,
+        &old_root,
+        &checkpoint.root,
+        &hashes_of(&proof),
+    )
+    .unwrap();
+    // ... and every old event is proved in it, from the rows the migration left.
+    for seq in 1..=100u64 {
+        let s = seq.to_string();
+        let query = [("chain", chain), ("seq", s.as_str()), ("tree_size", "100")];
+        let proof = json_with_status(alice.inclusion_proof(&query).await, 200).await;
+        let index = usize::try_from(seq - 1).unwrap();
+        assert_eq!(proof["event_hash"], old_leaves[index]);
+        let mut input = [0u8; 32];
+        hex::decode_to_slice(&old_leaves[index], &mut input).unwrap();
+        tree::verify_inclusion(
+            seq - 1,
+            100,
+            &tree::leaf_hash(&input),
+            &hashes_of(&proof),
+            &old_root,
+        )
+        .unwrap();
+    }
+    // Appends after the upgrade extend the same tree; the independent verifier agrees.
+    for _ in 0..20 {
+        alice.create_blob("market", None).await;
+    }
+    let after = alice.checkpoint_text(chain).await;
+    let (from, to) = (checkpoint.size.to_string(), size_of(&after).to_string());
+    let query = [
+        ("chain", chain),
+        ("from", from.as_str()),
+        ("to", to.as_str()),
+    ];
+    let consistency = json_with_status(alice.consistency_proof(&query).await, 200).await;
+    let leaves: Vec<String> = events_of(&app, chain)
+        .await
+        .into_iter()
+        .map(|e| e.hash)
+        .collect();
+    assert_eq!(leaves[..100], old_leaves[..]);
+    let report = node_verify(&json!({
+        "key": log_key(&alice).await,
+        "leaves": leaves,
+        "checkpoints": [note, after],
+        "inclusion": [],
+        "consistency": [consistency],
+    }));
+    assert!(report.starts_with("ok 2 checkpoints"), "{report}");
+    let verify = alice.audit_verify_json(None).await;
+    assert_eq!(verify["valid"], true, "{verify}");
+}
+
+/// A stored subtree that no checkpoint root uses, changed in place: proofs through it would
+/// not verify, and verification names its first event.
+async fn verification_compares_every_stored_subtree_with_its_events(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.client(&app.create_client("alice").await);
+    let chain = "owner:alice";
+    append_batches(&app, chain, &[40 - events_of(&app, chain).await.len()]).await;
+    let note = alice.checkpoint_text(chain).await;
+    assert_eq!(size_of(&note), 40);
+    assert_eq!(alice.audit_verify_json(None).await["valid"], true);
+    app.disable_tree_triggers().await;
+    let zeros = match backend {
+        Backend::Sqlite => format!("X'{}'", "00".repeat(32)),
+        Backend::Postgres => format!("'\\x{}'::bytea", "00".repeat(32)),
+    };
+    // Leaves 16..32: inside the subtree (5, 0) that the root of 40 leaves folds.
+    app.sql(&format!(
+        "UPDATE audit_tree SET hash = {zeros} WHERE chain = '{chain}' AND level = 4 AND idx = 1"
+    ))
+    .await;
+    assert_eq!(
+        alice.checkpoint_text(chain).await,
+        note,
+        "the root does not read it"
+    );
+    let verify = alice.audit_verify_json(None).await;
+    assert_eq!(verify["valid"], false, "{verify}");
+    assert_eq!(verify["first_invalid_seq"], 17, "{verify}");
+}
+
 on_both_backends!(
+    verification_compares_every_stored_subtree_with_its_events,
+    a_tree_written_before_migration_0009_still_verifies_and_proves,
     chains_written_before_the_tree_get_one_at_start_up,
     proofs_and_checkpoints_verify_with_an_independent_implementation,
     bad_proof_requests_are_refused_and_visibility_is_that_of_verify,
