@@ -148,7 +148,12 @@ static DEFAULT_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// Where a client command connects by default: the API address of the configuration it was
 /// given, so `--config` means the same server for `admin` and `blob` commands.
 pub(super) fn set_default_url(listen: &str) {
-    let url = match listen.parse::<std::net::SocketAddr>() {
+    let _ = DEFAULT_URL.set(api_url(listen));
+}
+
+/// The URL a client uses to reach a server listening on `listen`.
+fn api_url(listen: &str) -> String {
+    match listen.parse::<std::net::SocketAddr>() {
         // A server listening on every interface is reached on loopback.
         Ok(addr) if addr.ip().is_unspecified() => {
             let loopback: std::net::IpAddr = match addr {
@@ -161,8 +166,7 @@ pub(super) fn set_default_url(listen: &str) {
             )
         }
         _ => format!("http://{listen}"),
-    };
-    let _ = DEFAULT_URL.set(url);
+    }
 }
 
 impl Connection {
@@ -460,4 +464,16 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_url;
+
+    #[test]
+    fn a_server_on_every_interface_is_reached_on_loopback() {
+        assert_eq!(api_url("0.0.0.0:8080"), "http://127.0.0.1:8080");
+        assert_eq!(api_url("[::]:8443"), "http://[::1]:8443");
+        assert_eq!(api_url("10.1.2.3:9000"), "http://10.1.2.3:9000");
+    }
 }
