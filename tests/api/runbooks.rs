@@ -226,8 +226,10 @@ async fn audit_retention_and_subject_pages_work(backend: Backend) {
         ],
     );
     assert!(said.contains("first checkpoint stored"), "{said}");
-    let said = bench.run("retention.md", &[("BLOB_ID", blob)]);
+    let said = bench.run("retention.md", &[("BLOB_ID", blob.clone())]);
     assert!(said.contains("DRY RUN"), "{said}");
+    // "Prove a purge" lists the blob's events from the CLI: at least its creation.
+    assert!(said.contains(&format!("\"blob_id\":\"{blob}\"")), "{said}");
     let said = bench.run(
         "data-subject-requests.md",
         &[("SUBJECT", "leaver".to_owned())],
