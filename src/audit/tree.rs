@@ -142,15 +142,6 @@ impl Frontier {
     pub fn root(&self) -> Hash {
         fold_right(&self.hashes)
     }
-
-    /// Whether `bytes` (a stored frontier) is this frontier, without allocating.
-    pub fn has_bytes(&self, bytes: &[u8]) -> bool {
-        bytes.len() == self.hashes.len() * 32
-            && bytes
-                .chunks_exact(32)
-                .zip(&self.hashes)
-                .all(|(stored, ours)| stored == ours.as_slice())
-    }
 }
 
 /// MTH of perfect subtrees given left to right, largest first: `H(a, H(b, H(c, ...)))`.

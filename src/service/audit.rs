@@ -51,11 +51,8 @@ pub async fn verify_chain(store: &dyn Store, chain: &str) -> Result<Verification
             .await?
             .is_empty();
     let mut frontier = Frontier::default();
-    // The size of the events' tree whose frontier is the stored one: where the tree ends.
-    let mut frontier_size = stored_frontier
-        .as_ref()
-        .filter(|bytes| bytes.is_empty())
-        .map(|_| 0u64);
+    // How far the stored frontier's subtrees (left to right) are those the events make.
+    let mut ends = FrontierMatch::new(stored_frontier.as_deref());
     let mut completed = Vec::new();
     let mut stored = Vec::new();
     let mut first_bad_node: Option<i64> = None;
@@ -68,13 +65,8 @@ pub async fn verify_chain(store: &dyn Store, chain: &str) -> Result<Verification
             // A malformed hash already failed the chain check above.
             if hex::decode_to_slice(&event.hash, &mut leaf).is_ok() {
                 frontier.push(&leaf, &mut completed);
+                ends.advance(&completed);
                 stored.extend(completed.drain(..).filter(|(id, _)| tree::is_stored(*id)));
-                if stored_frontier
-                    .as_ref()
-                    .is_some_and(|bytes| frontier.has_bytes(bytes))
-                {
-                    frontier_size = Some(frontier.size());
-                }
             }
         }
         if built && first_bad_node.is_none() && !stored.is_empty() {
@@ -88,16 +80,14 @@ pub async fn verify_chain(store: &dyn Store, chain: &str) -> Result<Verification
     }
     let mut result = verifier.finish(store.audit_head(chain).await?);
     if result.valid && built {
-        let size = frontier.size();
-        let first_invalid = match (first_bad_node, frontier_size) {
-            (Some(seq), _) => Some(seq),
-            (None, Some(ends)) if ends == size => None,
-            // The tree ends before the events do: the first event it does not hold (a
-            // forged append moves the head, not the frontier).
-            (None, Some(ends)) => Some(i64::try_from(ends).unwrap_or(i64::MAX).saturating_add(1)),
-            // The frontier is not that of any prefix of the events (it was removed or
-            // changed, or the events it was of are gone): nothing of the tree can be trusted.
-            (None, None) => Some(1),
+        let vouched = ends.leaves();
+        let first_invalid = match first_bad_node {
+            Some(seq) => Some(seq),
+            None if ends.complete() && vouched == frontier.size() => None,
+            // The tree ends before the events (a forged append moves the head, not the
+            // frontier), or from there on holds other events than these (a cut tail, a
+            // changed or removed frontier): the first event it does not vouch for.
+            None => Some(i64::try_from(vouched).unwrap_or(i64::MAX).saturating_add(1)),
         };
         if first_invalid.is_some() {
             result.valid = false;
@@ -105,6 +95,51 @@ pub async fn verify_chain(store: &dyn Store, chain: &str) -> Result<Verification
         }
     }
     Ok(result)
+}
+
+/// Matches a stored frontier (the roots of its tree's right-edge subtrees, left to right)
+/// against the subtrees the events complete, in order.
+struct FrontierMatch<'a> {
+    stored: std::slice::ChunksExact<'a, u8>,
+    next: Option<&'a [u8]>,
+    /// Leaves covered by the stored subtrees matched so far.
+    leaves: u64,
+}
+
+impl<'a> FrontierMatch<'a> {
+    fn new(stored: Option<&'a [u8]>) -> Self {
+        // A malformed frontier matches nothing, like a missing one.
+        let bytes = stored.filter(|b| b.len() % 32 == 0).unwrap_or_default();
+        let mut stored = bytes.chunks_exact(32);
+        let next = stored.next();
+        Self {
+            stored,
+            next,
+            leaves: 0,
+        }
+    }
+
+    /// Takes the subtrees one leaf completed (smallest first).
+    fn advance(&mut self, completed: &[(NodeId, tree::Hash)]) {
+        for (id, hash) in completed {
+            let Some(next) = self.next else {
+                return;
+            };
+            if id.index << id.level == self.leaves && next == hash.as_slice() {
+                self.leaves = (id.index + 1) << id.level;
+                self.next = self.stored.next();
+            }
+        }
+    }
+
+    /// Whether every stored subtree was matched.
+    fn complete(&self) -> bool {
+        self.next.is_none()
+    }
+
+    fn leaves(&self) -> u64 {
+        self.leaves
+    }
 }
 
 /// The first stored subtree of any tree of at least `2^STORED_LEVEL` leaves.

@@ -84,8 +84,8 @@ pub async fn read_plan(
 }
 
 /// A chain's tree as stored at its head, checked against the head: the tree's last leaf is
-/// the head's event and the frontier's root is the root of the stored nodes and events. `None` for a chain without
-/// a head.
+/// the head's event and the frontier's root is the root of the stored nodes and events.
+/// `None` for a chain without a head.
 pub async fn stored_tree(
     store: &dyn Store,
     chain: &str,
