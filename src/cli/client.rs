@@ -72,6 +72,12 @@ impl VaultClient {
         Ok(Self { base, auth, http })
     }
 
+    /// A client of `base` sending through `http` (e.g. one that trusts a private CA).
+    pub fn with_http(base: &str, auth: ClientAuth, http: reqwest::Client) -> anyhow::Result<Self> {
+        let base = Url::parse(base).with_context(|| format!("invalid vault URL {base:?}"))?;
+        Ok(Self { base, auth, http })
+    }
+
     /// The URL for `path` with `query` pairs percent-encoded.
     pub fn url(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Url> {
         let mut url = self.base.join(path)?;

@@ -561,6 +561,16 @@ impl ServerProcess {
         kib * 1024
     }
 
+    /// Sends SIGHUP (reload the TLS certificate).
+    pub fn hangup(&self) {
+        let status = std::process::Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
     pub fn terminate(mut self) -> bool {
         let _ = std::process::Command::new("kill")

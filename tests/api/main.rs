@@ -31,4 +31,5 @@ mod sealing;
 mod sharing;
 mod subjects;
 mod tlog;
+mod tls;
 mod wallet;
