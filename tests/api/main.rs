@@ -19,6 +19,7 @@ mod cli;
 mod clock;
 mod commit_queue;
 mod connections;
+mod cors;
 mod credentials;
 mod envelope_bomb;
 mod pg_roles;
