@@ -12,6 +12,7 @@ mod extract;
 mod health;
 mod json_body;
 mod middleware;
+pub mod openapi;
 mod orgs;
 mod query;
 mod recipients;
@@ -64,6 +65,7 @@ pub fn api_router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .merge(authenticated)
         .merge(health::router().with_state(state))
+        .merge(openapi::router())
         .route_layer(from_fn_with_state(metrics.clone(), latency::observe))
         // The authentication middleware enforces the body limit itself, before buffering.
         .layer(DefaultBodyLimit::disable())

@@ -22,6 +22,7 @@ mod connections;
 mod cors;
 mod credentials;
 mod envelope_bomb;
+mod openapi;
 mod pg_roles;
 mod recipients;
 mod redaction;
