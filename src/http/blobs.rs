@@ -186,7 +186,7 @@ fn wants_raw(headers: &HeaderMap) -> bool {
         })
 }
 
-#[utoipa::path(get, operation_id = "readBlob", path = "/api/v1/vault/blobs/{id}", tag = "blobs", params(("id" = String, Path), ReadQuery), responses((status = 200, content((super::openapi::BlobRead = "application/json"), (super::openapi::Envelope = "application/octet-stream")))))]
+#[utoipa::path(get, operation_id = "readBlob", path = "/api/v1/vault/blobs/{id}", tag = "blobs", params(("id" = String, Path, format = Uuid), ReadQuery), responses((status = 200, content((super::openapi::BlobRead = "application/json"), (super::openapi::Envelope = "application/octet-stream")))))]
 async fn read(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -211,7 +211,7 @@ async fn read(
     )
 }
 
-#[utoipa::path(get, operation_id = "readBlobMetadata", path = "/api/v1/vault/blobs/{id}/metadata", tag = "blobs", params(("id" = String, Path), ReadQuery), responses((status = 200, body = crate::service::BlobMetadata)))]
+#[utoipa::path(get, operation_id = "readBlobMetadata", path = "/api/v1/vault/blobs/{id}/metadata", tag = "blobs", params(("id" = String, Path, format = Uuid), ReadQuery), responses((status = 200, body = crate::service::BlobMetadata)))]
 async fn metadata(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -224,7 +224,7 @@ async fn metadata(
     Ok(Json(metadata).into_response())
 }
 
-#[utoipa::path(delete, operation_id = "deleteBlob", path = "/api/v1/vault/blobs/{id}", tag = "blobs", params(("id" = String, Path), ReadQuery), responses((status = 204)))]
+#[utoipa::path(delete, operation_id = "deleteBlob", path = "/api/v1/vault/blobs/{id}", tag = "blobs", params(("id" = String, Path, format = Uuid), ReadQuery), responses((status = 204)))]
 async fn remove(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -125,7 +125,7 @@ async fn put_policy(
     Ok((status, Json(policy)).into_response())
 }
 
-#[utoipa::path(put, operation_id = "setLegalHold", path = "/api/v1/vault/blobs/{id}/hold", tag = "retention", params(("id" = String, Path)), request_body = HoldBody, responses((status = 200, body = crate::service::BlobMetadata)))]
+#[utoipa::path(put, operation_id = "setLegalHold", path = "/api/v1/vault/blobs/{id}/hold", tag = "retention", params(("id" = String, Path, format = Uuid)), request_body = HoldBody, responses((status = 200, body = crate::service::BlobMetadata)))]
 async fn set_hold(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -144,7 +144,7 @@ async fn set_hold(
     Ok(Json(metadata).into_response())
 }
 
-#[utoipa::path(delete, operation_id = "releaseLegalHold", path = "/api/v1/vault/blobs/{id}/hold", tag = "retention", params(("id" = String, Path)), request_body(content = Option<HoldBody>, description = "optional: the reason, audited"), responses((status = 200, body = crate::service::BlobMetadata)))]
+#[utoipa::path(delete, operation_id = "releaseLegalHold", path = "/api/v1/vault/blobs/{id}/hold", tag = "retention", params(("id" = String, Path, format = Uuid)), request_body(content = Option<HoldBody>, description = "optional: the reason, audited"), responses((status = 200, body = crate::service::BlobMetadata)))]
 async fn release_hold(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -29,6 +29,7 @@ mod redaction;
 mod redis;
 mod replay;
 mod retention;
+mod schemathesis;
 mod sealing;
 mod sharing;
 mod subjects;
