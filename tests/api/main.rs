@@ -14,6 +14,7 @@ mod audit;
 mod auth_hmac;
 mod auth_timing;
 mod blobs;
+mod browser;
 mod canonical_input;
 mod cli;
 mod clock;
