@@ -306,3 +306,41 @@ async fn bad_files_at_start_up_are_errors_naming_the_file() {
         assert!(!error.contains("PRIVATE KEY-----\n"), "{error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_cli_trusts_a_private_ca_given_with_ca_cert() {
+    let pki = issue("private CA");
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = install(files.path(), &pki);
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.server.tls_cert_file = Some(cert);
+        c.server.tls_key_file = Some(key);
+    })
+    .await;
+    let creds = app.create_client("cli-over-tls").await;
+    let ca = files.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let ls = |with_ca: bool| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_data-vault"));
+        command
+            .args(["blob", "ls"])
+            .env("DATA_VAULT_URL", format!("https://{}", app.addr))
+            .env("DATA_VAULT_PRINCIPAL", &creds.principal)
+            .env("DATA_VAULT_SECRET", creds.secret.as_str());
+        if with_ca {
+            command.arg("--ca-cert").arg(&ca);
+        }
+        command.output()
+    };
+    let trusted = ls(true).await.unwrap();
+    let untrusted = ls(false).await.unwrap();
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(
+        !untrusted.status.success(),
+        "the private CA is not trusted by default"
+    );
+}
