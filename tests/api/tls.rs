@@ -344,3 +344,36 @@ async fn the_client_cli_trusts_a_private_ca_given_with_ca_cert() {
         "the private CA is not trusted by default"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_handshake_is_cut_off_at_the_request_timeout() {
+    let pki = issue("CA one");
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = install(files.path(), &pki);
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.server.tls_cert_file = Some(cert);
+        c.server.tls_key_file = Some(key);
+        c.server.request_timeout_secs = 1;
+        c.server.idle_timeout_secs = 60;
+    })
+    .await;
+    // Half a ClientHello record header, then silence.
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(&[0x16, 0x03]).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+        .await
+        .expect("the server closes the connection well before the idle timeout");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains(
+            r#"virtengine_data_vault_http_connections_cut_total{listener="api",reason="head"} 1"#
+        ),
+        "{metrics}"
+    );
+    // The listener still serves complete handshakes.
+    assert!(healthz_with_new_client(&pki.ca_pem, app.addr).await);
+}
