@@ -277,7 +277,7 @@ impl Application {
         #[cfg(unix)]
         let reloader = self
             .tls
-            .map(|t| tokio::spawn(server::reload_on_hangup(t.tls, t.hangups)));
+            .map(|t| tokio::spawn(server::reload_on_hangup(t.tls, t.hangups, metrics.clone())));
         let api = server::serve(
             self.api_listener,
             self.api,

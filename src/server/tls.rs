@@ -71,11 +71,17 @@ impl Tls {
     }
 }
 
-/// Reloads `tls` on every SIGHUP `hangups` delivers, logging the outcome.
+/// Reloads `tls` on every SIGHUP `hangups` delivers, logging and counting the outcome.
 #[cfg(unix)]
-pub async fn reload_on_hangup(tls: Arc<Tls>, mut hangups: tokio::signal::unix::Signal) {
+pub async fn reload_on_hangup(
+    tls: Arc<Tls>,
+    mut hangups: tokio::signal::unix::Signal,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
     while hangups.recv().await.is_some() {
-        match tls.reload() {
+        let reloaded = tls.reload();
+        metrics.tls_reload(reloaded.is_ok());
+        match reloaded {
             Ok(()) => tracing::info!(
                 cert_file = %tls.cert_file().display(),
                 "SIGHUP: reloaded the TLS certificate; new connections use it"

@@ -471,6 +471,7 @@ pub async fn read_concurrently(
 pub struct ServerProcess {
     child: std::process::Child,
     pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     /// The process's log (its stderr), line by line, for tests that check what is logged.
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -515,9 +516,9 @@ impl ServerProcess {
                 .lines()
                 .map_while(Result::ok)
             {
-                if let Some(addr) = line.split_whitespace().find_map(|w| w.strip_prefix("api=")) {
+                if line.contains(" api=") {
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.to_owned());
+                        let _ = tx.send(line.clone());
                     }
                 }
                 if show {
@@ -529,12 +530,23 @@ impl ServerProcess {
                 }
             }
         });
-        let addr = rx
+        let listening = rx
             .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("server process did not report its address")
-            .parse()
-            .unwrap();
-        Self { child, addr, log }
+            .expect("server process did not report its address");
+        let field = |name: &str| {
+            listening
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|addr| addr.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {listening}"))
+        };
+        let (addr, metrics_addr) = (field("api="), field("metrics="));
+        Self {
+            child,
+            addr,
+            metrics_addr,
+            log,
+        }
     }
 
     /// The log lines so far that contain `needle`.

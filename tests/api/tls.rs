@@ -225,6 +225,16 @@ async fn sighup_reload_is_seen_by_new_connections_and_open_ones_carry_on() {
         200,
         "a connection opened before the reload is not dropped"
     );
+    let metrics = reqwest::get(format!("http://{}/metrics", server.metrics_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"virtengine_data_vault_tls_reloads_total{outcome="ok"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
