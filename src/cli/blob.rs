@@ -158,7 +158,7 @@ impl Connection {
             (None, Err(_)) => None,
         };
         let connect = |auth| match &self.ca_cert {
-            Some(ca) => VaultClient::trusting(&self.url, auth, ca),
+            Some(ca) => VaultClient::trusting(&self.url, auth, ca, 4),
             None => VaultClient::new(&self.url, auth),
         };
         if let Some(key) = wallet_key {

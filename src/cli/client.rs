@@ -77,8 +77,14 @@ impl VaultClient {
     }
 
     /// A client that also trusts the CA certificates in the PEM file `ca_file`: a vault
-    /// serving TLS with a certificate from a private CA (`--ca-cert`).
-    pub fn trusting(base: &str, auth: ClientAuth, ca_file: &Path) -> anyhow::Result<Self> {
+    /// serving TLS with a certificate from a private CA (`--ca-cert`). `idle` as for
+    /// [`with_pool`](Self::with_pool).
+    pub fn trusting(
+        base: &str,
+        auth: ClientAuth,
+        ca_file: &Path,
+        idle: usize,
+    ) -> anyhow::Result<Self> {
         let pem = std::fs::read(ca_file)
             .with_context(|| format!("cannot read the CA file {}", ca_file.display()))?;
         let certificates = reqwest::Certificate::from_pem_bundle(&pem)
