@@ -94,7 +94,7 @@ impl VaultClient {
         }
         let http = certificates
             .into_iter()
-            .fold(http_builder(4), |builder, ca| {
+            .fold(http_builder(idle), |builder, ca| {
                 builder.add_root_certificate(ca)
             })
             .build()?;
