@@ -86,6 +86,13 @@ pub struct ServerConfig {
     /// Behind a load balancer: the header whose last value is the client address the balancer
     /// saw (e.g. `x-forwarded-for`). Unset: the TCP peer address.
     pub client_ip_header: Option<String>,
+    /// PEM certificate chain; with `tls_key_file`, the API listener speaks only TLS.
+    /// SIGHUP reloads both files.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the first certificate.
+    pub tls_key_file: Option<PathBuf>,
+    /// Browser origins (`https://portal.example.com`) that may call the API (CORS).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +106,9 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace_secs: 30,
             client_ip_header: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -336,6 +346,15 @@ impl Default for AuditConfig {
     }
 }
 
+/// Whether `origin` is exactly a serialised web origin (`scheme://host[:port]`), the form a
+/// browser sends in `Origin` and CORS compares byte for byte.
+fn is_origin(origin: &str) -> bool {
+    let Ok(url) = url::Url::parse(origin) else {
+        return false;
+    };
+    matches!(url.scheme(), "http" | "https") && url.origin().ascii_serialization() == origin
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration file {0} does not exist")]
@@ -401,6 +420,20 @@ impl Config {
                 "server.max_connections must be between 1 and {MAX_MAX_CONNECTIONS}, not {}",
                 self.server.max_connections
             ));
+        }
+        if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
+            return invalid(
+                "server.tls_cert_file and server.tls_key_file must be set together".into(),
+            );
+        }
+        for origin in &self.server.cors_allowed_origins {
+            if !is_origin(origin) {
+                return invalid(format!(
+                    "server.cors_allowed_origins holds {origin:?}, which is not an origin \
+                     such as https://portal.example.com (scheme, host and optional port; no \
+                     path, no trailing slash, no wildcard)"
+                ));
+            }
         }
         let url = &self.storage.database_url;
         if !(url.starts_with("sqlite:")
@@ -515,6 +548,40 @@ mod tests {
         assert_eq!(config.server.max_connections, DEFAULT_MAX_CONNECTIONS);
         // Below the common soft limit of 1024 descriptors, with room for everything else.
         assert!(config.server.max_connections < 1024);
+    }
+
+    #[test]
+    fn tls_files_must_come_as_a_pair() {
+        let message = refusal(|c| c.server.tls_cert_file = Some("cert.pem".into()));
+        assert!(message.contains("server.tls_key_file"), "{message}");
+        let message = refusal(|c| c.server.tls_key_file = Some("key.pem".into()));
+        assert!(message.contains("server.tls_cert_file"), "{message}");
+    }
+
+    #[test]
+    fn cors_origins_must_be_exact_origins() {
+        for bad in [
+            "*",
+            "portal.example.com",
+            "https://portal.example.com/",
+            "https://portal.example.com/app",
+            "https://Portal.example.com",
+            "https://portal.example.com:443",
+            "ftp://portal.example.com",
+            "null",
+        ] {
+            let message = refusal(|c| c.server.cors_allowed_origins = vec![bad.into()]);
+            assert!(
+                message.contains("server.cors_allowed_origins"),
+                "{bad}: {message}"
+            );
+        }
+        let mut config = Config::default();
+        config.server.cors_allowed_origins = vec![
+            "https://portal.example.com".into(),
+            "http://127.0.0.1:5173".into(),
+        ];
+        config.validate().unwrap();
     }
 
     #[test]

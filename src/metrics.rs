@@ -29,6 +29,8 @@ pub struct Metrics {
     connections_max: IntGaugeVec,
     connections_cut: IntCounterVec,
     accept_errors: IntCounterVec,
+    /// SIGHUP reloads of the TLS certificate, by outcome (DESIGN §17).
+    tls_reloads: IntCounterVec,
     /// Blobs destroyed by sweeps and erasure, by purge method.
     purged: IntCounterVec,
     /// Live blobs under legal hold.
@@ -154,6 +156,13 @@ impl Metrics {
             ),
             &["listener"],
         )?;
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "virtengine_data_vault_tls_reloads_total",
+                "SIGHUP reloads of the API listener's TLS certificate, by outcome (ok, failed).",
+            ),
+            &["outcome"],
+        )?;
         let purged = IntCounterVec::new(
             Opts::new(
                 "virtengine_data_vault_blobs_purged_total",
@@ -192,6 +201,7 @@ impl Metrics {
             &denial_spikes,
             &connections_cut,
             &accept_errors,
+            &tls_reloads,
         ] {
             registry.register(Box::new(collector.clone()))?;
         }
@@ -228,6 +238,7 @@ impl Metrics {
             connections_max,
             connections_cut,
             accept_errors,
+            tls_reloads,
             purged,
             blobs_held,
             expired_pending_purge,
@@ -285,6 +296,11 @@ impl Metrics {
 
     pub fn connection_closed(&self, listener: &str) {
         self.connections_open.with_label_values(&[listener]).dec();
+    }
+
+    pub fn tls_reload(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.tls_reloads.with_label_values(&[outcome]).inc();
     }
 
     pub fn connection_cut(&self, listener: &str, reason: &str) {

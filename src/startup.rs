@@ -39,6 +39,15 @@ pub struct Application {
     timeouts: server::Timeouts,
     grace: Duration,
     verify_interval: Duration,
+    tls: Option<ListenerTls>,
+}
+
+/// The API listener's TLS and the SIGHUP stream that reloads it, taken at build time so a
+/// SIGHUP that arrives as soon as the server reports its address reloads instead of killing.
+struct ListenerTls {
+    tls: Arc<server::Tls>,
+    #[cfg(unix)]
+    hangups: tokio::signal::unix::Signal,
 }
 
 /// Opens the configured database and the vault over it, with the master key checked, and no
@@ -216,6 +225,22 @@ impl Application {
             Duration::from_secs(config.server.request_timeout_secs),
         );
         let metrics = http::metrics_router(vault.metrics().clone());
+        let api = http::serve_browsers(
+            api,
+            &http::Serving {
+                cors_allowed_origins: &config.server.cors_allowed_origins,
+                tls: config.server.tls_cert_file.is_some(),
+            },
+        );
+        let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
+            (Some(cert), Some(key)) => Some(ListenerTls {
+                tls: Arc::new(server::Tls::load(cert, key)?),
+                #[cfg(unix)]
+                hangups: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                    .context("cannot listen for SIGHUP (TLS reload)")?,
+            }),
+            _ => None,
+        };
         server::check_descriptor_limit(
             config.server.max_connections,
             config.storage.max_connections,
@@ -239,11 +264,17 @@ impl Application {
             },
             grace: Duration::from_secs(config.server.shutdown_grace_secs),
             verify_interval: Duration::from_secs(config.audit.verify_interval_secs),
+            tls,
         })
     }
 
     pub fn api_addr(&self) -> std::io::Result<SocketAddr> {
         self.api_listener.local_addr()
+    }
+
+    /// Whether the API listener speaks TLS.
+    pub fn serves_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
@@ -258,6 +289,11 @@ impl Application {
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let metrics = self.vault.metrics().clone();
+        let acceptor = self.tls.as_ref().map(|t| t.tls.acceptor());
+        #[cfg(unix)]
+        let reloader = self
+            .tls
+            .map(|t| tokio::spawn(server::reload_on_hangup(t.tls, t.hangups, metrics.clone())));
         let api = server::serve(
             self.api_listener,
             self.api,
@@ -266,6 +302,7 @@ impl Application {
                 max_connections: self.max_connections,
                 timeouts: self.timeouts,
                 metrics: metrics.clone(),
+                tls: acceptor,
             },
             stop_rx.clone(),
         );
@@ -277,6 +314,7 @@ impl Application {
                 max_connections: server::METRICS_MAX_CONNECTIONS,
                 timeouts: self.timeouts,
                 metrics,
+                tls: None,
             },
             stop_rx,
         );
@@ -303,6 +341,10 @@ impl Application {
         housekeeping.abort();
         verifier.abort();
         sweeper.abort();
+        #[cfg(unix)]
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(self.grace, async {

@@ -29,6 +29,10 @@ pub struct Connection {
     /// Bech32 prefix of the wallet address.
     #[arg(long, env = "DATA_VAULT_WALLET_PREFIX", default_value = "virtengine")]
     wallet_prefix: String,
+    /// PEM file of the CA that issued the vault's TLS certificate, when it is not a publicly
+    /// trusted one.
+    #[arg(long, env = "DATA_VAULT_CA_CERT")]
+    ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,11 +197,13 @@ impl Connection {
             (None, Ok(key)) => Some(Zeroizing::new(key)),
             (None, Err(_)) => None,
         };
+        let url = self.base_url();
+        let connect = |auth| match &self.ca_cert {
+            Some(ca) => VaultClient::trusting(&url, auth, ca, 4),
+            None => VaultClient::new(&url, auth),
+        };
         if let Some(key) = wallet_key {
-            return VaultClient::new(
-                &self.base_url(),
-                ClientAuth::wallet(&key, &self.wallet_prefix)?,
-            );
+            return connect(ClientAuth::wallet(&key, &self.wallet_prefix)?);
         }
         let principal = self.principal.clone().context(
             "no credentials: pass --principal and a secret (HMAC), or --wallet-key-file",
@@ -214,7 +220,7 @@ impl Connection {
                 anyhow::bail!("no secret: pass --secret-file or set DATA_VAULT_SECRET")
             }
         };
-        VaultClient::new(&self.base_url(), ClientAuth::Hmac { principal, secret })
+        connect(ClientAuth::Hmac { principal, secret })
     }
 }
 

@@ -7,6 +7,7 @@ use data_vault_auth::{
 };
 use rand::RngCore;
 use reqwest::{Method, Response};
+use std::path::Path;
 use url::Url;
 use zeroize::Zeroizing;
 
@@ -48,6 +49,16 @@ pub struct Body<'a> {
     pub content_type: &'a str,
 }
 
+/// The HTTP settings of every vault client. No bound on a whole request: a data-subject export
+/// streams for as long as it has bytes to send. A vault that stops sending for two minutes
+/// fails the call.
+fn http_builder(idle: usize) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(120))
+        .pool_max_idle_per_host(idle)
+}
+
 fn random_nonce() -> String {
     let mut raw = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -61,14 +72,38 @@ impl VaultClient {
 
     /// A client that keeps up to `idle` connections open (the load generator's concurrency).
     pub fn with_pool(base: &str, auth: ClientAuth, idle: usize) -> anyhow::Result<Self> {
-        let base = Url::parse(base).with_context(|| format!("invalid vault URL {base:?}"))?;
-        // No bound on a whole request: a data-subject export streams for as long as it has
-        // bytes to send. A vault that stops sending for two minutes fails the call.
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .read_timeout(std::time::Duration::from_secs(120))
-            .pool_max_idle_per_host(idle)
+        let http = http_builder(idle).build()?;
+        Self::with_http(base, auth, http)
+    }
+
+    /// A client that also trusts the CA certificates in the PEM file `ca_file`: a vault
+    /// serving TLS with a certificate from a private CA (`--ca-cert`). `idle` as for
+    /// [`with_pool`](Self::with_pool).
+    pub fn trusting(
+        base: &str,
+        auth: ClientAuth,
+        ca_file: &Path,
+        idle: usize,
+    ) -> anyhow::Result<Self> {
+        let pem = std::fs::read(ca_file)
+            .with_context(|| format!("cannot read the CA file {}", ca_file.display()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("the CA file {} is not PEM", ca_file.display()))?;
+        if certificates.is_empty() {
+            anyhow::bail!("the CA file {} holds no certificate", ca_file.display());
+        }
+        let http = certificates
+            .into_iter()
+            .fold(http_builder(idle), |builder, ca| {
+                builder.add_root_certificate(ca)
+            })
             .build()?;
+        Self::with_http(base, auth, http)
+    }
+
+    /// A client of `base` sending through `http` (e.g. one that trusts a private CA).
+    pub fn with_http(base: &str, auth: ClientAuth, http: reqwest::Client) -> anyhow::Result<Self> {
+        let base = Url::parse(base).with_context(|| format!("invalid vault URL {base:?}"))?;
         Ok(Self { base, auth, http })
     }
 

@@ -66,6 +66,9 @@ pub struct LoadArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// PEM file of a private CA that issued the vault's TLS certificate.
+    #[arg(long, env = "DATA_VAULT_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
 }
 
 /// What one worker saw.
@@ -162,11 +165,10 @@ fn credentials(args: &LoadArgs) -> anyhow::Result<ClientAuth> {
 }
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
-    let client = Arc::new(VaultClient::with_pool(
-        &args.url,
-        credentials(&args)?,
-        args.concurrency,
-    )?);
+    let client = Arc::new(match &args.ca_cert {
+        Some(ca) => VaultClient::trusting(&args.url, credentials(&args)?, ca, args.concurrency)?,
+        None => VaultClient::with_pool(&args.url, credentials(&args)?, args.concurrency)?,
+    });
     let envelope = Arc::new(envelope(args.size)?);
 
     let mut ids = Vec::new();

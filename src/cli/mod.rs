@@ -84,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = crate::startup::Application::build(&config).await?;
             tracing::info!(
                 api = %app.api_addr()?,
+                tls = app.serves_tls(),
                 metrics = %app.metrics_addr()?,
                 database = %redact_url(&config.storage.database_url),
                 "data-vault listening"

@@ -22,13 +22,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/vault/audit/proof/consistency", get(consistency))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CheckpointQuery {
     chain: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct InclusionQuery {
     chain: Option<String>,
@@ -36,7 +38,8 @@ struct InclusionQuery {
     tree_size: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ConsistencyQuery {
     chain: Option<String>,
@@ -77,6 +80,7 @@ pub fn consistency_params(raw: Option<&str>) -> Result<(ChainName, i64, Option<i
     Ok(params)
 }
 
+#[utoipa::path(get, operation_id = "auditLogKey", path = "/api/v1/vault/audit/log-key", tag = "audit", responses((status = 200, body = serde_json::Value)))]
 async fn log_key(
     State(state): State<AppState>,
     Authenticated(_caller): Authenticated,
@@ -84,6 +88,7 @@ async fn log_key(
     Ok(Json(state.vault.log_verifier_key()?).into_response())
 }
 
+#[utoipa::path(get, operation_id = "auditCheckpoint", path = "/api/v1/vault/audit/checkpoint", tag = "audit", params(CheckpointQuery), responses((status = 200, body = String, content_type = "text/plain")))]
 async fn checkpoint(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -95,6 +100,7 @@ async fn checkpoint(
     Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
+#[utoipa::path(get, operation_id = "auditInclusionProof", path = "/api/v1/vault/audit/proof/inclusion", tag = "audit", params(InclusionQuery), responses((status = 200, body = serde_json::Value)))]
 async fn inclusion(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -108,6 +114,7 @@ async fn inclusion(
     Ok(Json(proof).into_response())
 }
 
+#[utoipa::path(get, operation_id = "auditConsistencyProof", path = "/api/v1/vault/audit/proof/consistency", tag = "audit", params(ConsistencyQuery), responses((status = 200, body = serde_json::Value)))]
 async fn consistency(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -121,7 +128,8 @@ async fn consistency(
     Ok(Json(proof).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventsQuery {
     blob_id: Option<String>,
@@ -134,7 +142,8 @@ struct EventsQuery {
     cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct VerifyQuery {
     org_id: Option<String>,
@@ -177,6 +186,7 @@ pub fn verify_org(raw: Option<&str>) -> Result<Option<OrgId>, VaultError> {
     Ok(q.org_id.as_deref().map(OrgId::parse).transpose()?)
 }
 
+#[utoipa::path(get, operation_id = "queryAudit", path = "/api/v1/vault/audit", tag = "audit", params(EventsQuery), responses((status = 200, body = serde_json::Value)))]
 async fn query_events(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -186,6 +196,7 @@ async fn query_events(
     Ok(Json(state.vault.query_audit(&caller, params).await?).into_response())
 }
 
+#[utoipa::path(get, operation_id = "verifyAuditChain", path = "/api/v1/vault/audit/verify", tag = "audit", params(VerifyQuery), responses((status = 200, body = serde_json::Value)))]
 async fn verify(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

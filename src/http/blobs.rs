@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/vault/blobs/{id}/metadata", get(metadata))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateJson {
     scope: String,
@@ -44,7 +44,8 @@ struct CreateQuery {
     expires_at: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ReadQuery {
     purpose: Option<String>,
@@ -52,7 +53,8 @@ struct ReadQuery {
     org_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     scope: Option<String>,
@@ -131,6 +133,7 @@ pub fn json_upload(body: &[u8], max: usize) -> Result<NewBlob, VaultError> {
     })
 }
 
+#[utoipa::path(post, operation_id = "createBlob", path = "/api/v1/vault/blobs", tag = "blobs", params(("scope" = Option<String>, Query, description = "raw uploads: the scope (required)"), ("org_id" = Option<String>, Query), ("retention_policy" = Option<String>, Query), ("expires_at" = Option<String>, Query, description = "RFC 3339")), request_body(content((CreateJson = "application/json"), (super::openapi::Envelope = "application/octet-stream"))), responses((status = 201, body = super::openapi::Created)))]
 async fn create(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -183,6 +186,7 @@ fn wants_raw(headers: &HeaderMap) -> bool {
         })
 }
 
+#[utoipa::path(get, operation_id = "readBlob", path = "/api/v1/vault/blobs/{id}", tag = "blobs", params(("id" = String, Path, format = Uuid), ReadQuery), responses((status = 200, content((super::openapi::BlobRead = "application/json"), (super::openapi::Envelope = "application/octet-stream")))))]
 async fn read(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -207,6 +211,7 @@ async fn read(
     )
 }
 
+#[utoipa::path(get, operation_id = "readBlobMetadata", path = "/api/v1/vault/blobs/{id}/metadata", tag = "blobs", params(("id" = String, Path, format = Uuid), ReadQuery), responses((status = 200, body = crate::service::BlobMetadata)))]
 async fn metadata(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -219,6 +224,7 @@ async fn metadata(
     Ok(Json(metadata).into_response())
 }
 
+#[utoipa::path(delete, operation_id = "deleteBlob", path = "/api/v1/vault/blobs/{id}", tag = "blobs", params(("id" = String, Path, format = Uuid), ReadQuery), responses((status = 204)))]
 async fn remove(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -257,6 +263,7 @@ pub fn list_params(raw_query: Option<&str>) -> Result<ListParams, VaultError> {
     })
 }
 
+#[utoipa::path(get, operation_id = "listBlobs", path = "/api/v1/vault/blobs", tag = "blobs", params(ListQuery), responses((status = 200, body = crate::service::BlobPage)))]
 async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

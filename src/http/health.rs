@@ -15,10 +15,12 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
+#[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "health", security(), responses((status = 200, body = serde_json::Value)))]
 async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "health", security(), responses((status = 200, body = serde_json::Value), (status = 503, body = serde_json::Value)))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database_ok = matches!(
         tokio::time::timeout(Duration::from_secs(2), state.vault.store().ping()).await,

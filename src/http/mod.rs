@@ -12,6 +12,7 @@ mod extract;
 mod health;
 mod json_body;
 mod middleware;
+pub mod openapi;
 mod orgs;
 mod query;
 mod recipients;
@@ -64,6 +65,7 @@ pub fn api_router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .merge(authenticated)
         .merge(health::router().with_state(state))
+        .merge(openapi::router())
         .route_layer(from_fn_with_state(metrics.clone(), latency::observe))
         // The authentication middleware enforces the body limit itself, before buffering.
         .layer(DefaultBodyLimit::disable())
@@ -78,6 +80,25 @@ pub fn api_router(state: AppState, request_timeout: Duration) -> Router {
         ))
         // Outermost: every response, even one the router made up, leaves with an id.
         .layer(from_fn(request_id::assign))
+}
+
+/// What browsers and TLS add around [`api_router`] (DESIGN §17).
+pub struct Serving<'a> {
+    pub cors_allowed_origins: &'a [String],
+    pub tls: bool,
+}
+
+/// `api` with the security headers on every response and, outermost, CORS for the
+/// configured origins (so even an error answer carries it and the page can read it).
+pub fn serve_browsers(api: Router, serving: &Serving<'_>) -> Router {
+    let api = api.layer(from_fn_with_state(
+        middleware::security_headers::OverTls(serving.tls),
+        middleware::security_headers::add,
+    ));
+    match middleware::cors::Cors::new(serving.cors_allowed_origins) {
+        Some(cors) => api.layer(from_fn_with_state(cors, middleware::cors::apply)),
+        None => api,
+    }
 }
 
 /// The metrics listener's router: `GET /metrics`.

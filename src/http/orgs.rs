@@ -23,7 +23,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RolesBody {
     roles: Vec<String>,
@@ -45,6 +45,7 @@ pub fn member_roles(body: &[u8]) -> Result<RoleSet, VaultError> {
         .map_err(|e| VaultError::BadRequest(e.to_string()))
 }
 
+#[utoipa::path(put, operation_id = "createOrg", path = "/api/v1/vault/orgs/{org}", tag = "orgs", params(("org" = String, Path)), responses((status = 201, body = serde_json::Value), (status = 200, body = serde_json::Value)))]
 async fn create_org(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -64,6 +65,7 @@ async fn create_org(
         .into_response())
 }
 
+#[utoipa::path(put, operation_id = "setMember", path = "/api/v1/vault/orgs/{org}/members/{principal}", tag = "orgs", params(("org" = String, Path), ("principal" = String, Path)), request_body = RolesBody, responses((status = 200, body = serde_json::Value)))]
 async fn set_member(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -84,6 +86,7 @@ async fn set_member(
     )
 }
 
+#[utoipa::path(delete, operation_id = "removeMember", path = "/api/v1/vault/orgs/{org}/members/{principal}", tag = "orgs", params(("org" = String, Path), ("principal" = String, Path)), responses((status = 204)))]
 async fn remove_member(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -95,6 +98,7 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, operation_id = "listMembers", path = "/api/v1/vault/orgs/{org}/members", tag = "orgs", params(("org" = String, Path)), responses((status = 200, body = serde_json::Value)))]
 async fn list_members(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -19,13 +19,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/vault/orgs/{org}/recipients", get(readers))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RecipientsBody {
     recipients: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ReadersQuery {
     scope: Option<String>,
@@ -46,6 +47,7 @@ pub fn readers_scope(raw: Option<&str>) -> Result<Scope, VaultError> {
     Ok(Scope::parse(&scope)?)
 }
 
+#[utoipa::path(put, operation_id = "setMyRecipients", path = "/api/v1/vault/recipients/me", tag = "recipients", request_body = RecipientsBody, responses((status = 200, body = serde_json::Value)))]
 async fn set(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -56,6 +58,7 @@ async fn set(
     Ok(Json(published).into_response())
 }
 
+#[utoipa::path(get, operation_id = "myRecipients", path = "/api/v1/vault/recipients/me", tag = "recipients", responses((status = 200, body = serde_json::Value)))]
 async fn mine(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -64,6 +67,7 @@ async fn mine(
     Ok(Json(published).into_response())
 }
 
+#[utoipa::path(get, operation_id = "recipientsOf", path = "/api/v1/vault/recipients/{principal}", tag = "recipients", params(("principal" = String, Path)), responses((status = 200, body = serde_json::Value)))]
 async fn of(
     State(state): State<AppState>,
     Authenticated(_caller): Authenticated,
@@ -74,6 +78,7 @@ async fn of(
     Ok(Json(published).into_response())
 }
 
+#[utoipa::path(get, operation_id = "orgReaders", path = "/api/v1/vault/orgs/{org}/recipients", tag = "recipients", params(("org" = String, Path), ReadersQuery), responses((status = 200, body = serde_json::Value)))]
 async fn readers(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/vault/compliance/report", get(report))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PolicyBody {
     /// Optional; when given it must equal the name in the path.
@@ -45,13 +45,13 @@ struct PolicyBody {
     description: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct HoldBody {
     reason: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SweepBody {
     #[serde(default)]
@@ -62,7 +62,8 @@ struct SweepBody {
 #[serde(deny_unknown_fields)]
 struct NoQuery {}
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ReportQuery {
     org_id: Option<String>,
@@ -83,6 +84,7 @@ fn subject(caller: &crate::service::Caller, named: &str) -> Result<Principal, Va
     }
 }
 
+#[utoipa::path(get, operation_id = "listRetentionPolicies", path = "/api/v1/vault/retention/policies", tag = "retention", responses((status = 200, body = serde_json::Value)))]
 async fn list_policies(
     State(state): State<AppState>,
     Authenticated(_caller): Authenticated,
@@ -93,6 +95,7 @@ async fn list_policies(
     Ok(Json(serde_json::json!({ "policies": policies })).into_response())
 }
 
+#[utoipa::path(put, operation_id = "putRetentionPolicy", path = "/api/v1/vault/retention/policies/{name}", tag = "retention", params(("name" = String, Path)), request_body = PolicyBody, responses((status = 201, body = serde_json::Value), (status = 200, body = serde_json::Value)))]
 async fn put_policy(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -122,6 +125,7 @@ async fn put_policy(
     Ok((status, Json(policy)).into_response())
 }
 
+#[utoipa::path(put, operation_id = "setLegalHold", path = "/api/v1/vault/blobs/{id}/hold", tag = "retention", params(("id" = String, Path, format = Uuid)), request_body = HoldBody, responses((status = 200, body = crate::service::BlobMetadata)))]
 async fn set_hold(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -140,6 +144,7 @@ async fn set_hold(
     Ok(Json(metadata).into_response())
 }
 
+#[utoipa::path(delete, operation_id = "releaseLegalHold", path = "/api/v1/vault/blobs/{id}/hold", tag = "retention", params(("id" = String, Path, format = Uuid)), request_body(content = Option<HoldBody>, description = "optional: the reason, audited"), responses((status = 200, body = crate::service::BlobMetadata)))]
 async fn release_hold(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -160,6 +165,7 @@ async fn release_hold(
     Ok(Json(metadata).into_response())
 }
 
+#[utoipa::path(post, operation_id = "purgeSweep", path = "/api/v1/vault/purge/sweep", tag = "retention", request_body(content = Option<SweepBody>, description = "optional; an empty body is a real sweep"), responses((status = 200, body = serde_json::Value)))]
 async fn sweep(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -179,6 +185,7 @@ async fn sweep(
     Ok(Json(report).into_response())
 }
 
+#[utoipa::path(get, operation_id = "exportSubject", path = "/api/v1/vault/subjects/{principal}/export", tag = "subjects", params(("principal" = String, Path)), responses((status = 200, body = String, content_type = "application/x-ndjson")))]
 async fn export(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -195,6 +202,7 @@ async fn export(
         .into_response())
 }
 
+#[utoipa::path(delete, operation_id = "eraseSubject", path = "/api/v1/vault/subjects/{principal}", tag = "subjects", params(("principal" = String, Path)), responses((status = 200, body = serde_json::Value)))]
 async fn erase(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -206,6 +214,7 @@ async fn erase(
     Ok(Json(state.vault.erase_subject(&caller, &subject).await?).into_response())
 }
 
+#[utoipa::path(get, operation_id = "complianceReport", path = "/api/v1/vault/compliance/report", tag = "compliance", params(ReportQuery), responses((status = 200, body = serde_json::Value)))]
 async fn report(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

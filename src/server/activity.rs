@@ -86,6 +86,14 @@ impl Activity {
         self.last_io = now;
     }
 
+    /// A TLS handshake finished: its bytes began no request, so the connection is idle now.
+    pub fn secured(&mut self, now: Instant) {
+        if self.in_flight == 0 {
+            self.request_started = None;
+            self.last_io = now;
+        }
+    }
+
     /// A request head was parsed and dispatched. Returns when the request began, for the
     /// handler's time limit.
     pub fn dispatched(&mut self, now: Instant) -> Instant {

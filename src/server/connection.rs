@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// The connection's clock, shared by its socket, its requests and its watchdog.
@@ -57,29 +58,82 @@ impl Clock {
 }
 
 /// Serves `stream` until the client or hyper ends it, or until the clock says it is overdue.
-/// `stop` turns into a graceful shutdown: the request in flight is answered, then the
-/// connection closes. Returns why it was cut, if it was.
+/// With `tls`, the handshake comes first and is bounded like a request head. `stop` turns
+/// into a graceful shutdown: the request in flight is answered, then the connection closes.
+/// Returns why it was cut, if it was.
 pub(super) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     http: &http1::Builder,
+    tls: Option<TlsAcceptor>,
     timeouts: Timeouts,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Option<Overdue> {
     let clock = Arc::new(Clock {
         activity: Mutex::new(Activity::new(Instant::now())),
         moved: Notify::new(),
     });
-    let io = TokioIo::new(Watched {
+    // The clock watches the socket's raw bytes, so handshake traffic counts as activity too.
+    let watched = Watched {
         stream,
         clock: clock.clone(),
-    });
+    };
     let service = ConnService {
         router,
         peer,
         clock: clock.clone(),
     };
+    let Some(tls) = tls else {
+        return drive(
+            TokioIo::new(watched),
+            service,
+            peer,
+            http,
+            &clock,
+            timeouts,
+            stop,
+        )
+        .await;
+    };
+    let secured = match tokio::time::timeout(timeouts.request, tls.accept(watched)).await {
+        Ok(Ok(secured)) => secured,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake did not finish in time; connection cut");
+            return Some(Overdue::Head);
+        }
+    };
+    // The handshake's bytes began no request: from here the connection is idle.
+    clock.with(|a| a.secured(Instant::now()));
+    drive(
+        TokioIo::new(secured),
+        service,
+        peer,
+        http,
+        &clock,
+        timeouts,
+        stop,
+    )
+    .await
+}
+
+/// Runs hyper on `io` under the connection's clock.
+async fn drive<I>(
+    io: TokioIo<I>,
+    service: ConnService,
+    peer: SocketAddr,
+    http: &http1::Builder,
+    clock: &Clock,
+    timeouts: Timeouts,
+    mut stop: watch::Receiver<bool>,
+) -> Option<Overdue>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let conn = http.serve_connection(io, service);
     tokio::pin!(conn);
     let mut draining = false;

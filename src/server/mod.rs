@@ -7,6 +7,7 @@
 mod activity;
 mod connection;
 mod descriptors;
+mod tls;
 
 use crate::metrics::Metrics;
 use axum::Router;
@@ -20,6 +21,9 @@ use tokio::time::Instant;
 
 pub use activity::Timeouts;
 pub use descriptors::check_descriptor_limit;
+#[cfg(unix)]
+pub use tls::reload_on_hangup;
+pub use tls::Tls;
 
 /// Largest request head (request line, so the URI too, and headers), in bytes. hyper answers
 /// 431 above it, as soon as that much has arrived, and closes the connection.
@@ -46,6 +50,8 @@ pub struct Settings {
     pub max_connections: usize,
     pub timeouts: Timeouts,
     pub metrics: Arc<Metrics>,
+    /// Set: the listener speaks only TLS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Serves `router` on `listener` until `stop` turns true; then stops accepting, lets every
@@ -100,7 +106,9 @@ pub async fn serve(
         let (stop, drained) = (stop.clone(), drained_rx.clone());
         tokio::spawn(async move {
             settings.metrics.connection_opened(settings.name);
-            let cut = connection::serve(stream, peer, router, &http, settings.timeouts, stop).await;
+            let tls = settings.tls.clone();
+            let cut =
+                connection::serve(stream, peer, router, &http, tls, settings.timeouts, stop).await;
             if let Some(why) = cut {
                 settings.metrics.connection_cut(settings.name, why.as_str());
             }

@@ -34,7 +34,7 @@ pub struct ReadParams {
 }
 
 /// Metadata as clients see it (`M` in DESIGN §5).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BlobMetadata {
     pub id: String,
     pub scope: String,

@@ -17,7 +17,7 @@ pub struct ListParams {
     pub cursor: Option<BlobId>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BlobPage {
     pub blobs: Vec<BlobMetadata>,
     pub next_cursor: Option<String>,

@@ -510,8 +510,19 @@ pub async fn read_concurrently(
 pub struct ServerProcess {
     child: std::process::Child,
     pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     /// The process's log (its stderr), line by line, for tests that check what is logged.
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// The value of field `name` of a server log line: `name=VALUE` in the text format,
+/// `"name":"VALUE"` in the JSON one.
+fn log_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let text = format!("{name}=");
+    let json = format!("\"{name}\":\"");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(text.as_str()))
+        .or_else(|| line.split(json.as_str()).nth(1)?.split('"').next())
 }
 
 impl ServerProcess {
@@ -554,17 +565,9 @@ impl ServerProcess {
                 .lines()
                 .map_while(Result::ok)
             {
-                // `api=ADDR` in the text format, `"api":"ADDR"` in the JSON one.
-                let addr = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("api="))
-                    .or_else(|| {
-                        let rest = line.split("\"api\":\"").nth(1)?;
-                        rest.split('"').next()
-                    });
-                if let Some(addr) = addr {
+                if log_field(&line, "api").is_some() {
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.to_owned());
+                        let _ = tx.send(line.clone());
                     }
                 }
                 if show {
@@ -576,12 +579,21 @@ impl ServerProcess {
                 }
             }
         });
-        let addr = rx
+        let listening = rx
             .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("server process did not report its address")
-            .parse()
-            .unwrap();
-        Self { child, addr, log }
+            .expect("server process did not report its address");
+        let field = |name: &str| {
+            log_field(&listening, name)
+                .and_then(|addr| addr.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {listening}"))
+        };
+        let (addr, metrics_addr) = (field("api"), field("metrics"));
+        Self {
+            child,
+            addr,
+            metrics_addr,
+            log,
+        }
     }
 
     /// The log lines so far that contain `needle`.
@@ -606,6 +618,16 @@ impl ServerProcess {
         let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
         let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         kib * 1024
+    }
+
+    /// Sends SIGHUP (reload the TLS certificate).
+    pub fn hangup(&self) {
+        let status = std::process::Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.

@@ -1,0 +1,162 @@
+//! TLS on the API listener (DESIGN §17): rustls, TLS 1.2 and 1.3, the certificate chain and
+//! key read from PEM files. [`Tls::reload`] (on SIGHUP) swaps them for new handshakes only:
+//! connections already open keep the session they have, and a file that does not load leaves
+//! the previous certificate in place.
+
+use anyhow::{bail, Context};
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use tokio_rustls::TlsAcceptor;
+use zeroize::Zeroizing;
+
+/// Largest certificate or key file read: a chain of a few certificates is a few KiB, so
+/// anything near this is a wrong path (a log, a database), not a certificate.
+const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The API listener's TLS: the files it came from and the certificate now offered.
+pub struct Tls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: Arc<Current>,
+    acceptor: TlsAcceptor,
+}
+
+impl Tls {
+    /// Loads `cert_file` and `key_file`; an error names the file at fault and why.
+    pub fn load(cert_file: &Path, key_file: &Path) -> anyhow::Result<Self> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = certified_key(&provider, cert_file, key_file)?;
+        let current = Arc::new(Current(RwLock::new(Arc::new(key))));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .context("cannot configure TLS 1.2 and 1.3")?
+            .with_no_client_auth()
+            .with_cert_resolver(current.clone());
+        // The server speaks HTTP/1.1 only; saying so lets clients skip trying h2.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            cert_file: cert_file.to_owned(),
+            key_file: key_file.to_owned(),
+            provider,
+            current,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// What accepts new connections; it always offers the latest certificate loaded.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
+    }
+
+    /// Reads the files again and offers them to new connections. On error the certificate
+    /// already in use stays, and the error names the file.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let key = certified_key(&self.provider, &self.cert_file, &self.key_file)?;
+        *self
+            .current
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
+        Ok(())
+    }
+
+    pub fn cert_file(&self) -> &Path {
+        &self.cert_file
+    }
+}
+
+/// Reloads `tls` on every SIGHUP `hangups` delivers, logging and counting the outcome.
+#[cfg(unix)]
+pub async fn reload_on_hangup(
+    tls: Arc<Tls>,
+    mut hangups: tokio::signal::unix::Signal,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    while hangups.recv().await.is_some() {
+        let reloaded = tls.reload();
+        metrics.tls_reload(reloaded.is_ok());
+        match reloaded {
+            Ok(()) => tracing::info!(
+                cert_file = %tls.cert_file().display(),
+                "SIGHUP: reloaded the TLS certificate; new connections use it"
+            ),
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "SIGHUP: cannot reload the TLS certificate; still serving the previous one"
+            ),
+        }
+    }
+}
+
+/// The certificate offered to every handshake, swapped whole by a reload.
+#[derive(Debug)]
+struct Current(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for Current {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.0
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
+/// The chain in `cert_file` with the key in `key_file`, checked to belong together.
+fn certified_key(
+    provider: &CryptoProvider,
+    cert_file: &Path,
+    key_file: &Path,
+) -> anyhow::Result<CertifiedKey> {
+    let cert_pem = read_bounded(cert_file, "certificate")?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the TLS certificate file {} is not valid PEM: {e}",
+                cert_file.display()
+            )
+        })?;
+    if chain.is_empty() {
+        bail!(
+            "the TLS certificate file {} holds no CERTIFICATE block",
+            cert_file.display()
+        );
+    }
+    // The key's bytes are wiped when dropped; rustls keeps only its parsed signing key.
+    let key_pem = Zeroizing::new(read_bounded(key_file, "key")?);
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        anyhow::anyhow!(
+            "the TLS key file {} holds no usable PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
+            key_file.display()
+        )
+    })?;
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+        anyhow::anyhow!(
+            "the TLS key file {} cannot be used with the certificate in {}: {e}",
+            key_file.display(),
+            cert_file.display()
+        )
+    })
+}
+
+fn read_bounded(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the TLS {what} file {}", path.display()))?
+        .len();
+    if size > MAX_PEM_FILE_BYTES {
+        bail!(
+            "the TLS {what} file {} is {size} bytes, more than a PEM file of this kind can be",
+            path.display()
+        );
+    }
+    std::fs::read(path)
+        .with_context(|| format!("cannot read the TLS {what} file {}", path.display()))
+}
