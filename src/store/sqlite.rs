@@ -16,6 +16,8 @@ impl SqliteStore {
     /// With one writer there is nothing to claim rows from.
     pub(super) const CLAIM_SKIP_LOCKED: &'static str = "";
     pub(super) const CLAIM_WAIT: &'static str = "";
+    pub(super) const SHARE_LOCK: &'static str = "";
+    pub(super) const REWRAP_CLAIM: &'static str = "";
 
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
