@@ -21,6 +21,7 @@ mod commit_queue;
 mod connections;
 mod credentials;
 mod envelope_bomb;
+mod keys;
 mod pg_roles;
 mod recipients;
 mod redaction;
