@@ -265,8 +265,13 @@ impl Vault {
             Some(ChainName::Org(org)) => Some(org),
             _ => None,
         };
-        let chain = tenant.map_or_else(|| audit::SYSTEM_CHAIN.to_owned(), ChainName::to_chain);
-        let mut event = self.event(caller, chain.clone(), "key.list");
+        // On the org's chain when it exists (its administrators see their own listings
+        // there), else on `system`: a listing never opens a chain for a made-up tenant.
+        let chain = match org {
+            Some(org) if self.store.org_exists(org).await? => audit::org_chain(org.as_str()),
+            _ => audit::SYSTEM_CHAIN.to_owned(),
+        };
+        let mut event = self.event(caller, chain, "key.list");
         event.org_id = org.map(|o| o.as_str().to_owned());
         self.authorize(caller, Question::Keys { org, event: &event })
             .await?;

@@ -288,6 +288,64 @@ async fn a_rewrap_killed_with_sigkill_completes_after_a_restart(backend: Backend
     all_open_under(&owner, &blobs, 2).await;
 }
 
+async fn two_replicas_rewrap_one_rotation_together(backend: Backend) {
+    let mut app = spawn(backend, 100, 0).await;
+    let owner_creds = app.create_client(OWNER).await;
+    let blobs = store_blobs(&Arc::new(app.client(&owner_creds)), 400, None).await;
+    app.stop().await;
+    let paced = [
+        ("DATA_VAULT_KEYS__REWRAP_BATCH_SIZE", "20"),
+        ("DATA_VAULT_KEYS__REWRAP_PAUSE_MS", "20"),
+    ];
+    let replicas = [
+        ServerProcess::start_with(&app, &paced),
+        ServerProcess::start_with(&app, &paced),
+    ];
+    let started = ok(data_vault(&app)
+        .args([
+            "admin",
+            "keys",
+            "rotate",
+            &format!("owner:{OWNER}"),
+            "--no-wait",
+            "--json",
+        ])
+        .output()
+        .unwrap());
+    let id = serde_json::from_str::<Value>(&started).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let complete = format!("key_rotations WHERE id = '{id}' AND status = 'complete'");
+    let since = Instant::now();
+    while app.count_rows(&complete).await == 0 {
+        assert!(since.elapsed() < Duration::from_secs(60), "not complete");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rewrapped = app
+        .db()
+        .await
+        .fetch_i64(&format!(
+            "SELECT rewrapped FROM key_rotations WHERE id = '{id}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        rewrapped, 400,
+        "each data key rewrapped once, by one replica or the other"
+    );
+    // Whichever replicas took batches, exactly one completed the rotation.
+    let completions = replicas
+        .iter()
+        .map(|r| r.log_lines_with("tenant key rotation complete").len())
+        .sum::<usize>();
+    assert_eq!(completions, 1);
+    assert_eq!(events_of(&app, "system", "key.rotation_completed").await, 1);
+    for replica in &replicas {
+        all_open_under(&replica.client(&owner_creds), &blobs, 2).await;
+    }
+}
+
 async fn emergency_rotation_destroys_the_old_version(backend: Backend) {
     let app = spawn(backend, 500, 0).await;
     let admin = app.client(&app.create_client(ADMIN).await);
@@ -550,6 +608,7 @@ async fn readiness_and_the_key_age_metric_follow_the_cryptoperiod(backend: Backe
 on_both_backends!(
     rotating_with_a_thousand_blobs_fails_no_read,
     a_rewrap_killed_with_sigkill_completes_after_a_restart,
+    two_replicas_rewrap_one_rotation_together,
     emergency_rotation_destroys_the_old_version,
     master_rewrap_then_start_with_only_the_new_key,
     a_database_sealed_under_one_key_refuses_another_alone,
