@@ -97,6 +97,9 @@ pub trait RotationStore: Send + Sync {
 const ROTATION_COLUMNS: &str = "id, tenant, from_version, to_version, emergency, reason, \
     requester, status, rewrapped, total, started_at, completed_at";
 
+/// Blobs rewrapped by one UPDATE (SQLite allows 500 terms in a compound SELECT).
+const REWRAP_ROWS_PER_UPDATE: usize = 200;
+
 /// Live blobs of tenant `$1` under a version older than `$2`.
 const STALE_BLOBS: &str = "FROM blobs b JOIN tenant_keys t ON t.id = b.key_id \
     WHERE t.tenant = $1 AND t.version < $2 AND b.purged_at IS NULL";
@@ -255,24 +258,42 @@ macro_rules! rotation_store {
                 .bind(limit)
                 .fetch_all(&mut *tx)
                 .await?;
-                let (mut done, mut failed) = (0u64, 0u64);
+                let mut failed = 0u64;
+                let mut planned: Vec<(&RewrapRow, Vec<u8>)> = Vec::with_capacity(rows.len());
                 for row in &rows {
-                    let Some(wrapped) = plan(row) else {
-                        failed += 1;
-                        continue;
-                    };
-                    done += sqlx::query(
-                        "UPDATE blobs SET wrapped_key = $1, key_id = $2, key_version = $3 \
-                         WHERE id = $4 AND key_id = $5 AND purged_at IS NULL",
-                    )
-                    .bind(&wrapped)
-                    .bind(new_key_id)
-                    .bind(rotation.to_version)
-                    .bind(&row.id)
-                    .bind(&row.key_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                    match plan(row) {
+                        Some(wrapped) => planned.push((row, wrapped)),
+                        None => failed += 1,
+                    }
+                }
+                // One UPDATE per chunk rather than one round trip per blob (the round trips
+                // bounded PostgreSQL's rate); a chunk stays under SQLite's 500 compound terms.
+                let mut done = 0u64;
+                for chunk in planned.chunks(REWRAP_ROWS_PER_UPDATE) {
+                    let mut sql = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE blobs SET wrapped_key = v.wk, key_id = ",
+                    );
+                    sql.push_bind(new_key_id)
+                        .push(", key_version = ")
+                        .push_bind(rotation.to_version)
+                        .push(" FROM (");
+                    for (i, (row, wrapped)) in chunk.iter().enumerate() {
+                        if i > 0 {
+                            sql.push(" UNION ALL ");
+                        }
+                        sql.push("SELECT ")
+                            .push_bind(&row.id)
+                            .push(" AS id, ")
+                            .push_bind(wrapped)
+                            .push(" AS wk, ")
+                            .push_bind(&row.key_id)
+                            .push(" AS old_key");
+                    }
+                    sql.push(
+                        ") AS v WHERE blobs.id = v.id AND blobs.key_id = v.old_key \
+                         AND blobs.purged_at IS NULL",
+                    );
+                    done += sql.build().execute(&mut *tx).await?.rows_affected();
                 }
                 if done > 0 {
                     sqlx::query(
