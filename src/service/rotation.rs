@@ -261,24 +261,33 @@ impl Vault {
                 .ok()?;
             new_key.wrap_data_key(&binding, &data_key).ok()
         };
+        // One pass over the tenant's stale blobs in id order; rows another replica holds are
+        // skipped (it rewraps them), and the check below sees whether any are left.
+        let mut after = String::new();
         loop {
-            let (done, failed) = self
+            let batch = self
                 .store
-                .rewrap_batch(rotation, &new_record.id, self.keys.rewrap_batch_size, &plan)
+                .rewrap_batch(
+                    rotation,
+                    &new_record.id,
+                    &after,
+                    self.keys.rewrap_batch_size,
+                    &plan,
+                )
                 .await?;
-            if failed > 0 {
+            if batch.failed > 0 {
                 // Never destroy or retire past a data key that does not open: stop here,
                 // loudly; the rotation stays running.
                 return Err(VaultError::Internal(anyhow::anyhow!(
-                    "{failed} data key(s) of {} do not open under their tenant key; rotation {} \
+                    "{} data key(s) of {} do not open under their tenant key; rotation {} \
                      cannot complete",
+                    batch.failed,
                     rotation.tenant,
                     rotation.id
                 )));
             }
-            if done == 0 {
-                break;
-            }
+            let Some(last) = batch.last_id else { break };
+            after = last;
             if !self.keys.rewrap_pause.is_zero() {
                 tokio::time::sleep(self.keys.rewrap_pause).await;
             }

@@ -63,8 +63,8 @@ pub use retention::{
     LAST_SWEEP_AT, PURGED_LAST_SWEEP,
 };
 pub use rotations::{
-    RewrapPlan, RewrapRow, RotationRecord, RotationStart, RotationStore, ROTATION_COMPLETE,
-    ROTATION_RUNNING,
+    RewrapBatch, RewrapPlan, RewrapRow, RotationRecord, RotationStart, RotationStore,
+    ROTATION_COMPLETE, ROTATION_RUNNING,
 };
 pub use sqlite::SqliteStore;
 

@@ -53,6 +53,17 @@ pub struct RewrapRow {
     pub key_id: String,
 }
 
+/// What one rewrap batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewrapBatch {
+    pub claimed: u64,
+    pub rewrapped: u64,
+    /// Data keys that did not open under their tenant key (left as they were).
+    pub failed: u64,
+    /// The greatest id claimed (the cursor of the next batch).
+    pub last_id: Option<String>,
+}
+
 /// Rewraps one blob's data key under the new version; `None` if it does not open.
 pub type RewrapPlan<'a> = &'a (dyn Fn(&RewrapRow) -> Option<Vec<u8>> + Send + Sync);
 
@@ -71,16 +82,19 @@ pub trait RotationStore: Send + Sync {
     async fn rotation(&self, id: &str) -> StoreResult<Option<RotationRecord>>;
     /// Running rotations, oldest first, at most `limit`.
     async fn running_rotations(&self, limit: i64) -> StoreResult<Vec<RotationRecord>>;
-    /// Claims up to `limit` blobs of the tenant still under an older version, rewraps each
-    /// with `plan` under `new_key_id` and adds them to the rotation's progress, in one
-    /// transaction. Returns how many were rewrapped and how many did not open.
+    /// Claims up to `limit` blobs of the tenant still under an older version, with ids after
+    /// `after` (a keyset cursor: rows rewrapped earlier are never scanned again, dead or
+    /// alive), rewraps each with `plan` under `new_key_id` and adds them to the rotation's
+    /// progress, in one transaction. Returns how many were claimed, rewrapped and did not
+    /// open, and the last id claimed.
     async fn rewrap_batch(
         &self,
         rotation: &RotationRecord,
         new_key_id: &str,
+        after: &str,
         limit: i64,
         plan: RewrapPlan<'_>,
-    ) -> StoreResult<(u64, u64)>;
+    ) -> StoreResult<RewrapBatch>;
     /// Blobs of the tenant still under a version older than `to_version`.
     async fn remaining_rewraps(&self, tenant: &str, to_version: i64) -> StoreResult<i64>;
     /// Marks the rotation complete if nothing is left to rewrap and no other replica did
@@ -244,17 +258,19 @@ macro_rules! rotation_store {
                 &self,
                 rotation: &RotationRecord,
                 new_key_id: &str,
+                after: &str,
                 limit: i64,
                 plan: RewrapPlan<'_>,
-            ) -> StoreResult<(u64, u64)> {
+            ) -> StoreResult<RewrapBatch> {
                 let mut tx = self.pool.begin_with(Self::WRITE_BEGIN).await?;
                 let rows: Vec<RewrapRow> = sqlx::query_as(&format!(
                     "SELECT b.id, b.owner, b.org_id, b.scope, b.wrapped_key, b.key_id \
-                     {STALE_BLOBS} ORDER BY b.id LIMIT $3{}",
+                     {STALE_BLOBS} AND b.id > $3 ORDER BY b.id LIMIT $4{}",
                     Self::REWRAP_CLAIM
                 ))
                 .bind(&rotation.tenant)
                 .bind(rotation.to_version)
+                .bind(after)
                 .bind(limit)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -305,7 +321,12 @@ macro_rules! rotation_store {
                     .await?;
                 }
                 tx.commit().await?;
-                Ok((done, failed))
+                Ok(RewrapBatch {
+                    claimed: u64::try_from(rows.len()).unwrap_or(u64::MAX),
+                    rewrapped: done,
+                    failed,
+                    last_id: rows.last().map(|r| r.id.clone()),
+                })
             }
 
             async fn remaining_rewraps(&self, tenant: &str, to_version: i64) -> StoreResult<i64> {
