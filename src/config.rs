@@ -142,9 +142,19 @@ pub struct KeysConfig {
     pub master_key_file: PathBuf,
     /// The master key itself; meant for `DATA_VAULT_KEYS__MASTER_KEY`, and wins over the file.
     pub master_key: Option<SecretString>,
-    /// Cryptoperiod of tenant keys (DESIGN §15): older active keys are listed as past it in
-    /// the compliance report.
+    /// Earlier master keys (files of 64 hex characters each): they open tenant keys and
+    /// client secrets wrapped before the active key took over, until `admin keys
+    /// rewrap-master` has moved everything under the active one (DESIGN §15).
+    pub previous_master_key_files: Vec<PathBuf>,
+    /// Cryptoperiod of tenant keys, the master key and client secrets (DESIGN §15): past it,
+    /// `/readyz` says `"keys": "expired"` and the compliance report lists the tenant.
     pub max_age_days: u32,
+    /// Past this age a key is due for rotation: a log warning and `"keys": "rotation_due"`.
+    pub warn_age_days: u32,
+    /// Data keys rewrapped per transaction by a tenant key rotation.
+    pub rewrap_batch_size: u32,
+    /// Pause between two rewrap batches, bounding the load a rotation adds (0: none).
+    pub rewrap_pause_ms: u64,
 }
 
 impl Default for KeysConfig {
@@ -152,7 +162,11 @@ impl Default for KeysConfig {
         Self {
             master_key_file: DEFAULT_MASTER_KEY_FILE.into(),
             master_key: None,
+            previous_master_key_files: Vec::new(),
             max_age_days: 90,
+            warn_age_days: 80,
+            rewrap_batch_size: 500,
+            rewrap_pause_ms: 0,
         }
     }
 }
@@ -508,6 +522,18 @@ impl Config {
         }
         if !(1..=3650).contains(&self.keys.max_age_days) {
             return invalid("keys.max_age_days must be between 1 and 3650".into());
+        }
+        if self.keys.warn_age_days == 0 || self.keys.warn_age_days > self.keys.max_age_days {
+            return invalid("keys.warn_age_days must be between 1 and keys.max_age_days".into());
+        }
+        if !(1..=10_000).contains(&self.keys.rewrap_batch_size) {
+            return invalid("keys.rewrap_batch_size must be between 1 and 10000".into());
+        }
+        if self.keys.rewrap_pause_ms > 60_000 {
+            return invalid("keys.rewrap_pause_ms must be at most 60000".into());
+        }
+        if self.keys.previous_master_key_files.len() > 16 {
+            return invalid("keys.previous_master_key_files holds at most 16 files".into());
         }
         crate::retention::configured(&self.retention.policies).map_err(ConfigError::Invalid)?;
         Ok(())

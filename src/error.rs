@@ -25,6 +25,9 @@ pub enum VaultError {
     Purged,
     #[error("blob is under legal hold")]
     LegalHold,
+    /// The change conflicts with one in progress (a second rotation of a tenant's key).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     RetentionExceeded(String),
     #[error("envelope exceeds the limit of {0} bytes")]

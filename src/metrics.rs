@@ -124,9 +124,9 @@ impl Metrics {
         let key_age = IntGaugeVec::new(
             Opts::new(
                 "virtengine_data_vault_key_age_seconds",
-                "Age of the oldest live key of each kind.",
+                "Age of the oldest active key of each kind (tenant, master, client_secret).",
             ),
-            &["key"],
+            &["kind"],
         )?;
         let connections_open = IntGaugeVec::new(
             Opts::new(
@@ -286,8 +286,9 @@ impl Metrics {
         self.denial_spikes.with_label_values(&[kind]).inc();
     }
 
-    pub fn set_key_age(&self, key: &str, seconds: i64) {
-        self.key_age.with_label_values(&[key]).set(seconds);
+    /// `kind` is `tenant`, `master` or `client_secret` (DESIGN §15).
+    pub fn set_key_age(&self, kind: &str, seconds: i64) {
+        self.key_age.with_label_values(&[kind]).set(seconds);
     }
 
     pub fn connection_opened(&self, listener: &str) {

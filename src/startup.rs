@@ -3,7 +3,7 @@
 
 use crate::audit::note::LogKey;
 use crate::config::Config;
-use crate::crypto::MasterKey;
+use crate::crypto::{MasterKey, MasterKeyring};
 use crate::domain::Principal;
 use crate::http::{self, AppState, Authenticator};
 use crate::limits::Limiter;
@@ -12,8 +12,8 @@ use crate::nonce::{MemoryNonceStore, NonceStore, RedisNonceStore};
 use crate::redis_conn::Redis;
 use crate::server;
 use crate::service::{
-    check_master_key, database_is_initialised, AbuseControl, MasterKeyCheck, Vault, VaultParts,
-    VerifierState,
+    check_master_keyring, database_is_initialised, AbuseControl, KeySettings, MasterKeyCheck,
+    Vault, VaultParts, VerifierState,
 };
 use crate::spikes::{SpikeDetector, SpikeSettings};
 use crate::store::{self, Store};
@@ -99,8 +99,10 @@ async fn open_vault_with(
         }
     }
     .context("cannot open the database")?;
-    let master = load_master_key(config, store.as_ref(), serving).await?;
-    if check_master_key(store.as_ref(), &master).await? == MasterKeyCheck::Recorded {
+    let master = load_master_keyring(config, store.as_ref(), serving).await?;
+    if check_master_keyring(store.as_ref(), &master, clock.now_secs()).await?
+        == MasterKeyCheck::Recorded
+    {
         tracing::info!("recorded the master key's fingerprint in a new database");
     }
     // Only a serving vault signs checkpoints; the admin CLI needs no log key.
@@ -130,6 +132,12 @@ async fn open_vault_with(
             batch_size: i64::from(config.retention.batch_size),
             sweep_interval_secs: config.retention.sweep_interval_secs,
             key_max_age_days: i64::from(config.keys.max_age_days),
+        },
+        keys: KeySettings {
+            max_age_days: i64::from(config.keys.max_age_days),
+            warn_age_days: i64::from(config.keys.warn_age_days),
+            rewrap_batch_size: i64::from(config.keys.rewrap_batch_size),
+            rewrap_pause: Duration::from_millis(config.keys.rewrap_pause_ms),
         },
     })?))
 }
@@ -324,6 +332,7 @@ impl Application {
             self.verify_interval,
         ));
         let sweeper = tokio::spawn(retention_sweeper(self.vault.clone()));
+        let rotations = tokio::spawn(rotation_worker(self.vault.clone()));
         let mut api = tokio::spawn(api);
         let mut metrics = tokio::spawn(metrics);
         // The accept loops end only when told to; one that ends earlier has panicked.
@@ -345,6 +354,7 @@ impl Application {
         if let Some(reloader) = reloader {
             reloader.abort();
         }
+        rotations.abort();
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(self.grace, async {
@@ -387,14 +397,9 @@ async fn housekeeping(vault: Arc<Vault>) {
             Ok(pruned) => tracing::debug!(pruned, "pruned spent nonces"),
             Err(e) => tracing::warn!(error = %e, "cannot prune spent nonces"),
         }
-        match vault.store().oldest_keys().await {
-            Ok((tenant, secret)) => {
-                let now = vault.clock().now_secs();
-                let metrics = vault.metrics();
-                metrics.set_key_age("tenant_oldest", tenant.map_or(0, |t| now - t));
-                metrics.set_key_age("client_secret_oldest", secret.map_or(0, |t| now - t));
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot read key ages"),
+        // Sets the key-age gauges, and warns about keys due for rotation.
+        if let Err(e) = vault.warn_about_key_ages().await {
+            tracing::warn!(error = %e.cause_chain(), "cannot read key ages");
         }
         vault.refresh_retention_gauges().await;
     }
@@ -418,6 +423,21 @@ async fn retention_sweeper(vault: Arc<Vault>) {
         if let Err(e) = vault.sweep_in_background().await {
             tracing::warn!(error = %e.cause_chain(), "retention sweep failed; retrying next interval");
         }
+    }
+}
+
+/// How often a replica looks for rotations started elsewhere (or left by a crashed one).
+const ROTATION_POLL: Duration = Duration::from_secs(2);
+
+/// Carries running tenant key rotations on (DESIGN §15): at start-up (a rotation a crash
+/// interrupted resumes), when one starts here, and every few seconds for those started on
+/// other replicas. Every replica runs it; the store gives concurrent ones disjoint batches.
+async fn rotation_worker(vault: Arc<Vault>) {
+    loop {
+        if let Err(e) = vault.advance_rotations().await {
+            tracing::warn!(error = %e.cause_chain(), "key rotation step failed; retrying");
+        }
+        vault.rotation_started_or(ROTATION_POLL).await;
     }
 }
 
@@ -487,6 +507,33 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
+}
+
+/// The keyring: the active master key (see [`load_master_key`]) and the keys of
+/// `keys.previous_master_key_files`, each of which must exist and hold 64 hex characters.
+pub async fn load_master_keyring(
+    config: &Config,
+    store: &dyn Store,
+    may_generate: bool,
+) -> anyhow::Result<MasterKeyring> {
+    let active = load_master_key(config, store, may_generate).await?;
+    let mut previous = Vec::with_capacity(config.keys.previous_master_key_files.len());
+    for path in &config.keys.previous_master_key_files {
+        warn_if_readable_by_others(path);
+        let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the previous master key file {} (keys.previous_master_key_files)",
+                path.display()
+            )
+        })?);
+        previous.push(MasterKey::from_hex(&text).with_context(|| {
+            format!(
+                "previous master key file {} (keys.previous_master_key_files)",
+                path.display()
+            )
+        })?);
+    }
+    Ok(MasterKeyring::new(active, previous))
 }
 
 /// The master key from `keys.master_key`, else from `keys.master_key_file`. Only the embedded

@@ -3,6 +3,7 @@
 
 mod backup;
 mod credentials;
+mod keys;
 
 use crate::config::Config;
 use crate::domain::{OrgId, Principal};
@@ -29,6 +30,9 @@ pub enum AdminCommand {
     /// Compliance evidence for an assessor.
     #[command(subcommand)]
     Compliance(ComplianceCommand),
+    /// Tenant keys, their rotation, and the master keyring.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// PostgreSQL: apply the migrations as the owner role (storage.migrations_database_url,
     /// else storage.database_url) and grant the storage.database_url role what the server
     /// needs. Needs no master key.
@@ -158,6 +162,7 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     let admin = Caller::local_admin()?;
     match command {
         AdminCommand::Client(command) => credentials::client(&vault, &admin, command).await?,
+        AdminCommand::Keys(command) => keys::run(&vault, &admin, command).await?,
         AdminCommand::Org(OrgCommand::Create { org }) => {
             let org = OrgId::parse(&org)?;
             if vault.create_org(&admin, &org).await? {

@@ -110,6 +110,12 @@ impl MasterKey {
         &self.check_value
     }
 
+    /// The key's public id: the first 16 hex characters of its check value. Stored beside
+    /// everything the key wraps, so a keyring opens each with the right key.
+    pub fn key_id(&self) -> &str {
+        key_id_of_check(&self.check_value)
+    }
+
     fn tenant_aad(tenant: &str, version: i64) -> Vec<u8> {
         encode_fields(
             "data-vault tenant-key v1",
@@ -170,6 +176,11 @@ impl MasterKey {
         );
         aead::open(&self.secret_wrap, &aad, sealed).map(Zeroizing::new)
     }
+}
+
+/// The key id a check value stands for (its first 16 hex characters).
+pub fn key_id_of_check(check_value: &str) -> &str {
+    check_value.get(..16).unwrap_or(check_value)
 }
 
 /// A tenant's key: wraps the data keys of that tenant's blobs. Destroying every version of it

@@ -4,7 +4,11 @@
 //! All key material lives in zeroizing buffers.
 
 mod aead;
+mod keyring;
 mod keys;
 
 pub use aead::CryptoError;
-pub use keys::{BlobBinding, DataKey, MasterKey, MasterKeyError, SealedBlob, TenantKey};
+pub use keyring::MasterKeyring;
+pub use keys::{
+    key_id_of_check, BlobBinding, DataKey, MasterKey, MasterKeyError, SealedBlob, TenantKey,
+};

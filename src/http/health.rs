@@ -26,6 +26,15 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         tokio::time::timeout(Duration::from_secs(2), state.vault.store().ping()).await,
         Ok(Ok(()))
     );
+    // Keys past `warn_age_days` are due for rotation; they never change `status` (a key
+    // that is due does not stop the replica from serving).
+    let keys = match database_ok {
+        true => match state.vault.key_ages().await {
+            Ok(ages) => ages.state.as_str(),
+            Err(_) => "unknown",
+        },
+        false => "unknown",
+    };
     let redis = match &state.redis {
         None => "not_configured",
         Some(redis) if redis.ping().await => "ok",
@@ -43,6 +52,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "status": status,
             "database": if database_ok { "ok" } else { "unavailable" },
             "redis": redis,
+            "keys": keys,
             "timestamp": crate::time::to_rfc3339(state.vault.clock().now_secs()),
         })),
     )

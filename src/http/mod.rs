@@ -11,6 +11,7 @@ pub mod error;
 mod extract;
 mod health;
 mod json_body;
+mod keys;
 mod middleware;
 pub mod openapi;
 mod orgs;
@@ -58,6 +59,7 @@ pub fn api_router(state: AppState, request_timeout: Duration) -> Router {
         .merge(audit::router())
         .merge(recipients::router())
         .merge(retention::router())
+        .merge(keys::router())
         .route_layer(from_fn_with_state(state.auth.clone(), auth::authenticate))
         // Added last, so it runs first: before any signature is checked.
         .route_layer(from_fn_with_state(state.clone(), ip_limit::limit_ip))

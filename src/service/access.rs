@@ -72,6 +72,12 @@ pub(super) enum Question<'a> {
         org: Option<&'a OrgId>,
         event: &'a NewEvent,
     },
+    /// Listing or rotating tenant keys (DESIGN §15): platform admins; for an org's tenant
+    /// (`org`), also that org's administrators. A denial is recorded on the caller's chain.
+    Keys {
+        org: Option<&'a OrgId>,
+        event: &'a NewEvent,
+    },
 }
 
 pub(super) fn org_event_type(action: OrgAction) -> &'static str {
@@ -177,6 +183,11 @@ impl Vault {
                 let mut event = event.clone();
                 event.chain = audit::owner_chain(caller.principal.as_str());
                 ("subject", event.event_type, event, None)
+            }
+            Question::Keys { org, event } => {
+                let mut event = event.clone();
+                event.chain = audit::owner_chain(caller.principal.as_str());
+                ("keys", event.event_type, event, self.existing(org).await?)
             }
             Question::Compliance { org, event } => {
                 let mut event = event.clone();
@@ -296,6 +307,7 @@ impl Vault {
             | Question::Platform { .. }
             | Question::Subject { .. }
             | Question::Compliance { .. }
+            | Question::Keys { .. }
                 if caller.method == AuthMethod::Local =>
             {
                 Decision::Allow
@@ -316,7 +328,9 @@ impl Vault {
                 caller.principal == **subject,
                 self.is_platform_admin(&caller.principal),
             ),
-            Question::Compliance { org, .. } => {
+            // The same rule as the compliance report: platform-wide for platform admins,
+            // one org's for its administrators.
+            Question::Keys { org, .. } | Question::Compliance { org, .. } => {
                 let roles = match org {
                     Some(org) => self.roles_in(caller, org).await?,
                     None => None,

@@ -209,30 +209,45 @@ impl Vault {
         )
         .await?;
 
-        let (tenant_record, tenant_key) = self.tenant_key(&tenant_of(owner, org)).await?;
-        let record = BlobRecord {
-            key_id: tenant_record.id.clone(),
-            key_version: tenant_record.version,
-            ..record
-        };
-        let (record, sealed) = offload::sized(bytes.len(), move || {
+        let tenant = tenant_of(owner, org);
+        let bytes = std::sync::Arc::new(bytes);
+        // The store inserts only under the tenant's active key version: a rotation that
+        // retired it since it was read makes the insert apply nothing, and the blob is sealed
+        // again under the new version (a rotation is rare; three tries are plenty).
+        for _ in 0..3 {
+            let (tenant_record, tenant_key) = self.tenant_key(&tenant).await?;
             let record = BlobRecord {
-                content_hash: data_vault_auth::sha256_hex(&bytes),
-                ..record
+                key_id: tenant_record.id.clone(),
+                key_version: tenant_record.version,
+                ..record.clone()
             };
-            let sealed = DataKey::seal_new(&tenant_key, &binding(&record), &bytes);
-            (record, sealed)
-        })
-        .await?;
-        let sealed = sealed.map_err(|e| VaultError::Internal(e.into()))?;
-        let metadata = BlobMetadata::from(&record);
-        let write = BlobWrite::Insert {
-            meta: Box::new(record),
-            wrapped_key: sealed.wrapped_key,
-            ciphertext: sealed.ciphertext,
-        };
-        self.commit(caller, Some(write), vec![event]).await?;
-        Ok(metadata)
+            let envelope = bytes.clone();
+            let (record, sealed) = offload::sized(bytes.len(), move || {
+                let record = BlobRecord {
+                    content_hash: data_vault_auth::sha256_hex(&envelope),
+                    ..record
+                };
+                let sealed = DataKey::seal_new(&tenant_key, &binding(&record), &envelope);
+                (record, sealed)
+            })
+            .await?;
+            let sealed = sealed.map_err(|e| VaultError::Internal(e.into()))?;
+            let metadata = BlobMetadata::from(&record);
+            let write = BlobWrite::Insert {
+                meta: Box::new(record),
+                wrapped_key: sealed.wrapped_key,
+                ciphertext: sealed.ciphertext,
+            };
+            if self
+                .commit(caller, Some(write), vec![event.clone()])
+                .await?
+            {
+                return Ok(metadata);
+            }
+        }
+        Err(VaultError::Internal(anyhow::anyhow!(
+            "the key of tenant {tenant} kept changing while a blob was stored"
+        )))
     }
 
     /// Fetches and opens a blob: the client's envelope, byte for byte. The data is returned
@@ -277,6 +292,7 @@ impl Vault {
             &content.tenant,
             content.key_version,
             &content.tenant_key_wrapped,
+            content.master_key_id.as_deref(),
         )?;
         let opened = tenant_key
             .unwrap_data_key(&binding(meta), &content.wrapped_key)

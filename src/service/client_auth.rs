@@ -151,10 +151,11 @@ impl Vault {
         let records = self.store.client_secrets(client).await?;
         let mut keys = Vec::with_capacity(KEYS_PER_CHECK);
         for record in records.iter().take(KEYS_PER_CHECK) {
-            match self
-                .master
-                .open_client_secret(name, record.slot, &record.sealed)
-            {
+            let opened = match self.master.get(record.master_key_id.as_deref()) {
+                Some(master) => master.open_client_secret(name, record.slot, &record.sealed),
+                None => Err(crate::crypto::CryptoError::Open),
+            };
+            match opened {
                 Ok(key) => keys.push(key),
                 Err(_) => tracing::error!(
                     client = name,
@@ -168,6 +169,7 @@ impl Vault {
             // Opened afresh each time, as a client's secret is, so this costs the same.
             let decoy = self
                 .master
+                .active()
                 .open_client_secret(DECOY_NAME, DECOY_SLOT, &self.secret_cache.decoy_sealed)
                 .map_err(|e| VaultError::Internal(anyhow::Error::new(e).context("decoy key")))?;
             keys.push(decoy);

@@ -88,6 +88,7 @@ impl Vault {
         secret: &str,
     ) -> Result<Vec<u8>, ClientError> {
         self.master
+            .active()
             .seal_client_secret(name.as_str(), slot, secret.as_bytes())
             .map_err(|e| ClientError::Vault(VaultError::Internal(e.into())))
     }
@@ -103,7 +104,13 @@ impl Vault {
         let event = self.client_event(caller, "client.create", name);
         let created = self
             .store
-            .create_client(name, &sealed, self.clock.now_secs(), &event)
+            .create_client(
+                name,
+                &sealed,
+                self.master.active().key_id(),
+                self.clock.now_secs(),
+                &event,
+            )
             .await
             .map_err(|e| self.store_error(e))?;
         if created {
@@ -132,7 +139,14 @@ impl Vault {
         let event = self.client_event(caller, "client.rotate", name);
         let added = self
             .store
-            .add_client_secret(name, slot, &sealed, self.clock.now_secs(), &event)
+            .add_client_secret(
+                name,
+                slot,
+                &sealed,
+                self.master.active().key_id(),
+                self.clock.now_secs(),
+                &event,
+            )
             .await
             .map_err(|e| self.store_error(e))?;
         self.secret_cache.forget(name.as_str());

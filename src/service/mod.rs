@@ -14,11 +14,12 @@ mod orgs;
 mod recipients;
 mod report;
 mod retention;
+mod rotation;
 mod subjects;
 mod tlog;
 
 use crate::audit::NewEvent;
-use crate::crypto::MasterKey;
+use crate::crypto::MasterKeyring;
 use crate::domain::Principal;
 use crate::error::VaultError;
 use crate::limits::{Limit, Limiter};
@@ -37,7 +38,10 @@ pub use blobs::{BlobMetadata, NewBlob, ReadParams};
 pub use blocks::{BlockError, BLOCK_TTL};
 pub use client_auth::SECRET_TTL;
 pub use clients::{ClientError, ClientListing, SecretAge, MAX_CLIENTS_LISTED};
-pub use keys::{check_master_key, database_is_initialised, MasterKeyCheck};
+pub use keys::{
+    check_master_keyring, database_is_initialised, KeyAge, KeyAges, KeyListing, KeySettings,
+    KeyState, MasterKeyCheck, MasterKeyInfo, MasterRewrap, TenantKeyInfo, MAX_KEYS_LISTED,
+};
 pub use listing::{BlobPage, ListParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 pub use lookup::{OrgRoles, OrgSummary, PrincipalOverview, MAX_ORGS_LISTED};
 
@@ -45,6 +49,7 @@ pub use orgs::Member;
 pub use recipients::{OrgReaders, PublishedRecipients, Reader, MAX_MEMBERS_SCANNED, MAX_READERS};
 pub use report::ComplianceReport;
 pub use retention::{SweepReport, RETENTION_REQUESTER};
+pub use rotation::{Rotation, RotationRequest, ROTATION_REQUESTER};
 pub use subjects::{ErasureReport, ExportStream};
 pub use tlog::{
     read_plan, stored_tree, AuditHealth, ConsistencyProof, InclusionProof, LogKeyInfo,
@@ -165,7 +170,7 @@ impl Caller {
 
 pub struct Vault {
     store: Arc<dyn Store>,
-    master: MasterKey,
+    master: MasterKeyring,
     scopes: ScopeTable,
     max_payload_bytes: usize,
     platform_admins: Vec<Principal>,
@@ -179,6 +184,9 @@ pub struct Vault {
     audit_health: Mutex<tlog::AuditHealth>,
     blocks: blocks::BlockList,
     retention: crate::retention::Settings,
+    keys: KeySettings,
+    /// Wakes this replica's rotation worker when a rotation starts here.
+    rotation_wake: tokio::sync::Notify,
 }
 
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
@@ -191,7 +199,7 @@ pub struct AbuseControl {
 /// What a vault is built from.
 pub struct VaultParts {
     pub store: Arc<dyn Store>,
-    pub master: MasterKey,
+    pub master: MasterKeyring,
     pub scopes: ScopeTable,
     pub max_payload_bytes: usize,
     pub platform_admins: Vec<Principal>,
@@ -200,11 +208,12 @@ pub struct VaultParts {
     pub clock: Arc<dyn Clock>,
     pub log_key: Option<crate::audit::note::LogKey>,
     pub retention: crate::retention::Settings,
+    pub keys: KeySettings,
 }
 
 impl Vault {
     pub fn new(parts: VaultParts) -> Result<Self, crate::crypto::CryptoError> {
-        let secret_cache = client_auth::SecretCache::new(&parts.master)?;
+        let secret_cache = client_auth::SecretCache::new(parts.master.active())?;
         Ok(Self {
             store: parts.store.clone(),
             master: parts.master,
@@ -220,6 +229,8 @@ impl Vault {
             audit_health: Mutex::new(tlog::AuditHealth::default()),
             blocks: blocks::BlockList::default(),
             retention: parts.retention,
+            keys: parts.keys,
+            rotation_wake: tokio::sync::Notify::new(),
         })
     }
 

@@ -153,6 +153,7 @@ impl Vault {
             &content.tenant,
             content.key_version,
             &content.tenant_key_wrapped,
+            content.master_key_id.as_deref(),
         )?;
         tenant_key
             .unwrap_data_key(&binding(meta), &content.wrapped_key)

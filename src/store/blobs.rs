@@ -39,6 +39,8 @@ pub struct SealedContent {
     /// The tenant key that wraps `wrapped_key`, itself wrapped by the master key.
     pub tenant: String,
     pub tenant_key_wrapped: Vec<u8>,
+    /// The master key that wraps `tenant_key_wrapped`.
+    pub master_key_id: Option<String>,
 }
 
 /// What a listing may show: the caller's own blobs, and in one org the blobs of the scopes the
@@ -99,12 +101,20 @@ macro_rules! blob_store {
                         wrapped_key,
                         ciphertext,
                     } => {
-                        sqlx::query(
+                        // Only under the tenant's active key version, share-locked until
+                        // the commit: a rotation that retires it waits for this insert (and
+                        // then counts and rewraps the blob), or went first and the insert
+                        // applies nothing, for the caller to seal again under the new key.
+                        let sql = format!(
                             "INSERT INTO blobs (id, scope, owner, org_id, created_at, \
                              expires_at, retention_policy, tags, size, content_hash, key_id, \
                              key_version, wrapped_key, ciphertext) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                        )
+                             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+                             WHERE EXISTS (SELECT 1 FROM tenant_keys WHERE id = $11 \
+                             AND status = 'active'{})",
+                            Self::SHARE_LOCK
+                        );
+                        sqlx::query(&sql)
                         .bind(&meta.id)
                         .bind(&meta.scope)
                         .bind(&meta.owner)
@@ -120,8 +130,9 @@ macro_rules! blob_store {
                         .bind(wrapped_key)
                         .bind(ciphertext)
                         .execute(&mut **tx)
-                        .await?;
-                        true
+                        .await?
+                        .rows_affected()
+                            == 1
                     }
                     // A held blob is never deleted, whatever the caller saw a moment ago.
                     BlobWrite::Delete { id } => {
@@ -149,7 +160,7 @@ macro_rules! blob_store {
             async fn blob_content(&self, id: &BlobId) -> StoreResult<Option<SealedContent>> {
                 Ok(sqlx::query_as(
                     "SELECT b.wrapped_key, b.ciphertext, b.key_version, t.tenant, \
-                     t.wrapped AS tenant_key_wrapped \
+                     t.wrapped AS tenant_key_wrapped, t.master_key_id \
                      FROM blobs b JOIN tenant_keys t ON t.id = b.key_id WHERE b.id = $1",
                 )
                 .bind(id.to_string())

@@ -10,6 +10,8 @@ use async_trait::async_trait;
 pub struct ClientSecretRecord {
     pub slot: i64,
     pub sealed: Vec<u8>,
+    /// The master key that sealed it (DESIGN §15 keyring).
+    pub master_key_id: Option<String>,
 }
 
 /// One client as `admin client list` shows it.
@@ -29,6 +31,7 @@ pub trait ClientStore: Send + Sync {
         &self,
         name: &ClientName,
         sealed: &[u8],
+        master_key_id: &str,
         now: i64,
         event: &NewEvent,
     ) -> StoreResult<bool>;
@@ -41,6 +44,7 @@ pub trait ClientStore: Send + Sync {
         name: &ClientName,
         slot: i64,
         sealed: &[u8],
+        master_key_id: &str,
         now: i64,
         event: &NewEvent,
     ) -> StoreResult<bool>;
@@ -73,6 +77,7 @@ macro_rules! client_store {
                 &self,
                 name: &ClientName,
                 sealed: &[u8],
+                master_key_id: &str,
                 now: i64,
                 event: &NewEvent,
             ) -> StoreResult<bool> {
@@ -90,12 +95,13 @@ macro_rules! client_store {
                     return Ok(false);
                 }
                 sqlx::query(
-                    "INSERT INTO client_secrets (client, slot, sealed, created_at) \
-                     VALUES ($1, 1, $2, $3)",
+                    "INSERT INTO client_secrets (client, slot, sealed, created_at, master_key_id) \
+                     VALUES ($1, 1, $2, $3, $4)",
                 )
                 .bind(name.as_str())
                 .bind(sealed)
                 .bind(now)
+                .bind(master_key_id)
                 .execute(&mut *tx)
                 .await?;
                 Self::record_if(tx, true, event).await.map(|s| s.is_some())
@@ -108,10 +114,11 @@ macro_rules! client_store {
                 // The newest two, padded with NULL rows to exactly two: the reply for an
                 // unknown name then has the shape of a client's, so its timing does not tell
                 // them apart (DESIGN §6).
-                let rows: Vec<(Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
-                    "SELECT slot, sealed FROM (\
-                       SELECT slot, sealed FROM client_secrets WHERE client = $1 \
-                       UNION ALL SELECT NULL, NULL UNION ALL SELECT NULL, NULL) AS padded \
+                let rows: Vec<(Option<i64>, Option<Vec<u8>>, Option<String>)> = sqlx::query_as(
+                    "SELECT slot, sealed, master_key_id FROM (\
+                       SELECT slot, sealed, master_key_id FROM client_secrets WHERE client = $1 \
+                       UNION ALL SELECT NULL, NULL, NULL UNION ALL SELECT NULL, NULL, NULL) \
+                     AS padded \
                      ORDER BY slot IS NULL, slot DESC LIMIT 2",
                 )
                 .bind(name.as_str())
@@ -119,10 +126,11 @@ macro_rules! client_store {
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .filter_map(|(slot, sealed)| {
+                    .filter_map(|(slot, sealed, master_key_id)| {
                         Some(ClientSecretRecord {
                             slot: slot?,
                             sealed: sealed?,
+                            master_key_id,
                         })
                     })
                     .collect())
@@ -133,13 +141,14 @@ macro_rules! client_store {
                 name: &ClientName,
                 slot: i64,
                 sealed: &[u8],
+                master_key_id: &str,
                 now: i64,
                 event: &NewEvent,
             ) -> StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 let added = sqlx::query(
-                    "INSERT INTO client_secrets (client, slot, sealed, created_at) \
-                     SELECT $1, $2, $3, $4 WHERE EXISTS \
+                    "INSERT INTO client_secrets (client, slot, sealed, created_at, master_key_id) \
+                     SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
                      (SELECT 1 FROM clients WHERE name = $1 AND revoked_at IS NULL) \
                      ON CONFLICT DO NOTHING",
                 )
@@ -147,6 +156,7 @@ macro_rules! client_store {
                 .bind(slot)
                 .bind(sealed)
                 .bind(now)
+                .bind(master_key_id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()

@@ -11,6 +11,8 @@ pub trait MetaStore: Send + Sync {
     async fn meta_value(&self, key: &str) -> StoreResult<Option<String>>;
     /// Stores `value` unless the key already has one; returns whether it was stored.
     async fn insert_meta_value(&self, key: &str, value: &str) -> StoreResult<bool>;
+    /// Stores `value`, replacing the key's value if it has one.
+    async fn set_meta_value(&self, key: &str, value: &str) -> StoreResult<()>;
 }
 
 macro_rules! meta_store {
@@ -40,6 +42,18 @@ macro_rules! meta_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_meta_value(&self, key: &str, value: &str) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO vault_meta (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET value = $2",
+                )
+                .bind(key)
+                .bind(value)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
         }
     };

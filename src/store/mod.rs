@@ -1,7 +1,7 @@
 //! Storage: one interface per aggregate, a SQLite and a PostgreSQL implementation, chosen by
 //! the scheme of the database URL. Each aggregate's file (`blobs.rs`, `audit.rs`, `orgs.rs`,
 //! `clients.rs`, `keys.rs`, `nonces.rs`, `batch.rs`, `meta.rs`, `recipients.rs`, `principals.rs`, `retention.rs`,
-//! `report.rs`) holds its trait and the one SQL
+//! `report.rs`, `rotations.rs`) holds its trait and the one SQL
 //! text both backends run, expanded for each pool type by `for_each_backend!`; `tx.rs` holds
 //! the helpers they share (appending events inside a change's transaction), and
 //! `commit_queue.rs` the group commit of blob writes, events and nonces. The backends
@@ -35,6 +35,7 @@ mod principals;
 mod recipients;
 mod report;
 mod retention;
+mod rotations;
 mod sqlite;
 mod tx;
 mod typed;
@@ -46,7 +47,10 @@ pub use batch::{BatchJob, BatchStore, Committed, EventPosition, JobOutcome};
 pub use blobs::{BlobRecord, BlobStore, BlobWrite, ListQuery, SealedContent};
 pub use clients::{ClientSecretRecord, ClientStore, ClientSummary};
 pub use commit_queue::{CommitError, CommitQueue, MAX_BATCH_EVENTS, QUEUE_CAPACITY};
-pub use keys::{KeyStore, TenantKeyRecord};
+pub use keys::{
+    KeyStore, OldestKeys, SealedSecretRecord, TenantKeyListing, TenantKeyRecord, KEY_ACTIVE,
+    KEY_DESTROYED, KEY_RETIRED,
+};
 pub use meta::MetaStore;
 pub use nonces::{NonceClaim, NonceJournal};
 pub use orgs::OrgStore;
@@ -57,6 +61,10 @@ pub use report::{BlobSummary, ReportStore, ScopeCounts, TenantKeyAge};
 pub use retention::{
     Backlog, PolicyRecord, PurgeCounts, PurgeMethod, PurgePlan, PurgeSelection, RetentionStore,
     LAST_SWEEP_AT, PURGED_LAST_SWEEP,
+};
+pub use rotations::{
+    RewrapBatch, RewrapPlan, RewrapRow, RotationRecord, RotationStart, RotationStore,
+    ROTATION_COMPLETE, ROTATION_RUNNING,
 };
 pub use sqlite::SqliteStore;
 
@@ -75,6 +83,7 @@ pub trait Store:
     + PrincipalStore
     + RetentionStore
     + ReportStore
+    + RotationStore
 {
 }
 
@@ -91,6 +100,7 @@ impl<T> Store for T where
         + PrincipalStore
         + RetentionStore
         + ReportStore
+        + RotationStore
 {
 }
 

@@ -17,12 +17,15 @@ const SERVICE_PRIVILEGES: &[(&str, &str)] = &[
     ("vault_meta", "SELECT, INSERT, UPDATE"),
     // Revocation marks a client in place.
     ("clients", "SELECT, INSERT, UPDATE, DELETE"),
-    ("client_secrets", "SELECT, INSERT, DELETE"),
+    // `admin keys rewrap-master` reseals secrets under the active master key in place.
+    ("client_secrets", "SELECT, INSERT, UPDATE, DELETE"),
     ("orgs", "SELECT, INSERT"),
     // Roles change in place (upsert).
     ("memberships", "SELECT, INSERT, UPDATE, DELETE"),
-    // Erasure overwrites a destroyed key's material.
+    // Erasure overwrites a destroyed key's material; rotation changes a version's status.
     ("tenant_keys", "SELECT, INSERT, UPDATE"),
+    // Rotations record their progress in place.
+    ("key_rotations", "SELECT, INSERT, UPDATE"),
     // Holds and crypto-shredding change rows in place.
     ("blobs", "SELECT, INSERT, UPDATE, DELETE"),
     ("retention_policies", "SELECT, INSERT, UPDATE"),

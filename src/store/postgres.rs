@@ -50,6 +50,10 @@ impl PostgresStore {
     pub(super) const CLAIM_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     /// Erasure waits for a row another transaction holds rather than miss it.
     pub(super) const CLAIM_WAIT: &'static str = " FOR UPDATE";
+    /// A blob insert holds its tenant key row against a rotation retiring it meanwhile.
+    pub(super) const SHARE_LOCK: &'static str = " FOR SHARE";
+    /// Replicas rewrapping one tenant at once claim disjoint blobs (not the key rows).
+    pub(super) const REWRAP_CLAIM: &'static str = " FOR UPDATE OF b SKIP LOCKED";
 
     pub async fn connect(
         url: &str,

@@ -130,8 +130,8 @@ macro_rules! report_store {
                 tenant: Option<&str>,
             ) -> StoreResult<(i64, Option<i64>)> {
                 let mut sql = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT COUNT(*), MIN(created_at) FROM tenant_keys \
-                     WHERE destroyed_at IS NULL",
+                    "SELECT COUNT(*), MIN(CASE WHEN status = 'active' THEN created_at END) \
+                     FROM tenant_keys WHERE destroyed_at IS NULL",
                 );
                 if let Some(tenant) = tenant {
                     sql.push(" AND tenant = ").push_bind(tenant.to_owned());
@@ -147,7 +147,7 @@ macro_rules! report_store {
             ) -> StoreResult<Vec<TenantKeyAge>> {
                 let mut sql = sqlx::QueryBuilder::<$db>::new(
                     "SELECT tenant, created_at FROM tenant_keys \
-                     WHERE destroyed_at IS NULL AND created_at < ",
+                     WHERE status = 'active' AND created_at < ",
                 );
                 sql.push_bind(before);
                 if let Some(tenant) = tenant {

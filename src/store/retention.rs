@@ -352,7 +352,8 @@ macro_rules! retention_store {
             ) -> StoreResult<u64> {
                 let mut tx = self.pool.begin().await?;
                 let destroyed = sqlx::query(
-                    "UPDATE tenant_keys SET wrapped = $1, destroyed_at = $2 \
+                    "UPDATE tenant_keys SET wrapped = $1, destroyed_at = $2, \
+                     status = 'destroyed' \
                      WHERE tenant = $3 AND destroyed_at IS NULL AND NOT EXISTS \
                      (SELECT 1 FROM blobs b WHERE b.key_id = tenant_keys.id \
                      AND b.purged_at IS NULL)",

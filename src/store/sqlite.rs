@@ -16,6 +16,8 @@ impl SqliteStore {
     /// With one writer there is nothing to claim rows from.
     pub(super) const CLAIM_SKIP_LOCKED: &'static str = "";
     pub(super) const CLAIM_WAIT: &'static str = "";
+    pub(super) const SHARE_LOCK: &'static str = "";
+    pub(super) const REWRAP_CLAIM: &'static str = "";
 
     /// Refuses a URL whose database file does not exist: only `serve` creates one.
     pub(super) fn require_existing(url: &str) -> StoreResult<()> {

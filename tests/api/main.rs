@@ -27,6 +27,7 @@ mod deploy;
 mod envelope_bomb;
 mod ops;
 mod openapi;
+mod keys;
 mod pg_roles;
 mod recipients;
 mod redaction;

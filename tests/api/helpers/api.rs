@@ -331,6 +331,25 @@ impl Api {
         .await
     }
 
+    /// `GET /api/v1/vault/keys`, for one tenant when given.
+    pub async fn list_keys(&self, tenant: Option<&str>) -> Response {
+        let query: Vec<(&str, &str)> = tenant.map(|t| ("tenant", t)).into_iter().collect();
+        self.request(Method::GET, "/api/v1/vault/keys", &query, None, None)
+            .await
+    }
+
+    /// `POST /api/v1/vault/keys/rotate` with `body`, sent as given.
+    pub async fn rotate_keys(&self, body: &Value) -> Response {
+        self.request_json(Method::POST, "/api/v1/vault/keys/rotate", body)
+            .await
+    }
+
+    /// `GET /api/v1/vault/keys/rotations/{id}`.
+    pub async fn get_rotation(&self, id: &str) -> Response {
+        let path = format!("/api/v1/vault/keys/rotations/{id}");
+        self.request(Method::GET, &path, &[], None, None).await
+    }
+
     /// `PUT /api/v1/vault/orgs/{org}`.
     pub async fn put_org(&self, org: &str) -> Response {
         let path = format!("{ORGS}/{org}");

@@ -1,0 +1,99 @@
+//! Tenant keys and their rotation (DESIGN §15): list the key versions, start a rotation,
+//! follow one. Each handler parses, calls one vault function and shapes the reply.
+
+use super::{extract::Authenticated, json_body, query, AppState};
+use crate::audit::ChainName;
+use crate::domain::Note;
+use crate::error::VaultError;
+use crate::service::RotationRequest;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/vault/keys", get(list_keys))
+        .route("/api/v1/vault/keys/rotate", post(rotate))
+        .route("/api/v1/vault/keys/rotations/{id}", get(rotation))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysQuery {
+    tenant: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    tenant: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    emergency: bool,
+}
+
+/// `org:ID` or `owner:PRINCIPAL`; `system` has no tenant key.
+fn tenant(text: &str) -> Result<ChainName, VaultError> {
+    match ChainName::parse(text)? {
+        ChainName::System => Err(VaultError::BadRequest(
+            "tenant must be org:<org id> or owner:<principal>".into(),
+        )),
+        tenant => Ok(tenant),
+    }
+}
+
+async fn list_keys(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, VaultError> {
+    let q: KeysQuery = query::parse(raw.as_deref())?;
+    let tenant = q.tenant.as_deref().map(tenant).transpose()?;
+    let listing = state.vault.list_keys(&caller, tenant.as_ref()).await?;
+    Ok(Json(listing).into_response())
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, VaultError> {
+    query::parse::<NoQuery>(raw.as_deref())?;
+    let body: RotateBody = json_body::parse(&body)?;
+    let request = RotationRequest {
+        tenant: tenant(&body.tenant)?,
+        reason: body
+            .reason
+            .as_deref()
+            .map(|r| Note::parse("reason", r))
+            .transpose()?,
+        emergency: body.emergency,
+    };
+    let rotation = state.vault.rotate_tenant_key(&caller, request).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "rotation": rotation })),
+    )
+        .into_response())
+}
+
+async fn rotation(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, VaultError> {
+    query::parse::<NoQuery>(raw.as_deref())?;
+    let rotation = state.vault.rotation(&caller, &id).await?;
+    Ok(Json(rotation).into_response())
+}

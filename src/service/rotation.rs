@@ -1,0 +1,353 @@
+//! Tenant key rotation (DESIGN §15): a new version becomes active at once, and a background
+//! job on every replica rewraps the tenant's data keys under it (data keys only: envelopes
+//! are not re-encrypted), batch by batch, each batch its own short transaction. Reads open a
+//! blob with whichever version wraps its data key at that moment, so no request fails while
+//! it runs; a crash loses at most the batch in flight, and any replica picks the rotation up.
+
+use super::access::Question;
+use super::retention::SYSTEM_AUTH;
+use super::{Caller, Vault};
+use crate::audit::{ChainName, Details, NewEvent, SYSTEM_CHAIN};
+use crate::crypto::{BlobBinding, TenantKey};
+use crate::domain::Note;
+use crate::error::VaultError;
+use crate::store::{RewrapRow, RotationRecord, RotationStart};
+use crate::time;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The requester of the events a background rewrap records.
+pub const ROTATION_REQUESTER: &str = "system:key-rotation";
+/// Running rotations one pass of a replica's worker looks at.
+const ROTATIONS_PER_PASS: i64 = 16;
+
+/// `POST /vault/keys/rotate`.
+#[derive(Debug)]
+pub struct RotationRequest {
+    pub tenant: ChainName,
+    pub reason: Option<Note>,
+    pub emergency: bool,
+}
+
+/// A rotation as the API shows it (`R` in DESIGN §15).
+#[derive(Debug, Clone, Serialize)]
+pub struct Rotation {
+    pub id: String,
+    pub tenant: String,
+    pub from_version: i64,
+    pub to_version: i64,
+    pub emergency: bool,
+    pub status: String,
+    pub rewrapped: i64,
+    pub total: i64,
+    pub started_at: String,
+    pub completed_at: Option<String>,
+}
+
+impl From<&RotationRecord> for Rotation {
+    fn from(r: &RotationRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            tenant: r.tenant.clone(),
+            from_version: r.from_version,
+            to_version: r.to_version,
+            emergency: r.emergency,
+            status: r.status.clone(),
+            rewrapped: r.rewrapped,
+            total: r.total,
+            started_at: time::to_rfc3339(r.started_at),
+            completed_at: r.completed_at.map(time::to_rfc3339),
+        }
+    }
+}
+
+fn rotation_details(r: &RotationRecord) -> Details {
+    [
+        ("rotation_id", r.id.clone()),
+        ("tenant", r.tenant.clone()),
+        ("from_version", r.from_version.to_string()),
+        ("to_version", r.to_version.to_string()),
+        ("emergency", r.emergency.to_string()),
+        ("total", r.total.to_string()),
+        ("rewrapped", r.rewrapped.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+impl Vault {
+    /// Starts a rotation of `request.tenant`'s key: 404 for a tenant without a key, 409 while
+    /// one runs for it, 403 (audited) unless a platform admin or, for an org's tenant, one of
+    /// its administrators. Recorded as `key.rotation_started` on `system` and the tenant's
+    /// chain, in the transaction that makes the new version active.
+    pub async fn rotate_tenant_key(
+        &self,
+        caller: &Caller,
+        request: RotationRequest,
+    ) -> Result<Rotation, VaultError> {
+        let tenant = match &request.tenant {
+            ChainName::System => {
+                return Err(VaultError::BadRequest(
+                    "tenant must be org:<org id> or owner:<principal>".into(),
+                ))
+            }
+            other => other.to_chain(),
+        };
+        let org = match &request.tenant {
+            ChainName::Org(org) => Some(org),
+            _ => None,
+        };
+        let mut probe = self.event(caller, SYSTEM_CHAIN.to_owned(), "key.rotation_started");
+        probe.org_id = org.map(|o| o.as_str().to_owned());
+        probe.reason = request.reason.as_ref().map(|n| n.as_str().to_owned());
+        self.authorize(caller, Question::Keys { org, event: &probe })
+            .await?;
+        self.spend_nonce(caller).await?;
+        // A concurrent rotation or erasure may move the active version between the read
+        // and the start; the new key is bound to its version, so it is made again.
+        for _ in 0..3 {
+            let Some(current) = self.store.current_tenant_key(&tenant).await? else {
+                return Err(VaultError::NotFound("tenant key"));
+            };
+            let to_version = self.store.newest_tenant_key_version(&tenant).await? + 1;
+            let (new_key, _) = self.new_tenant_key(&tenant, to_version)?;
+            let record = RotationRecord {
+                id: uuid::Uuid::new_v4().to_string(),
+                tenant: tenant.clone(),
+                from_version: current.version,
+                to_version,
+                emergency: request.emergency,
+                reason: probe.reason.clone(),
+                requester: caller.principal.as_str().to_owned(),
+                status: crate::store::ROTATION_RUNNING.to_owned(),
+                rewrapped: 0,
+                total: 0,
+                started_at: self.clock.now_secs(),
+                completed_at: None,
+            };
+            let events = self.rotation_events(&probe, &record);
+            match self
+                .store
+                .start_rotation(&record, &new_key, &events)
+                .await
+                .map_err(|e| self.store_error(e))?
+            {
+                RotationStart::Started(started, seqs) => {
+                    for (event, seq) in events.iter().zip(seqs) {
+                        self.noted(caller, event, Some(seq));
+                    }
+                    tracing::info!(
+                        tenant = %started.tenant,
+                        from_version = started.from_version,
+                        to_version = started.to_version,
+                        emergency = started.emergency,
+                        total = started.total,
+                        "tenant key rotation started"
+                    );
+                    self.rotation_wake.notify_one();
+                    return Ok(Rotation::from(started.as_ref()));
+                }
+                RotationStart::NoKey => return Err(VaultError::NotFound("tenant key")),
+                RotationStart::AlreadyRunning => {
+                    return Err(VaultError::Conflict(format!(
+                        "a rotation of {tenant} is already running"
+                    )))
+                }
+                RotationStart::VersionChanged => continue,
+            }
+        }
+        Err(VaultError::Conflict(format!(
+            "the key of {tenant} kept changing; try again"
+        )))
+    }
+
+    /// The `key.rotation_started` events of `record`: on `system` and the tenant's chain.
+    fn rotation_events(&self, template: &NewEvent, record: &RotationRecord) -> Vec<NewEvent> {
+        let mut system = template.clone();
+        system.chain = SYSTEM_CHAIN.to_owned();
+        let mut details = rotation_details(record);
+        // The total is counted inside the start's transaction; the events say what was asked.
+        details.remove("total");
+        details.remove("rewrapped");
+        system.details = Some(details);
+        let mut tenant = system.clone();
+        tenant.chain = record.tenant.clone();
+        vec![system, tenant]
+    }
+
+    /// `GET /vault/keys/rotations/{id}`: as `GET /vault/keys` for the rotation's tenant.
+    pub async fn rotation(&self, caller: &Caller, id: &str) -> Result<Rotation, VaultError> {
+        let record = match uuid::Uuid::parse_str(id) {
+            Ok(uuid) => self.store.rotation(&uuid.hyphenated().to_string()).await?,
+            Err(_) => None,
+        };
+        let tenant = record
+            .as_ref()
+            .and_then(|r| ChainName::parse(&r.tenant).ok());
+        let org = match &tenant {
+            Some(ChainName::Org(org)) => Some(org),
+            _ => None,
+        };
+        let mut event = self.event(caller, SYSTEM_CHAIN.to_owned(), "key.rotation_read");
+        event.org_id = org.map(|o| o.as_str().to_owned());
+        // An unknown id is decided as a platform-wide question: only platform admins learn
+        // that it does not exist.
+        self.authorize(caller, Question::Keys { org, event: &event })
+            .await?;
+        let Some(record) = record else {
+            return Err(VaultError::NotFound("rotation"));
+        };
+        Ok(Rotation::from(&record))
+    }
+
+    /// Wakes up when a rotation starts on this replica (or after `timeout`).
+    pub async fn rotation_started_or(&self, timeout: std::time::Duration) {
+        let _ = tokio::time::timeout(timeout, self.rotation_wake.notified()).await;
+    }
+
+    /// One pass of a replica's rotation worker: carries every running rotation on to its
+    /// end. Several replicas may run it at once: they claim disjoint batches.
+    pub async fn advance_rotations(&self) -> Result<usize, VaultError> {
+        let running = self.store.running_rotations(ROTATIONS_PER_PASS).await?;
+        let mut completed = 0;
+        for rotation in &running {
+            if self.run_rotation(rotation).await? {
+                completed += 1;
+            }
+        }
+        Ok(completed)
+    }
+
+    /// Rewraps the rotation's blobs batch by batch, then completes it (unless another
+    /// replica did). Whether this call completed it.
+    async fn run_rotation(&self, rotation: &RotationRecord) -> Result<bool, VaultError> {
+        let keys = self.store.live_tenant_keys(&rotation.tenant).await?;
+        let Some(new_record) = keys.iter().find(|k| k.version == rotation.to_version) else {
+            return Err(VaultError::Internal(anyhow::anyhow!(
+                "rotation {} names version {} of {}, which is gone",
+                rotation.id,
+                rotation.to_version,
+                rotation.tenant
+            )));
+        };
+        let new_key = self.unwrap_tenant_key(
+            &new_record.tenant,
+            new_record.version,
+            &new_record.wrapped,
+            new_record.master_key_id.as_deref(),
+        )?;
+        // Every older version still alive, unwrapped once for the whole rotation.
+        let mut old: HashMap<String, TenantKey> = HashMap::new();
+        for record in keys.iter().filter(|k| k.version < rotation.to_version) {
+            let key = self.unwrap_tenant_key(
+                &record.tenant,
+                record.version,
+                &record.wrapped,
+                record.master_key_id.as_deref(),
+            )?;
+            old.insert(record.id.clone(), key);
+        }
+        let plan = |row: &RewrapRow| -> Option<Vec<u8>> {
+            let binding = BlobBinding {
+                id: &row.id,
+                owner: &row.owner,
+                org: row.org_id.as_deref(),
+                scope: &row.scope,
+            };
+            let data_key = old
+                .get(&row.key_id)?
+                .unwrap_data_key(&binding, &row.wrapped_key)
+                .ok()?;
+            new_key.wrap_data_key(&binding, &data_key).ok()
+        };
+        // One pass over the tenant's stale blobs in id order; rows another replica holds are
+        // skipped (it rewraps them), and the check below sees whether any are left.
+        let mut after = String::new();
+        loop {
+            let batch = self
+                .store
+                .rewrap_batch(
+                    rotation,
+                    &new_record.id,
+                    &after,
+                    self.keys.rewrap_batch_size,
+                    &plan,
+                )
+                .await?;
+            if batch.failed > 0 {
+                // Never destroy or retire past a data key that does not open: stop here,
+                // loudly; the rotation stays running.
+                return Err(VaultError::Internal(anyhow::anyhow!(
+                    "{} data key(s) of {} do not open under their tenant key; rotation {} \
+                     cannot complete",
+                    batch.failed,
+                    rotation.tenant,
+                    rotation.id
+                )));
+            }
+            let Some(last) = batch.last_id else { break };
+            after = last;
+            if !self.keys.rewrap_pause.is_zero() {
+                tokio::time::sleep(self.keys.rewrap_pause).await;
+            }
+        }
+        // Blobs another replica holds in its batch are not done yet: it will complete.
+        if self
+            .store
+            .remaining_rewraps(&rotation.tenant, rotation.to_version)
+            .await?
+            > 0
+        {
+            return Ok(false);
+        }
+        let now = self.clock.now_secs();
+        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let done = self.store.rotation(&rotation.id).await?;
+        let final_record = RotationRecord {
+            status: crate::store::ROTATION_COMPLETE.to_owned(),
+            completed_at: Some(now),
+            ..done.unwrap_or_else(|| rotation.clone())
+        };
+        let mut system = NewEvent::new(
+            SYSTEM_CHAIN.to_owned(),
+            "key.rotation_completed",
+            ROTATION_REQUESTER,
+            SYSTEM_AUTH,
+            &request_id,
+            self.clock.now_millis(),
+        );
+        let mut details = rotation_details(&final_record);
+        details.insert(
+            "old_versions".into(),
+            if rotation.emergency {
+                "destroyed"
+            } else {
+                "retired"
+            }
+            .into(),
+        );
+        system.details = Some(details);
+        system.org_id = match ChainName::parse(&rotation.tenant) {
+            Ok(ChainName::Org(org)) => Some(org.as_str().to_owned()),
+            _ => None,
+        };
+        let mut on_tenant = system.clone();
+        on_tenant.chain = rotation.tenant.clone();
+        let completed = self
+            .store
+            .complete_rotation(rotation, now, &[system, on_tenant])
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if completed {
+            tracing::info!(
+                tenant = %rotation.tenant,
+                to_version = rotation.to_version,
+                emergency = rotation.emergency,
+                rewrapped = final_record.rewrapped,
+                "tenant key rotation complete"
+            );
+        }
+        Ok(completed)
+    }
+}
