@@ -31,9 +31,10 @@ struct KeysQuery {
 #[serde(deny_unknown_fields)]
 struct NoQuery {}
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateBody {
+    /// `org:ID` or `owner:PRINCIPAL`.
     tenant: String,
     #[serde(default)]
     reason: Option<String>,
@@ -51,6 +52,7 @@ fn tenant(text: &str) -> Result<ChainName, VaultError> {
     }
 }
 
+#[utoipa::path(get, operation_id = "listKeys", path = "/api/v1/vault/keys", tag = "keys", params(("tenant" = Option<String>, Query, description = "org:ID or owner:PRINCIPAL")), responses((status = 200, body = serde_json::Value)))]
 async fn list_keys(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -62,6 +64,7 @@ async fn list_keys(
     Ok(Json(listing).into_response())
 }
 
+#[utoipa::path(post, operation_id = "rotateKey", path = "/api/v1/vault/keys/rotate", tag = "keys", request_body = RotateBody, responses((status = 202, body = serde_json::Value)))]
 async fn rotate(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -87,6 +90,7 @@ async fn rotate(
         .into_response())
 }
 
+#[utoipa::path(get, operation_id = "getRotation", path = "/api/v1/vault/keys/rotations/{id}", tag = "keys", params(("id" = String, Path)), responses((status = 200, body = serde_json::Value)))]
 async fn rotation(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
