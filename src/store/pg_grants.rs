@@ -168,6 +168,7 @@ mod tests {
             include_str!("recipients.rs"),
             include_str!("retention.rs"),
             include_str!("report.rs"),
+            include_str!("rotations.rs"),
             include_str!("tx.rs"),
             include_str!("pg_schema.rs"),
         ];

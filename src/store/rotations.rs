@@ -282,7 +282,7 @@ macro_rules! rotation_store {
                         None => failed += 1,
                     }
                 }
-                // One UPDATE per chunk rather than one round trip per blob (the round trips
+                // One statement per chunk rather than one round trip per blob (the round trips
                 // bounded PostgreSQL's rate); a chunk stays under SQLite's 500 compound terms.
                 let mut done = 0u64;
                 for chunk in planned.chunks(REWRAP_ROWS_PER_UPDATE) {
@@ -293,6 +293,7 @@ macro_rules! rotation_store {
                         .push(", key_version = ")
                         .push_bind(rotation.to_version)
                         .push(" FROM (");
+                    // SELECT id, wk, old_key UNION ALL ...: each row and its new wrapping.
                     for (i, (row, wrapped)) in chunk.iter().enumerate() {
                         if i > 0 {
                             sql.push(" UNION ALL ");
