@@ -237,7 +237,45 @@ async fn audit_retention_and_subject_pages_work(backend: Backend) {
     assert!(said.contains("\"erased\""), "{said}");
 }
 
+/// The key pages: key-age review, tenant rotation (scheduled, then emergency), the master
+/// key's commands (its configuration edits and restarts are `toml`/`text`, not run) and the
+/// HMAC credential rotation, revocation and re-registration.
+async fn key_pages_work(backend: Backend) {
+    let bench = Bench::new(backend).await;
+    bench.app.create_client("provider-daemon-7").await;
+    let said = bench.run("key-age-review.md", &[]);
+    assert!(said.contains("org:acme\t1\tactive"), "{said}");
+    assert!(said.contains("\"keys\":\"ok\""), "{said}");
+    assert!(said.contains("key_age_seconds{kind=\"master\"}"), "{said}");
+
+    let said = bench.run(
+        "key-rotation.md",
+        &[
+            ("TENANT", "org:acme".to_owned()),
+            ("NEW_MASTER_KEY_FILE", bench.path("master-2.key")),
+        ],
+    );
+    assert!(said.contains("version 1 -> 2, complete"), "{said}");
+    assert!(said.contains("version 2 -> 3, complete"), "{said}");
+    assert!(said.contains("org:acme\t2\tdestroyed"), "{said}");
+    assert!(said.contains("org:acme\t3\tactive"), "{said}");
+    let new_key = std::fs::read_to_string(bench.path("master-2.key")).unwrap();
+    assert_eq!(new_key.trim().len(), 64);
+
+    let said = bench.run(
+        "hmac-credential-rotation.md",
+        &[("CLIENT", "provider-daemon-7".to_owned())],
+    );
+    assert!(said.contains("retired 1 old secret(s)"), "{said}");
+    assert!(said.contains("provider-daemon-7\trevoked"), "{said}");
+    assert!(
+        said.contains("\"principal\":\"provider-daemon-7\",\"secret\""),
+        "{said}"
+    );
+}
+
 on_both_backends!(
+    key_pages_work,
     backup_and_restore_drill_pages_work,
     triage_pages_work,
     audit_retention_and_subject_pages_work,
