@@ -195,6 +195,9 @@ impl Vault {
         // that it does not exist.
         self.authorize(caller, Question::Keys { org, event: &event })
             .await?;
+        // Granted reads are recorded too: the record is what consumes the request's nonce
+        // durably, and who watched a rotation is part of its trail.
+        self.record(caller, &[event]).await?;
         let Some(record) = record else {
             return Err(VaultError::NotFound("rotation"));
         };
@@ -211,9 +214,18 @@ impl Vault {
     pub async fn advance_rotations(&self) -> Result<usize, VaultError> {
         let running = self.store.running_rotations(ROTATIONS_PER_PASS).await?;
         let mut completed = 0;
+        // One rotation that cannot go on (a data key that does not open, a database error)
+        // must not hold up the others, emergency rotations above all: log it and go on.
         for rotation in &running {
-            if self.run_rotation(rotation).await? {
-                completed += 1;
+            match self.run_rotation(rotation).await {
+                Ok(true) => completed += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    rotation = %rotation.id,
+                    tenant = %rotation.tenant,
+                    error = %e.cause_chain(),
+                    "key rotation step failed; retrying, the other rotations go on"
+                ),
             }
         }
         Ok(completed)

@@ -143,17 +143,22 @@ impl From<sqlx::Error> for StoreError {
 /// 500): PostgreSQL's connection-exception class (08), operator intervention (57P01-57P03:
 /// shutting down, starting up), too many connections (53300), a database that is gone
 /// (3D000), or one whose `ALLOW_CONNECTIONS` is false (55000 with that message: the code alone
-/// also covers unrelated states). SQLite's busy and cannot-open (5, 14) likewise.
+/// also covers unrelated states). SQLite's busy and cannot-open (5, 14) likewise, with their
+/// extended codes (the primary code is the low byte: `SQLITE_BUSY_SNAPSHOT` is 517).
 fn refuses_connections(db: &dyn sqlx::error::DatabaseError) -> bool {
     let Some(code) = db.code() else {
         return false;
     };
     let code = code.as_ref();
+    // PostgreSQL's SQLSTATEs are always five characters (and some are all digits, such as
+    // 42501): only shorter codes are SQLite's.
+    let sqlite_primary = (code.len() < 5)
+        .then(|| code.parse::<u32>().ok())
+        .flatten()
+        .map(|c| c & 0xff);
     code.starts_with("08")
-        || matches!(
-            code,
-            "57P01" | "57P02" | "57P03" | "53300" | "3D000" | "5" | "14"
-        )
+        || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "3D000")
+        || matches!(sqlite_primary, Some(5 | 14))
         || (code == "55000" && db.message().contains("accepting connections"))
 }
 

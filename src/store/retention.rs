@@ -350,13 +350,19 @@ macro_rules! retention_store {
                 now: i64,
                 event: &NewEvent,
             ) -> StoreResult<u64> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::WRITE_BEGIN).await?;
+                // While a rotation of the tenant runs, its rewrap moves blobs between
+                // versions in transactions of its own: a version with no blob now may hold
+                // one in a moment (the new one above all). Destroy nothing then; an erasure
+                // repeated after the rotation completes finishes the job.
                 let destroyed = sqlx::query(
                     "UPDATE tenant_keys SET wrapped = $1, destroyed_at = $2, \
                      status = 'destroyed' \
                      WHERE tenant = $3 AND destroyed_at IS NULL AND NOT EXISTS \
                      (SELECT 1 FROM blobs b WHERE b.key_id = tenant_keys.id \
-                     AND b.purged_at IS NULL)",
+                     AND b.purged_at IS NULL) AND NOT EXISTS \
+                     (SELECT 1 FROM key_rotations r WHERE r.tenant = $3 \
+                     AND r.status = 'running')",
                 )
                 .bind(Vec::<u8>::new())
                 .bind(now)

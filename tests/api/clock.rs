@@ -17,6 +17,7 @@ async fn a_blob_expires_when_the_vault_clock_says_so() {
     config.server.listen = "127.0.0.1:0".into();
     config.server.metrics_listen = "127.0.0.1:0".into();
     config.keys.master_key_file = dir.path().join("master.key");
+    config.audit.log_key_file = dir.path().join("log.key");
     config.storage.database_url = format!("sqlite://{}", dir.path().join("vault.db").display());
     let clock = Arc::new(ManualClock::at_millis(SystemClock.now_millis()));
     let app = Application::build_with_clock(&config, clock.clone())

@@ -241,7 +241,15 @@ async fn a_401_is_logged_with_the_claimed_principal_and_the_reason(backend: Back
     ] {
         assert!(line.contains(needle), "{needle} missing from: {line}");
     }
-    let request_line = server.log_lines_with("outcome=\"unauthenticated\"");
+    // The request line is written as the response leaves, so it may trail the answer.
+    let mut request_line = Vec::new();
+    for _ in 0..50 {
+        request_line = server.log_lines_with("outcome=\"unauthenticated\"");
+        if !request_line.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(
         request_line
             .iter()
