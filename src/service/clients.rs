@@ -61,6 +61,19 @@ pub struct SecretAge {
     pub age_days: i64,
 }
 
+impl SecretAge {
+    /// The ages, at `now`, of secrets created at `created` (Unix seconds).
+    pub fn of_all(created: Vec<i64>, now: i64) -> Vec<SecretAge> {
+        created
+            .into_iter()
+            .map(|created| SecretAge {
+                created_at: crate::time::to_rfc3339(created),
+                age_days: now.saturating_sub(created).div_euclid(86_400).max(0),
+            })
+            .collect()
+    }
+}
+
 /// A new client secret: 32 random bytes as 64 hex characters (the HMAC key is that text).
 pub(super) fn new_secret() -> Zeroizing<String> {
     let mut raw = Zeroizing::new([0u8; 32]);
@@ -224,14 +237,7 @@ impl Vault {
             .into_iter()
             .map(|c| ClientListing {
                 principal: c.name,
-                secrets: c
-                    .secrets
-                    .into_iter()
-                    .map(|created| SecretAge {
-                        created_at: crate::time::to_rfc3339(created),
-                        age_days: now.saturating_sub(created).div_euclid(86_400).max(0),
-                    })
-                    .collect(),
+                secrets: SecretAge::of_all(c.secrets, now),
                 revoked: c.revoked_at.is_some(),
             })
             .collect())

@@ -193,12 +193,7 @@ impl Vault {
         // reads the winner's.
         for _ in 0..3 {
             if let Some(record) = self.store.current_tenant_key(tenant).await? {
-                let key = self.unwrap_tenant_key(
-                    tenant,
-                    record.version,
-                    &record.wrapped,
-                    record.master_key_id.as_deref(),
-                )?;
+                let key = self.open_tenant_key(&record)?;
                 return Ok((record, key));
             }
             // After an erasure destroyed the key, a new one takes the next version.
@@ -233,6 +228,19 @@ impl Vault {
             master_key_id: Some(master.key_id().to_owned()),
         };
         Ok((record, key))
+    }
+
+    /// Opens a stored version of a tenant key.
+    pub(super) fn open_tenant_key(
+        &self,
+        record: &TenantKeyRecord,
+    ) -> Result<TenantKey, VaultError> {
+        self.unwrap_tenant_key(
+            &record.tenant,
+            record.version,
+            &record.wrapped,
+            record.master_key_id.as_deref(),
+        )
     }
 
     pub(super) fn unwrap_tenant_key(
@@ -407,12 +415,7 @@ impl Vault {
             }
             let mut changed = 0;
             for record in &keys {
-                let key = self.unwrap_tenant_key(
-                    &record.tenant,
-                    record.version,
-                    &record.wrapped,
-                    record.master_key_id.as_deref(),
-                )?;
+                let key = self.open_tenant_key(record)?;
                 let wrapped = active
                     .wrap_tenant_key(&record.tenant, record.version, &key)
                     .map_err(|e| VaultError::Internal(e.into()))?;

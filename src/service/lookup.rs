@@ -101,14 +101,7 @@ impl Vault {
                 })
                 .collect(),
             client: client.map(|c| ClientState {
-                secrets: c
-                    .secrets
-                    .into_iter()
-                    .map(|created| SecretAge {
-                        created_at: crate::time::to_rfc3339(created),
-                        age_days: now.saturating_sub(created).div_euclid(86_400).max(0),
-                    })
-                    .collect(),
+                secrets: SecretAge::of_all(c.secrets, now),
                 revoked: c.revoked_at.is_some(),
             }),
             recipients,

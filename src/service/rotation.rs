@@ -243,21 +243,11 @@ impl Vault {
                 rotation.tenant
             )));
         };
-        let new_key = self.unwrap_tenant_key(
-            &new_record.tenant,
-            new_record.version,
-            &new_record.wrapped,
-            new_record.master_key_id.as_deref(),
-        )?;
+        let new_key = self.open_tenant_key(new_record)?;
         // Every older version still alive, unwrapped once for the whole rotation.
         let mut old: HashMap<String, TenantKey> = HashMap::new();
         for record in keys.iter().filter(|k| k.version < rotation.to_version) {
-            let key = self.unwrap_tenant_key(
-                &record.tenant,
-                record.version,
-                &record.wrapped,
-                record.master_key_id.as_deref(),
-            )?;
+            let key = self.open_tenant_key(record)?;
             old.insert(record.id.clone(), key);
         }
         let plan = |row: &RewrapRow| -> Option<Vec<u8>> {
