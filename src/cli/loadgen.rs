@@ -1,7 +1,10 @@
 //! `data-vault loadgen`: the project's own load generator. It signs real requests (HMAC),
 //! runs a fixed number of requests or a fixed duration at a given concurrency against a running
-//! vault, and reports throughput, latency percentiles and errors by status. Method and
+//! vault, and reports throughput, latency percentiles and errors by status; with `--rate`, an
+//! open-loop run at a fixed request rate (`open_loop`). Method and
 //! figures: docs/performance.md.
+
+mod open_loop;
 
 use super::client::{ClientAuth, VaultClient};
 use anyhow::Context;
@@ -46,9 +49,13 @@ pub struct LoadArgs {
     secret_file: Option<std::path::PathBuf>,
     #[arg(long, value_enum, default_value = "get")]
     scenario: Scenario,
-    /// Requests in flight at once.
+    /// Requests in flight at once (closed loop); with `--rate`, the most in flight at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Open loop: send this many requests per second on a fixed schedule, whether or not
+    /// earlier ones have answered, and count each latency from when the request was due.
+    #[arg(long)]
+    rate: Option<u64>,
     /// Run for this many seconds...
     #[arg(long, default_value_t = 30)]
     duration: u64,
@@ -164,6 +171,42 @@ fn credentials(args: &LoadArgs) -> anyhow::Result<ClientAuth> {
     })
 }
 
+/// One request of the scenario: a PUT, or a GET of the blob `roll` picks. Its status, or the
+/// transport error.
+async fn one_request(
+    client: &VaultClient,
+    scenario: Scenario,
+    ids: &[String],
+    envelope: &[u8],
+    scope: &str,
+    roll: u64,
+) -> anyhow::Result<u16> {
+    let is_put = match scenario {
+        Scenario::Put => true,
+        Scenario::Mixed => roll % 10 == 0,
+        _ => false,
+    };
+    if is_put {
+        return put(client, envelope, scope).await.map(|(s, _)| s);
+    }
+    let path = u64::try_from(ids.len())
+        .ok()
+        .and_then(|len| roll.checked_rem(len))
+        .and_then(|i| usize::try_from(i).ok())
+        .and_then(|i| ids.get(i))
+        .context("no seeded blob to read")?;
+    let path = if scenario == Scenario::Meta {
+        format!("{path}/metadata")
+    } else {
+        path.clone()
+    };
+    let accept = (scenario != Scenario::Meta).then_some("application/octet-stream");
+    let response = client.send(Method::GET, &path, &[], None, accept).await?;
+    let status = response.status().as_u16();
+    response.bytes().await?;
+    Ok(status)
+}
+
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let client = Arc::new(match &args.ca_cert {
         Some(ca) => VaultClient::trusting(&args.url, credentials(&args)?, ca, args.concurrency)?,
@@ -190,6 +233,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         }
     }
     let ids = Arc::new(ids);
+    if let Some(rate) = args.rate {
+        return open_loop::run(&args, rate, client, envelope, ids).await;
+    }
     let budget = Arc::new(AtomicU64::new(args.requests.unwrap_or(u64::MAX)));
     let deadline = Instant::now() + Duration::from_secs(args.duration);
     let started = Instant::now();
@@ -212,40 +258,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                     .is_ok()
             {
                 let roll = rng.next();
-                let is_put = match scenario {
-                    Scenario::Put => true,
-                    Scenario::Mixed => roll % 10 == 0,
-                    _ => false,
-                };
                 let began = Instant::now();
-                let status = if is_put {
-                    put(&client, &envelope, &scope).await.map(|(s, _)| s)
-                } else {
-                    let picked = u64::try_from(ids.len())
-                        .ok()
-                        .and_then(|len| roll.checked_rem(len))
-                        .and_then(|i| usize::try_from(i).ok())
-                        .and_then(|i| ids.get(i));
-                    match picked {
-                        Some(path) => {
-                            let path = if scenario == Scenario::Meta {
-                                format!("{path}/metadata")
-                            } else {
-                                path.clone()
-                            };
-                            let accept =
-                                (scenario != Scenario::Meta).then_some("application/octet-stream");
-                            match client.send(Method::GET, &path, &[], None, accept).await {
-                                Ok(response) => {
-                                    let status = response.status().as_u16();
-                                    response.bytes().await.map(|_| status).map_err(Into::into)
-                                }
-                                Err(e) => Err(e),
-                            }
-                        }
-                        None => Err(anyhow::anyhow!("no seeded blob to read")),
-                    }
-                };
+                let status = one_request(&client, scenario, &ids, &envelope, &scope, roll).await;
                 let elapsed = u32::try_from(began.elapsed().as_micros()).unwrap_or(u32::MAX);
                 match status {
                     Ok(status) => {
@@ -274,14 +288,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
     tally.latencies_us.sort_unstable();
     let n = tally.latencies_us.len();
-    // Nearest-rank percentile, in integers: the ceil(p/100 * n)-th smallest latency.
-    let pct = |p: usize| {
-        let rank = p.saturating_mul(n).div_ceil(100).clamp(1, n.max(1));
-        tally
-            .latencies_us
-            .get(rank - 1)
-            .map_or(0.0, |us| f64::from(*us) / 1000.0)
-    };
+    let pct = |p: usize| open_loop::percentile_ms(&tally.latencies_us, p * 10);
     let ok = tally
         .by_status
         .iter()
@@ -297,7 +304,7 @@ fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
         "seconds": (secs * 100.0).round() / 100.0,
         "requests_per_second": (n as f64 / secs).round(),
         "ok": ok,
-        "latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99), "max": pct(100)},
+        "latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99), "p99_9": open_loop::percentile_ms(&tally.latencies_us, 999), "max": pct(100)},
         "by_status": tally.by_status,
         "transport_errors": tally.transport_errors,
     });
