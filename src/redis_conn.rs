@@ -91,10 +91,9 @@ impl Redis {
 
     /// Whether the breaker is open: Redis failed recently and is not to be asked.
     fn is_open(&self) -> bool {
-        self.circuit
-            .lock()
-            .map(|c| c.open_until.is_some())
-            .unwrap_or(true)
+        // `down` is set exactly when the circuit holds an `open_until`: one atomic load on
+        // every command instead of a lock.
+        self.down.load(Ordering::Acquire)
     }
 
     /// Runs one command with the timeout, recording Redis health either way. While the
@@ -164,10 +163,11 @@ impl Redis {
     }
 
     fn mark_up(&self) {
-        if let Ok(mut circuit) = self.circuit.lock() {
-            *circuit = Circuit::default();
-        }
-        if self.down.swap(false, Ordering::Relaxed) {
+        // Every successful command comes here: lock the circuit only when it was open.
+        if self.down.swap(false, Ordering::AcqRel) {
+            if let Ok(mut circuit) = self.circuit.lock() {
+                *circuit = Circuit::default();
+            }
             tracing::warn!("redis is reachable again; shared state restored");
             self.metrics.redis_fallback.set(0);
         }
@@ -184,7 +184,7 @@ impl Redis {
             circuit.backoff = backoff;
             circuit.open_until = Some(Instant::now() + backoff);
         }
-        if !self.down.swap(true, Ordering::Relaxed) {
+        if !self.down.swap(true, Ordering::AcqRel) {
             tracing::warn!(%error, "redis unreachable; falling back to in-process state (degraded)");
             self.metrics.redis_fallback.set(1);
         }

@@ -51,6 +51,16 @@ impl ChainName {
         ))
     }
 
+    /// A tenant with keys: `org:<org id>` or `owner:<principal>` (`system` has none).
+    pub fn parse_tenant(text: &str) -> Result<Self, Invalid> {
+        match Self::parse(text)? {
+            Self::System => Err(Invalid(
+                "tenant must be org:<org id> or owner:<principal>".into(),
+            )),
+            tenant => Ok(tenant),
+        }
+    }
+
     /// The chain's name as stored.
     pub fn to_chain(&self) -> String {
         match self {

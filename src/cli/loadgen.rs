@@ -54,7 +54,8 @@ pub struct LoadArgs {
     concurrency: usize,
     /// Open loop: send this many requests per second on a fixed schedule, whether or not
     /// earlier ones have answered, and count each latency from when the request was due.
-    #[arg(long)]
+    /// Checked before anything is stored (1 to 1,000,000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=open_loop::MAX_RATE))]
     rate: Option<u64>,
     /// Run for this many seconds...
     #[arg(long, default_value_t = 30)]
@@ -285,16 +286,20 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The answers with a 2xx status, from a count by status.
+fn successes(by_status: &BTreeMap<u16, u64>) -> u64 {
+    by_status
+        .iter()
+        .filter(|(status, _)| (200..300).contains(*status))
+        .map(|(_, n)| n)
+        .sum()
+}
+
 fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
     tally.latencies_us.sort_unstable();
     let n = tally.latencies_us.len();
     let pct = |p: usize| open_loop::percentile_ms(&tally.latencies_us, p * 10);
-    let ok = tally
-        .by_status
-        .iter()
-        .filter(|(s, _)| (200..300).contains(*s))
-        .map(|(_, n)| n)
-        .sum::<u64>();
+    let ok = successes(&tally.by_status);
     let secs = elapsed.as_secs_f64();
     let summary = serde_json::json!({
         "scenario": format!("{:?}", args.scenario).to_lowercase(),

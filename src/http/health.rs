@@ -28,10 +28,11 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     );
     // Keys past `warn_age_days` are due for rotation; they never change `status` (a key
     // that is due does not stop the replica from serving).
+    // Bounded like the ping: a database slow after answering it must not hang the probe.
     let keys = match database_ok {
-        true => match state.vault.key_ages().await {
-            Ok(ages) => ages.state.as_str(),
-            Err(_) => "unknown",
+        true => match tokio::time::timeout(Duration::from_secs(2), state.vault.key_ages()).await {
+            Ok(Ok(ages)) => ages.state.as_str(),
+            _ => "unknown",
         },
         false => "unknown",
     };

@@ -42,16 +42,6 @@ struct RotateBody {
     emergency: bool,
 }
 
-/// `org:ID` or `owner:PRINCIPAL`; `system` has no tenant key.
-fn tenant(text: &str) -> Result<ChainName, VaultError> {
-    match ChainName::parse(text)? {
-        ChainName::System => Err(VaultError::BadRequest(
-            "tenant must be org:<org id> or owner:<principal>".into(),
-        )),
-        tenant => Ok(tenant),
-    }
-}
-
 #[utoipa::path(get, operation_id = "listKeys", path = "/api/v1/vault/keys", tag = "keys", params(("tenant" = Option<String>, Query, description = "org:ID or owner:PRINCIPAL")), responses((status = 200, body = serde_json::Value)))]
 async fn list_keys(
     State(state): State<AppState>,
@@ -59,7 +49,11 @@ async fn list_keys(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, VaultError> {
     let q: KeysQuery = query::parse(raw.as_deref())?;
-    let tenant = q.tenant.as_deref().map(tenant).transpose()?;
+    let tenant = q
+        .tenant
+        .as_deref()
+        .map(ChainName::parse_tenant)
+        .transpose()?;
     let listing = state.vault.list_keys(&caller, tenant.as_ref()).await?;
     Ok(Json(listing).into_response())
 }
@@ -74,7 +68,7 @@ async fn rotate(
     query::parse::<NoQuery>(raw.as_deref())?;
     let body: RotateBody = json_body::parse(&body)?;
     let request = RotationRequest {
-        tenant: tenant(&body.tenant)?,
+        tenant: ChainName::parse_tenant(&body.tenant)?,
         reason: body
             .reason
             .as_deref()

@@ -98,7 +98,10 @@ pub fn serve_browsers(api: Router, serving: &Serving<'_>) -> Router {
         middleware::security_headers::add,
     ));
     match middleware::cors::Cors::new(serving.cors_allowed_origins) {
-        Some(cors) => api.layer(from_fn_with_state(cors, middleware::cors::apply)),
+        Some(cors) => api.layer(from_fn_with_state(
+            std::sync::Arc::new(cors),
+            middleware::cors::apply,
+        )),
         None => api,
     }
 }

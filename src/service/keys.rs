@@ -348,17 +348,22 @@ impl Vault {
             },
         ];
         let oldest_secs = ages.iter().filter_map(|a| a.seconds).max().unwrap_or(0);
-        let state = if oldest_secs > self.keys.max_age_days.saturating_mul(DAY_SECS) {
-            KeyState::Expired
-        } else if oldest_secs > self.keys.warn_age_days.saturating_mul(DAY_SECS) {
-            KeyState::RotationDue
-        } else {
-            KeyState::Ok
-        };
+        let state = self.state_of(oldest_secs);
         for a in &ages {
             self.metrics.set_key_age(a.kind, a.seconds.unwrap_or(0));
         }
         Ok(KeyAges { ages, state })
+    }
+
+    /// Where a key of age `secs` stands against `[keys] warn_age_days` and `max_age_days`.
+    fn state_of(&self, secs: i64) -> KeyState {
+        if secs > self.keys.max_age_days.saturating_mul(DAY_SECS) {
+            KeyState::Expired
+        } else if secs > self.keys.warn_age_days.saturating_mul(DAY_SECS) {
+            KeyState::RotationDue
+        } else {
+            KeyState::Ok
+        }
     }
 
     /// Logs a warning for each kind of key past `warn_age_days` (housekeeping).
@@ -367,20 +372,20 @@ impl Vault {
         for age in &ages.ages {
             let Some(secs) = age.seconds else { continue };
             let days = secs / DAY_SECS;
-            if secs > self.keys.max_age_days.saturating_mul(DAY_SECS) {
-                tracing::warn!(
+            match self.state_of(secs) {
+                KeyState::Expired => tracing::warn!(
                     kind = age.kind,
                     age_days = days,
                     max_age_days = self.keys.max_age_days,
                     "a key is past its cryptoperiod: rotate it now (runbooks/key-rotation.md)"
-                );
-            } else if secs > self.keys.warn_age_days.saturating_mul(DAY_SECS) {
-                tracing::warn!(
+                ),
+                KeyState::RotationDue => tracing::warn!(
                     kind = age.kind,
                     age_days = days,
                     warn_age_days = self.keys.warn_age_days,
                     "a key is due for rotation (runbooks/key-rotation.md)"
-                );
+                ),
+                _ => {}
             }
         }
         Ok(ages.state)

@@ -86,14 +86,13 @@ impl Vault {
         caller: &Caller,
         request: RotationRequest,
     ) -> Result<Rotation, VaultError> {
-        let tenant = match &request.tenant {
-            ChainName::System => {
-                return Err(VaultError::BadRequest(
-                    "tenant must be org:<org id> or owner:<principal>".into(),
-                ))
-            }
-            other => other.to_chain(),
-        };
+        // Callers parse the tenant with `ChainName::parse_tenant`; `system` has no key to rotate.
+        if request.tenant == ChainName::System {
+            return Err(VaultError::BadRequest(
+                "tenant must be org:<org id> or owner:<principal>".into(),
+            ));
+        }
+        let tenant = request.tenant.to_chain();
         let org = match &request.tenant {
             ChainName::Org(org) => Some(org),
             _ => None,
@@ -202,6 +201,16 @@ impl Vault {
             return Err(VaultError::NotFound("rotation"));
         };
         Ok(Rotation::from(&record))
+    }
+
+    /// Where a rotation stands, for the local admin CLI that started it and waits for it
+    /// (the start was audited; its polling is not, or every wait would fill `system`).
+    pub async fn rotation_progress(&self, id: &str) -> Result<Rotation, VaultError> {
+        let record = self.store.rotation(id).await?;
+        record
+            .as_ref()
+            .map(Rotation::from)
+            .ok_or(VaultError::NotFound("rotation"))
     }
 
     /// Wakes up when a rotation starts on this replica (or after `timeout`).

@@ -34,7 +34,7 @@ fn browser_available() -> bool {
             panic!("CI=true but the browser test cannot run: {why}")
         }
         Some(why) => {
-            eprintln!("\n*** SKIPPING browser test: {why} ***\n");
+            crate::helpers::skipped(&format!("browser test: {why}"));
             false
         }
     }
@@ -109,6 +109,12 @@ async fn a_page_on_another_origin_uploads_reads_and_deletes_with_a_wallet(backen
     );
     assert_eq!(read["metadata"]["owner"], address);
     let mut seqs = Vec::new();
+    // One log line per step, or the per-line checks below would stop short silently.
+    assert_eq!(
+        shown["log"].as_array().unwrap().len(),
+        steps.len(),
+        "{shown}"
+    );
     for (step, line) in steps.iter().zip(shown["log"].as_array().unwrap()) {
         let request_id = step["request_id"]
             .as_str()

@@ -115,6 +115,22 @@ async fn versions(api: &Api, tenant: &str) -> HashMap<i64, (String, i64)> {
         .collect()
 }
 
+/// Starts a rotation of `OWNER`'s key with the CLI, without waiting; the rotation it prints.
+fn start_owner_rotation_from_the_cli(app: &TestApp) -> Value {
+    let started = ok(data_vault(app)
+        .args([
+            "admin",
+            "keys",
+            "rotate",
+            &format!("owner:{OWNER}"),
+            "--no-wait",
+            "--json",
+        ])
+        .output()
+        .unwrap());
+    serde_json::from_str(&started).unwrap()
+}
+
 async fn events_of(app: &TestApp, chain: &str, event_type: &str) -> i64 {
     app.count_rows(&format!(
         "audit_events WHERE chain = '{chain}' AND event_type = '{event_type}' \
@@ -229,18 +245,7 @@ async fn a_rewrap_killed_with_sigkill_completes_after_a_restart(backend: Backend
         ("DATA_VAULT_KEYS__REWRAP_PAUSE_MS", "100"),
     ];
     let server = ServerProcess::start_with(&app, &slow);
-    let started = ok(data_vault(&app)
-        .args([
-            "admin",
-            "keys",
-            "rotate",
-            &format!("owner:{OWNER}"),
-            "--no-wait",
-            "--json",
-        ])
-        .output()
-        .unwrap());
-    let rotation: Value = serde_json::from_str(&started).unwrap();
+    let rotation = start_owner_rotation_from_the_cli(&app);
     assert_eq!(rotation["total"], 300);
     let id = rotation["id"].as_str().unwrap().to_owned();
 
@@ -301,18 +306,7 @@ async fn two_replicas_rewrap_one_rotation_together(backend: Backend) {
         ServerProcess::start_with(&app, &paced),
         ServerProcess::start_with(&app, &paced),
     ];
-    let started = ok(data_vault(&app)
-        .args([
-            "admin",
-            "keys",
-            "rotate",
-            &format!("owner:{OWNER}"),
-            "--no-wait",
-            "--json",
-        ])
-        .output()
-        .unwrap());
-    let id = serde_json::from_str::<Value>(&started).unwrap()["id"]
+    let id = start_owner_rotation_from_the_cli(&app)["id"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -272,17 +272,7 @@ async fn every_audited_response_names_its_event_and_it_can_be_proved(backend: Ba
     assert_eq!(proof["event_hash"], event.hash);
     let mut input = [0u8; 32];
     hex::decode_to_slice(&event.hash, &mut input).unwrap();
-    let path: Vec<tree::Hash> = proof["proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect();
+    let path = hashes_of(&proof);
     tree::verify_inclusion(
         seq - 1,
         checkpoint.size,

@@ -70,8 +70,13 @@ impl Cors {
     }
 }
 
-/// Outermost layer: CORS for listed origins, nothing for the rest.
-pub async fn apply(State(cors): State<Cors>, request: Request, next: Next) -> Response {
+/// Outermost layer: CORS for listed origins, nothing for the rest. Shared, not cloned, per
+/// request (the layer holds the origin list).
+pub async fn apply(
+    State(cors): State<std::sync::Arc<Cors>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let listed = request
         .headers()
         .get(header::ORIGIN)
