@@ -9,10 +9,10 @@ mod header;
 pub use header::{MAX_HEADER_BYTES, MAX_STANZAS};
 
 /// Size of one STREAM chunk on the wire: 64 KiB of plaintext and a 16-byte tag.
-const CHUNK_WITH_TAG: usize = 64 * 1024 + 16;
-const TAG: usize = 16;
+const CHUNK_WITH_TAG: u64 = 64 * 1024 + 16;
+const TAG: u64 = 16;
 /// The payload nonce between the header and the first chunk.
-const PAYLOAD_NONCE: usize = 16;
+const PAYLOAD_NONCE: u64 = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -20,13 +20,25 @@ pub struct InvalidEnvelope(pub &'static str);
 
 /// Checks that `bytes` is a structurally valid age v1 envelope.
 pub fn check(bytes: &[u8]) -> Result<(), InvalidEnvelope> {
-    if bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") {
+    let header_len = check_header(bytes)?;
+    check_length(bytes.len() as u64, header_len)
+}
+
+/// Checks the header at the start of an envelope, of which `prefix` may be only the first
+/// part (a streamed upload); returns the header's length. The header is bounded, so a prefix
+/// of more than [`MAX_HEADER_BYTES`] bytes always decides.
+pub fn check_header(prefix: &[u8]) -> Result<usize, InvalidEnvelope> {
+    if prefix.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") {
         return Err(InvalidEnvelope(
             "ASCII-armored age files are not accepted; upload the binary form (age without -a)",
         ));
     }
-    let header_len = header::parse(bytes)?;
-    let payload_len = bytes.len().saturating_sub(header_len);
+    header::parse(prefix)
+}
+
+/// Checks the payload's shape once the envelope's whole length (`total`) is known.
+pub fn check_length(total: u64, header_len: usize) -> Result<(), InvalidEnvelope> {
+    let payload_len = total.saturating_sub(header_len as u64);
     if payload_len >= PAYLOAD_NONCE && payload_shape_is_valid(payload_len - PAYLOAD_NONCE) {
         Ok(())
     } else {
@@ -36,7 +48,7 @@ pub fn check(bytes: &[u8]) -> Result<(), InvalidEnvelope> {
     }
 }
 
-fn payload_shape_is_valid(len: usize) -> bool {
+fn payload_shape_is_valid(len: u64) -> bool {
     if len < TAG {
         return false;
     }
@@ -87,11 +99,11 @@ mod tests {
     /// nonce, and the payload shape. Kept as the reference the new parser is compared with.
     fn crate_accepts(bytes: &[u8]) -> bool {
         let mut rest = bytes;
-        age::Decryptor::new_buffered(&mut rest).is_ok() && payload_shape_is_valid(rest.len())
+        age::Decryptor::new_buffered(&mut rest).is_ok() && payload_shape_is_valid(rest.len() as u64)
     }
 
     /// The smallest valid payload: the nonce and one empty final chunk (its tag alone).
-    const EMPTY_PAYLOAD: [u8; PAYLOAD_NONCE + TAG] = [0; PAYLOAD_NONCE + TAG];
+    const EMPTY_PAYLOAD: [u8; (PAYLOAD_NONCE + TAG) as usize] = [0; (PAYLOAD_NONCE + TAG) as usize];
 
     /// A synthetic header of `stanzas` X25519-shaped stanzas (43-character argument and body),
     /// with `pad` extra characters on the first stanza's argument, followed by a payload.
@@ -236,7 +248,7 @@ mod tests {
         let header = synthetic(1, 0);
         assert!(check(&with_payload(header.clone())).is_ok());
         let mut nonce_only = header;
-        nonce_only.extend_from_slice(&[0; PAYLOAD_NONCE]);
+        nonce_only.extend_from_slice(&[0; PAYLOAD_NONCE as usize]);
         assert!(check(&nonce_only).is_err(), "a nonce without a chunk");
     }
 

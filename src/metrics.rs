@@ -40,6 +40,14 @@ pub struct Metrics {
     pub oldest_pending_purge_seconds: IntGauge,
     /// When this replica last finished a sweep that purged (not a dry run).
     pub last_sweep: IntGauge,
+    /// Envelope bytes of large blobs moved through the object store, by direction (DESIGN §18).
+    object_bytes: IntCounterVec,
+    /// Objects the sweep deleted (failed uploads, deleted and shredded blobs).
+    objects_collected: IntCounter,
+    /// Reads of a large blob that failed after the answer began (the client's body is cut).
+    object_read_failures: IntCounter,
+    /// Objects awaiting the sweep, uploads in flight included.
+    pub object_gc_pending: IntGauge,
 }
 
 impl Metrics {
@@ -186,6 +194,29 @@ impl Metrics {
             "virtengine_data_vault_retention_last_sweep_timestamp_seconds",
             "Unix time this replica last finished a purge sweep (dry runs excluded).",
         )?;
+        let object_bytes = IntCounterVec::new(
+            Opts::new(
+                "virtengine_data_vault_object_bytes_total",
+                "Envelope bytes of large blobs written to (in) and read from (out) the object store.",
+            ),
+            &["direction"],
+        )?;
+        let objects_collected = IntCounter::new(
+            "virtengine_data_vault_objects_collected_total",
+            "Objects deleted by the sweep: failed or crashed uploads, deleted and shredded blobs.",
+        )?;
+        let object_read_failures = IntCounter::new(
+            "virtengine_data_vault_object_read_failures_total",
+            "Reads of a large blob that failed after the answer began, cutting the client's body.",
+        )?;
+        let object_gc_pending = IntGauge::new(
+            "virtengine_data_vault_object_gc_pending",
+            "Objects awaiting the sweep, uploads in flight included.",
+        )?;
+        registry.register(Box::new(object_bytes.clone()))?;
+        registry.register(Box::new(objects_collected.clone()))?;
+        registry.register(Box::new(object_read_failures.clone()))?;
+        registry.register(Box::new(object_gc_pending.clone()))?;
         registry.register(Box::new(purged.clone()))?;
         for gauge in [
             &blobs_held,
@@ -244,7 +275,25 @@ impl Metrics {
             expired_pending_purge,
             oldest_pending_purge_seconds,
             last_sweep,
+            object_bytes,
+            objects_collected,
+            object_read_failures,
+            object_gc_pending,
         })
+    }
+
+    pub fn object_bytes(&self, direction: &str, count: u64) {
+        self.object_bytes
+            .with_label_values(&[direction])
+            .inc_by(count);
+    }
+
+    pub fn object_collected(&self) {
+        self.objects_collected.inc();
+    }
+
+    pub fn object_read_failed(&self) {
+        self.object_read_failures.inc();
     }
 
     pub fn purged(&self, method: &str, count: u64) {

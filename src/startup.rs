@@ -126,6 +126,9 @@ async fn open_vault_with(
         abuse,
         clock,
         log_key,
+        objects: crate::objects::from_config(&config.object_store, &default_object_root(config))?,
+        inline_max_bytes: config.storage.inline_max_bytes,
+        object_lease_secs: OBJECT_LEASE_SECS,
         retention: crate::retention::Settings {
             configured: crate::retention::configured(&config.retention.policies)
                 .map_err(anyhow::Error::msg)?,
@@ -140,6 +143,26 @@ async fn open_vault_with(
             rewrap_pause: Duration::from_millis(config.keys.rewrap_pause_ms),
         },
     })?))
+}
+
+/// How long an upload may go without renewing its object's lease before the sweep may take
+/// the object: far longer than any stall an upload survives (`server.request_timeout_secs`).
+const OBJECT_LEASE_SECS: i64 = 900;
+
+/// Where `file://` objects go when `object_store.url` is unset: `objects/` beside the SQLite
+/// database, else `./data/objects` (then several replicas must share it, or use S3).
+fn default_object_root(config: &Config) -> std::path::PathBuf {
+    let url = &config.storage.database_url;
+    let file = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .filter(|path| !path.is_empty() && !path.starts_with(":memory:"));
+    match file.and_then(|f| std::path::Path::new(f).parent()) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("objects"),
+        Some(_) => std::path::PathBuf::from("objects"),
+        None => std::path::PathBuf::from("./data/objects"),
+    }
 }
 
 /// The wallet verifier for the configured prefix and (older clients') chain id.
@@ -227,6 +250,7 @@ impl Application {
             vault: vault.clone(),
             redis,
             client_ip_header: config.server.client_ip_header.clone(),
+            upload_stall: Duration::from_secs(config.server.request_timeout_secs),
         };
         let api = http::api_router(
             state,
@@ -332,6 +356,7 @@ impl Application {
             self.verify_interval,
         ));
         let sweeper = tokio::spawn(retention_sweeper(self.vault.clone()));
+        let objects = tokio::spawn(object_sweeper(self.vault.clone()));
         let rotations = tokio::spawn(rotation_worker(self.vault.clone()));
         let mut api = tokio::spawn(api);
         let mut metrics = tokio::spawn(metrics);
@@ -350,6 +375,7 @@ impl Application {
         housekeeping.abort();
         verifier.abort();
         sweeper.abort();
+        objects.abort();
         #[cfg(unix)]
         if let Some(reloader) = reloader {
             reloader.abort();
@@ -404,6 +430,25 @@ async fn housekeeping(vault: Arc<Vault>) {
         vault.refresh_retention_gauges().await;
     }
 }
+
+/// This replica's sweep of the object store (DESIGN §18): deletes the objects of failed or
+/// crashed uploads and of deleted or shredded blobs, at once when an upload here fails and
+/// otherwise every `OBJECT_SWEEP_SECS`.
+async fn object_sweeper(vault: Arc<Vault>) {
+    loop {
+        match vault.collect_objects().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "object sweep removed unreferenced objects"),
+            Err(e) => tracing::warn!(error = %e.cause_chain(), "object sweep failed; retrying"),
+        }
+        vault
+            .object_sweep_due(Duration::from_secs(OBJECT_SWEEP_SECS))
+            .await;
+    }
+}
+
+/// How often the object sweep runs when no upload failed in between.
+const OBJECT_SWEEP_SECS: u64 = 10;
 
 /// The background purge sweep of this replica (DESIGN §12): every
 /// `[retention] sweep_interval_secs`, the first one interval after start. Every replica runs

@@ -118,12 +118,41 @@ impl VaultClient {
 
     /// The authentication headers for a request to `url` with `body`, signed now (a client
     /// signs with its own wall clock, which the server checks against its window).
-    #[allow(clippy::disallowed_methods)]
     pub fn sign(
         &self,
         method: &Method,
         url: &Url,
         body: &[u8],
+    ) -> anyhow::Result<Vec<(&'static str, String)>> {
+        self.sign_hashed(
+            method,
+            url,
+            &sha256_hex(body),
+            &body_hash_field(body),
+            false,
+        )
+    }
+
+    /// The headers for a streamed upload whose body hashes to `content_sha256` (lower-case
+    /// hex): the hash is signed and sent under both schemes, so the server checks the
+    /// signature before the body and the body as it arrives (DESIGN §18).
+    pub fn sign_streamed(
+        &self,
+        method: &Method,
+        url: &Url,
+        content_sha256: &str,
+    ) -> anyhow::Result<Vec<(&'static str, String)>> {
+        self.sign_hashed(method, url, content_sha256, content_sha256, true)
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    fn sign_hashed(
+        &self,
+        method: &Method,
+        url: &Url,
+        content_sha256: &str,
+        wallet_body_hash: &str,
+        wallet_sends_hash: bool,
     ) -> anyhow::Result<Vec<(&'static str, String)>> {
         let nonce = random_nonce();
         match &self.auth {
@@ -138,24 +167,55 @@ impl VaultClient {
                     path_and_query: &path_and_query,
                     timestamp_ms,
                     nonce: &nonce,
-                    body_sha256_hex: &body_hash_field(body),
+                    body_sha256_hex: wallet_body_hash,
                 }
                 .signed_data();
                 let signature = signer
                     .sign(&signed, "")
                     .map_err(|e| anyhow::anyhow!("cannot sign: {e}"))?;
-                Ok(vec![
+                let mut headers = vec![
                     (h::ADDRESS, signer.address().to_owned()),
                     (h::TIMESTAMP, timestamp_ms.to_string()),
                     (h::NONCE, nonce),
                     (h::PUBKEY, signer.public_key_b64()),
                     (h::SIGNATURE, signature),
-                ])
+                ];
+                if wallet_sends_hash {
+                    headers.push((h::CONTENT_SHA256, content_sha256.to_owned()));
+                }
+                Ok(headers)
             }
-            ClientAuth::Hmac { principal, secret } => {
-                Ok(Self::sign_hmac(principal, secret, method, url, body, nonce))
-            }
+            ClientAuth::Hmac { principal, secret } => Ok(Self::sign_hmac(
+                principal,
+                secret,
+                method,
+                url,
+                content_sha256,
+                nonce,
+            )),
         }
+    }
+
+    /// Sends a signed streamed upload (`application/octet-stream`) of a body whose SHA-256 is
+    /// `content_sha256`, known beforehand (e.g. hashed while the file was written).
+    pub async fn send_streamed(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: reqwest::Body,
+        content_sha256: &str,
+    ) -> anyhow::Result<Response> {
+        let url = self.url(path, query)?;
+        let mut request = self.http.post(url.clone());
+        for (name, value) in self.sign_streamed(&Method::POST, &url, content_sha256)? {
+            request = request.header(name, value);
+        }
+        request
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the vault at {}", self.base))
     }
 
     /// The HMAC scheme's headers (DESIGN §6).
@@ -165,11 +225,10 @@ impl VaultClient {
         secret: &str,
         method: &Method,
         url: &Url,
-        body: &[u8],
+        content_sha256: &str,
         nonce: String,
     ) -> Vec<(&'static str, String)> {
         let timestamp = crate::time::now_secs().to_string();
-        let content_sha256 = sha256_hex(body);
         let signature = HmacRequest {
             method: method.as_str(),
             path: url.path(),
@@ -177,14 +236,14 @@ impl VaultClient {
             principal,
             timestamp: &timestamp,
             nonce: &nonce,
-            content_sha256: &content_sha256,
+            content_sha256,
         }
         .sign(secret.as_bytes());
         vec![
             (h::PRINCIPAL, principal.to_owned()),
             (h::TIMESTAMP, timestamp),
             (h::NONCE, nonce),
-            (h::CONTENT_SHA256, content_sha256),
+            (h::CONTENT_SHA256, content_sha256.to_owned()),
             (h::SIGNATURE, signature),
         ]
     }

@@ -224,7 +224,7 @@ pub struct BlobBinding<'a> {
 }
 
 impl BlobBinding<'_> {
-    fn aad(&self, label: &str) -> Vec<u8> {
+    pub(super) fn aad(&self, label: &str) -> Vec<u8> {
         encode_fields(
             label,
             &[
@@ -247,6 +247,15 @@ pub struct SealedBlob {
 }
 
 impl DataKey {
+    /// A fresh key, for a blob stored in chunks (`super::chunks`).
+    pub fn generate() -> Self {
+        Self(random_key())
+    }
+
+    pub(super) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Seals `envelope` under a fresh data key, wrapped by `tenant`.
     pub fn seal_new(
         tenant: &TenantKey,

@@ -4,6 +4,7 @@
 //! All key material lives in zeroizing buffers.
 
 mod aead;
+pub mod chunks;
 mod keyring;
 mod keys;
 

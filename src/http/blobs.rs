@@ -1,17 +1,19 @@
 //! `/api/v1/vault/blobs`: each handler parses, calls one vault function, and shapes the reply.
 
+use super::body::{self, ClaimedSha256};
 use super::{extract::Authenticated, json_body, query, AppState};
 use crate::domain::{BlobId, Note, OrgId, RetentionPolicy, Scope, Tags};
 use crate::error::VaultError;
-use crate::service::{ListParams, NewBlob, ReadParams};
+use crate::service::{Envelope, ListParams, NewBlob, ReadForm, ReadParams, Streamed};
 use crate::time;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use base64::Engine;
+use futures_util::TryStreamExt;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -139,23 +141,43 @@ async fn create(
     Authenticated(caller): Authenticated,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    claimed: Option<Extension<ClaimedSha256>>,
+    body: Body,
 ) -> Result<Response, VaultError> {
-    let new = if content_type_is(&headers, "application/octet-stream") {
-        raw_upload(raw_query.as_deref(), body.into())?
+    let metadata = if content_type_is(&headers, "application/octet-stream") {
+        // Streamed: the first bytes decide whether the envelope stays in its row or goes to
+        // the object store, and carry the header the check needs before the rest is read.
+        let mut stream = body::streamed(
+            &headers,
+            body,
+            state.vault.max_payload_bytes(),
+            state.upload_stall,
+        )?;
+        let (prefix, whole) =
+            body::read_prefix(&mut stream, state.vault.inline_max_bytes()).await?;
+        let new = raw_upload(raw_query.as_deref(), prefix)?;
+        let rest = Streamed {
+            rest: (!whole).then_some(stream),
+            claimed_sha256: claimed.map(|Extension(ClaimedSha256(hash))| hash),
+        };
+        state.vault.create_blob_streamed(&caller, new, rest).await?
     } else if content_type_is(&headers, "application/json") {
         if raw_query.as_deref().is_some_and(|q| !q.is_empty()) {
             return Err(VaultError::BadRequest(
                 "a JSON upload takes its fields in the body, not the query string".into(),
             ));
         }
-        json_upload(&body, state.vault.max_payload_bytes())?
+        // Read whole (and bounded) by authentication already.
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|_| VaultError::BadRequest("could not read the request body".into()))?;
+        let new = json_upload(&body, state.vault.json_max_bytes())?;
+        state.vault.create_blob(&caller, new).await?
     } else {
         return Err(VaultError::BadRequest(
             "Content-Type must be application/json or application/octet-stream".into(),
         ));
     };
-    let metadata = state.vault.create_blob(&caller, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "metadata": metadata })),
@@ -196,14 +218,31 @@ async fn read(
 ) -> Result<Response, VaultError> {
     let id = BlobId::parse(&id)?;
     let params = read_params(raw_query.as_deref())?;
-    let (metadata, envelope) = state.vault.read_blob(&caller, &id, &params).await?;
-    if wants_raw(&headers) {
-        return Ok((
-            [(header::CONTENT_TYPE, "application/octet-stream")],
-            envelope,
-        )
-            .into_response());
-    }
+    let form = match wants_raw(&headers) {
+        true => ReadForm::Raw,
+        false => ReadForm::Json,
+    };
+    let (metadata, envelope) = state.vault.read_blob(&caller, &id, &params, form).await?;
+    let raw = [(header::CONTENT_TYPE, "application/octet-stream")];
+    let envelope = match (envelope, form) {
+        (Envelope::Whole(bytes), ReadForm::Raw) => return Ok((raw, bytes).into_response()),
+        // Streamed with its length, so a client can tell an answer cut short by a failure
+        // mid-way (each piece was authenticated before it was sent).
+        (Envelope::Stream { len, stream }, ReadForm::Raw) => {
+            return Ok((
+                raw,
+                [(header::CONTENT_LENGTH, len.to_string())],
+                Body::from_stream(stream),
+            )
+                .into_response())
+        }
+        (Envelope::Whole(bytes), ReadForm::Json) => bytes,
+        // The service refused a JSON answer beyond the JSON limit, so this is bounded.
+        (Envelope::Stream { stream, .. }, ReadForm::Json) => {
+            let pieces: Vec<Bytes> = stream.try_collect().await?;
+            pieces.concat()
+        }
+    };
     let data_base64 = base64::engine::general_purpose::STANDARD.encode(&envelope);
     Ok(
         Json(serde_json::json!({ "data_base64": data_base64, "metadata": metadata }))

@@ -3,9 +3,102 @@
 
 use crate::error::VaultError;
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderMap};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method};
 use bytes::BytesMut;
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
+use std::time::Duration;
+
+/// The route whose raw bodies are streamed rather than read whole (DESIGN §18).
+const STREAMED_PATH: &str = "/api/v1/vault/blobs";
+
+/// The SHA-256 a streamed upload's signature vouches for: authentication could not hash a
+/// body it did not read, so the upload checks it once the last byte is in.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimedSha256(pub [u8; 32]);
+
+/// Whether the request is a raw blob upload, whose body is streamed to the vault unread
+/// (and which the request time limit does not bound: it is bounded by its stall limit).
+pub fn is_streamed_upload(method: &Method, path: &str, headers: &HeaderMap) -> bool {
+    method == Method::POST && path == STREAMED_PATH && is_raw(headers)
+}
+
+pub fn is_streamed(parts: &Parts) -> bool {
+    is_streamed_upload(&parts.method, parts.uri.path(), &parts.headers)
+}
+
+fn is_raw(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/octet-stream"))
+}
+
+/// A streamed upload's body: at most `max` bytes (413 beyond, and at once when declared
+/// larger), and refused with 400 when no byte arrives for `stall` (a client that stopped
+/// sending would otherwise hold its upload open until the connection is cut).
+pub fn streamed(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+    stall: Duration,
+) -> Result<BoxStream<'static, Result<Bytes, VaultError>>, VaultError> {
+    if declared_length(headers).is_some_and(|len| len > max as u64) {
+        return Err(VaultError::PayloadTooLarge(max));
+    }
+    let state = (body.into_data_stream(), 0usize);
+    Ok(
+        futures_util::stream::try_unfold(state, move |(mut stream, seen)| async move {
+            let next = tokio::time::timeout(stall, stream.next())
+                .await
+                .map_err(|_| {
+                    VaultError::BadRequest(format!(
+                        "the upload stalled: no data for {} s",
+                        stall.as_secs()
+                    ))
+                })?;
+            match next {
+                None => Ok(None),
+                Some(Err(_)) => Err(VaultError::BadRequest(
+                    "the request body ended early or could not be read".into(),
+                )),
+                Some(Ok(bytes)) => {
+                    let seen = seen.saturating_add(bytes.len());
+                    if seen > max {
+                        return Err(VaultError::PayloadTooLarge(max));
+                    }
+                    Ok(Some((bytes, (stream, seen))))
+                }
+            }
+        })
+        .boxed(),
+    )
+}
+
+/// Reads from `stream` until more than `limit` bytes are in or it ends; returns what was read
+/// and whether that was all of it.
+pub async fn read_prefix(
+    stream: &mut BoxStream<'static, Result<Bytes, VaultError>>,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), VaultError> {
+    let mut prefix = Vec::new();
+    while prefix.len() <= limit {
+        match stream.next().await {
+            Some(bytes) => prefix.extend_from_slice(&bytes?),
+            None => return Ok((prefix, true)),
+        }
+    }
+    Ok((prefix, false))
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
 
 /// Reads the body within the payload limit (413 beyond it). A body declared larger than the
 /// drain cap is refused without reading a byte.
@@ -15,11 +108,7 @@ pub async fn read_bounded(
     max_payload: usize,
 ) -> Result<Bytes, VaultError> {
     let limit = body_limit(headers, max_payload);
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > drain_cap(limit) as u64) {
+    if declared_length(headers).is_some_and(|len| len > drain_cap(limit) as u64) {
         return Err(VaultError::PayloadTooLarge(max_payload));
     }
     read_body(body, limit).await.map_err(|e| match e {
@@ -31,10 +120,7 @@ pub async fn read_bounded(
 /// The most body bytes a request may carry: the envelope limit, grown for JSON's base64 and
 /// its other fields.
 fn body_limit(headers: &HeaderMap, max_payload: usize) -> usize {
-    let is_raw = headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/octet-stream"));
-    if is_raw {
+    if is_raw(headers) {
         max_payload
     } else {
         max_payload.div_ceil(3) * 4 + 64 * 1024

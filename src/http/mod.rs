@@ -49,6 +49,8 @@ pub struct AppState {
     pub redis: Option<Arc<crate::redis_conn::Redis>>,
     /// `server.client_ip_header`, for the per-IP limit behind a load balancer.
     pub client_ip_header: Option<String>,
+    /// How long a streamed upload may go without a byte before it is refused.
+    pub upload_stall: Duration,
 }
 
 /// The public API: `/api/v1/...` behind authentication, plus `/healthz` and `/readyz`.

@@ -10,6 +10,7 @@ mod clients;
 mod keys;
 mod listing;
 mod lookup;
+mod objects;
 mod orgs;
 mod recipients;
 mod report;
@@ -45,6 +46,7 @@ pub use keys::{
 pub use listing::{BlobPage, ListParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 pub use lookup::{OrgRoles, OrgSummary, PrincipalOverview, MAX_ORGS_LISTED};
 
+pub use objects::{Envelope, ReadForm, Streamed};
 pub use orgs::Member;
 pub use recipients::{OrgReaders, PublishedRecipients, Reader, MAX_MEMBERS_SCANNED, MAX_READERS};
 pub use report::ComplianceReport;
@@ -155,6 +157,10 @@ impl PendingNonce {
 /// The principal the admin CLI records as requester.
 pub const LOCAL_ADMIN: &str = "admin-cli";
 
+/// The largest envelope carried in a JSON body or answer, whatever `server.max_payload_bytes`
+/// allows raw uploads (DESIGN §18): base64 in a JSON document is held whole in memory.
+pub const JSON_MAX_BYTES: usize = 10 * 1024 * 1024;
+
 impl Caller {
     /// The operator at the admin CLI.
     pub fn local_admin() -> Result<Self, crate::domain::Invalid> {
@@ -187,6 +193,8 @@ pub struct Vault {
     keys: KeySettings,
     /// Wakes this replica's rotation worker when a rotation starts here.
     rotation_wake: tokio::sync::Notify,
+    /// Where large blobs live (DESIGN §18).
+    objects: objects::ObjectStorage,
 }
 
 /// Rate limits and denial-spike detection; both absent for the admin CLI.
@@ -209,6 +217,9 @@ pub struct VaultParts {
     pub log_key: Option<crate::audit::note::LogKey>,
     pub retention: crate::retention::Settings,
     pub keys: KeySettings,
+    pub objects: Arc<dyn crate::objects::ObjectBackend>,
+    pub inline_max_bytes: usize,
+    pub object_lease_secs: i64,
 }
 
 impl Vault {
@@ -231,6 +242,12 @@ impl Vault {
             retention: parts.retention,
             keys: parts.keys,
             rotation_wake: tokio::sync::Notify::new(),
+            objects: objects::ObjectStorage {
+                backend: parts.objects,
+                lease_secs: parts.object_lease_secs,
+                inline_max_bytes: parts.inline_max_bytes,
+                wake: tokio::sync::Notify::new(),
+            },
         })
     }
 
@@ -261,6 +278,21 @@ impl Vault {
 
     pub fn max_payload_bytes(&self) -> usize {
         self.max_payload_bytes
+    }
+
+    /// The largest envelope a JSON body carries (base64 in memory), in either direction.
+    pub fn json_max_bytes(&self) -> usize {
+        self.max_payload_bytes.min(JSON_MAX_BYTES)
+    }
+
+    /// Envelopes up to this size are read whole; larger ones stream to the object store.
+    pub fn inline_max_bytes(&self) -> usize {
+        self.objects.inline_max_bytes
+    }
+
+    /// The object store, for readiness.
+    pub fn object_backend(&self) -> &Arc<dyn crate::objects::ObjectBackend> {
+        &self.objects.backend
     }
 
     pub fn is_platform_admin(&self, principal: &Principal) -> bool {

@@ -3,6 +3,7 @@
 
 use super::access::Question;
 use super::blobs::{binding, BlobMetadata};
+use super::objects::Envelope;
 use super::retention::Purger;
 use super::{Caller, Vault};
 use crate::audit::{self, AuditEvent, Details};
@@ -11,6 +12,7 @@ use crate::error::VaultError;
 use crate::store::{AuditQuery, AuditScope, BlobRecord, PurgeMethod, PurgeSelection};
 use crate::time;
 use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -67,6 +69,7 @@ impl Vault {
             events_before: None,
             events_done: false,
             blob_count: 0,
+            open_line: None,
             event_count: 0,
         };
         Ok(Box::pin(futures_util::stream::unfold(
@@ -140,8 +143,9 @@ impl Vault {
         Ok(report)
     }
 
-    /// A blob's envelope, opened from its at-rest seal; `None` if it went in the meantime.
-    async fn open_for_export(&self, meta: &BlobRecord) -> Result<Option<Vec<u8>>, VaultError> {
+    /// A blob's envelope, opened from its at-rest seal (a large one as a stream); `None` if it
+    /// went in the meantime.
+    async fn open_for_export(&self, meta: &BlobRecord) -> Result<Option<Envelope>, VaultError> {
         let id = crate::domain::BlobId::parse(&meta.id)?;
         let Some(content) = self.store.blob_content(&id).await? else {
             return Ok(None);
@@ -155,13 +159,52 @@ impl Vault {
             &content.tenant_key_wrapped,
             content.master_key_id.as_deref(),
         )?;
-        tenant_key
+        let does_not_open =
+            |e| VaultError::Internal(anyhow::anyhow!("blob {} does not open: {e}", meta.id));
+        let key = tenant_key
             .unwrap_data_key(&binding(meta), &content.wrapped_key)
-            .and_then(|key| key.open(&binding(meta), &content.ciphertext))
-            .map(Some)
-            .map_err(|e| {
-                VaultError::Internal(anyhow::anyhow!("blob {} does not open: {e}", meta.id))
-            })
+            .map_err(does_not_open)?;
+        if content.object_key.is_some() {
+            let (len, stream) = self.open_object(meta, &content, key).await?;
+            return Ok(Some(Envelope::Stream { len, stream }));
+        }
+        key.open(&binding(meta), &content.ciphertext)
+            .map(|bytes| Some(Envelope::Whole(bytes)))
+            .map_err(does_not_open)
+    }
+}
+
+/// A large blob's line, written piece by piece as its object is read.
+struct OpenLine {
+    stream: BoxStream<'static, Result<Bytes, VaultError>>,
+    /// Up to two bytes that did not fill a base64 quantum yet.
+    carry: Vec<u8>,
+}
+
+impl OpenLine {
+    /// The next piece of the line's base64 text, or its end.
+    async fn next(&mut self) -> Result<Option<Bytes>, VaultError> {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        match self.stream.next().await {
+            Some(piece) => {
+                let mut data = std::mem::take(&mut self.carry);
+                data.extend_from_slice(&piece?);
+                let whole = data.len() / 3 * 3;
+                self.carry = data.split_off(whole);
+                Ok(Some(Bytes::from(engine.encode(&data))))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn end(self) -> Bytes {
+        use base64::Engine;
+        let mut tail = base64::engine::general_purpose::STANDARD
+            .encode(&self.carry)
+            .into_bytes();
+        tail.extend_from_slice(b"\"}\n");
+        Bytes::from(tail)
     }
 }
 
@@ -187,6 +230,8 @@ struct Export {
     events_done: bool,
     blob_count: u64,
     event_count: u64,
+    /// The line of a large blob being written.
+    open_line: Option<OpenLine>,
 }
 
 #[derive(Serialize)]
@@ -214,25 +259,30 @@ fn ndjson(line: &Line<'_>) -> Result<Bytes, VaultError> {
 /// A blob's line. The base64 text is written as it is (it needs no JSON escaping) rather
 /// than passed through the serializer, which would scan megabytes for characters to escape.
 fn blob_line(meta: &BlobRecord, envelope: &[u8]) -> Result<Bytes, VaultError> {
-    use base64::Engine;
-    let metadata = serde_json::to_vec(&BlobMetadata::from(meta))
-        .map_err(|e| VaultError::Internal(e.into()))?;
     let engine = base64::engine::general_purpose::STANDARD;
-    let mut line = Vec::with_capacity(metadata.len() + envelope.len() / 3 * 4 + 64);
-    line.extend_from_slice(br#"{"type":"blob","metadata":"#);
-    line.extend_from_slice(&metadata);
-    line.extend_from_slice(br#","data_base64":""#);
+    let mut line = blob_line_head(meta, envelope.len() / 3 * 4 + 8)?;
     let start = line.len();
     line.resize(
         start + base64::encoded_len(envelope.len(), true).unwrap_or(0),
         0,
     );
-    let written = engine
-        .encode_slice(envelope, line.get_mut(start..).unwrap_or_default())
-        .map_err(|e| VaultError::Internal(e.into()))?;
+    let written =
+        base64::Engine::encode_slice(&engine, envelope, line.get_mut(start..).unwrap_or_default())
+            .map_err(|e| VaultError::Internal(e.into()))?;
     line.truncate(start + written);
     line.extend_from_slice(b"\"}\n");
     Ok(Bytes::from(line))
+}
+
+/// A blob's line up to the opening quote of its base64 text, with room for `more` bytes.
+fn blob_line_head(meta: &BlobRecord, more: usize) -> Result<Vec<u8>, VaultError> {
+    let metadata = serde_json::to_vec(&BlobMetadata::from(meta))
+        .map_err(|e| VaultError::Internal(e.into()))?;
+    let mut line = Vec::with_capacity(metadata.len() + more + 64);
+    line.extend_from_slice(br#"{"type":"blob","metadata":"#);
+    line.extend_from_slice(&metadata);
+    line.extend_from_slice(br#","data_base64":""#);
+    Ok(line)
 }
 
 impl Export {
@@ -248,6 +298,15 @@ impl Export {
                     .map(Some);
                 }
                 Stage::Blobs => {
+                    if let Some(open) = self.open_line.as_mut() {
+                        match open.next().await? {
+                            Some(piece) => return Ok(Some(piece)),
+                            None => {
+                                let tail = self.open_line.take().map(OpenLine::end);
+                                return Ok(tail);
+                            }
+                        }
+                    }
                     if self.blobs.is_empty() && !self.blobs_done {
                         let page = self
                             .vault
@@ -270,7 +329,16 @@ impl Export {
                         continue;
                     };
                     self.blob_count += 1;
-                    return blob_line(&meta, &envelope).map(Some);
+                    return match envelope {
+                        Envelope::Whole(bytes) => blob_line(&meta, &bytes).map(Some),
+                        Envelope::Stream { stream, .. } => {
+                            self.open_line = Some(OpenLine {
+                                stream,
+                                carry: Vec::new(),
+                            });
+                            blob_line_head(&meta, 0).map(|head| Some(Bytes::from(head)))
+                        }
+                    };
                 }
                 Stage::Events => {
                     if self.events.is_empty() && !self.events_done {

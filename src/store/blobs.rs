@@ -26,6 +26,9 @@ pub struct BlobRecord {
     pub legal_hold: bool,
     /// When it was crypto-shredded; the row is then a tombstone without key or content.
     pub purged_at: Option<i64>,
+    /// Where a large blob's sealed chunks are in the object store (DESIGN §18); `None` when
+    /// the row holds the ciphertext itself.
+    pub object_key: Option<String>,
 }
 
 /// What it takes to open a blob, read only once the access decision allowed it.
@@ -41,6 +44,8 @@ pub struct SealedContent {
     pub tenant_key_wrapped: Vec<u8>,
     /// The master key that wraps `tenant_key_wrapped`.
     pub master_key_id: Option<String>,
+    /// Set when the sealed chunks are in the object store and `ciphertext` is empty.
+    pub object_key: Option<String>,
 }
 
 /// What a listing may show: the caller's own blobs, and in one org the blobs of the scopes the
@@ -61,6 +66,9 @@ pub struct ListQuery {
 #[derive(Debug, Clone)]
 pub enum BlobWrite {
     /// Insert a new blob. Ids are fresh UUIDs: an existing id is an error, never an update.
+    /// A blob in the object store (`meta.object_key`) is inserted only while its upload still
+    /// holds its `object_gc` entry, which the insert removes: once the sweep has claimed the
+    /// object, the insert applies nothing.
     Insert {
         meta: Box<BlobRecord>,
         wrapped_key: Vec<u8>,
@@ -84,7 +92,7 @@ pub trait BlobStore: Send + Sync {
 /// The metadata columns, in `BlobRecord`'s names (the content stays unread).
 pub(super) const BLOB_COLUMNS: &str = "b.id, b.scope, b.owner, b.org_id, b.created_at, \
     b.expires_at, b.retention_policy, b.tags, b.size, b.content_hash, b.key_id, b.key_version, \
-    b.legal_hold, b.purged_at";
+    b.legal_hold, b.purged_at, b.object_key";
 
 macro_rules! blob_store {
     ($store:ty, $db:ty) => {
@@ -101,6 +109,22 @@ macro_rules! blob_store {
                         wrapped_key,
                         ciphertext,
                     } => {
+                        // An object upload must still hold its entry (locked until the
+                        // commit, so the sweep cannot claim it in between).
+                        if let Some(key) = &meta.object_key {
+                            let sql = format!(
+                                "SELECT object_key FROM object_gc WHERE object_key = $1 \
+                                 AND claimed_at IS NULL{}",
+                                Self::CLAIM_WAIT
+                            );
+                            let held: Option<String> = sqlx::query_scalar(&sql)
+                                .bind(key)
+                                .fetch_optional(&mut **tx)
+                                .await?;
+                            if held.is_none() {
+                                return Ok(false);
+                            }
+                        }
                         // Only under the tenant's active key version, share-locked until
                         // the commit: a rotation that retires it waits for this insert (and
                         // then counts and rewraps the blob), or went first and the insert
@@ -108,31 +132,40 @@ macro_rules! blob_store {
                         let sql = format!(
                             "INSERT INTO blobs (id, scope, owner, org_id, created_at, \
                              expires_at, retention_policy, tags, size, content_hash, key_id, \
-                             key_version, wrapped_key, ciphertext) \
-                             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+                             key_version, wrapped_key, ciphertext, object_key) \
+                             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                             $14, $15 \
                              WHERE EXISTS (SELECT 1 FROM tenant_keys WHERE id = $11 \
                              AND status = 'active'{})",
                             Self::SHARE_LOCK
                         );
-                        sqlx::query(&sql)
-                        .bind(&meta.id)
-                        .bind(&meta.scope)
-                        .bind(&meta.owner)
-                        .bind(meta.org_id.as_ref().map(OrgId::as_str))
-                        .bind(meta.created_at)
-                        .bind(meta.expires_at)
-                        .bind(&meta.retention_policy)
-                        .bind(&meta.tags_json)
-                        .bind(meta.size)
-                        .bind(&meta.content_hash)
-                        .bind(&meta.key_id)
-                        .bind(meta.key_version)
-                        .bind(wrapped_key)
-                        .bind(ciphertext)
-                        .execute(&mut **tx)
-                        .await?
-                        .rows_affected()
-                            == 1
+                        let inserted = sqlx::query(&sql)
+                            .bind(&meta.id)
+                            .bind(&meta.scope)
+                            .bind(&meta.owner)
+                            .bind(meta.org_id.as_ref().map(OrgId::as_str))
+                            .bind(meta.created_at)
+                            .bind(meta.expires_at)
+                            .bind(&meta.retention_policy)
+                            .bind(&meta.tags_json)
+                            .bind(meta.size)
+                            .bind(&meta.content_hash)
+                            .bind(&meta.key_id)
+                            .bind(meta.key_version)
+                            .bind(wrapped_key)
+                            .bind(ciphertext)
+                            .bind(&meta.object_key)
+                            .execute(&mut **tx)
+                            .await?
+                            .rows_affected()
+                            == 1;
+                        if let (true, Some(key)) = (inserted, &meta.object_key) {
+                            sqlx::query("DELETE FROM object_gc WHERE object_key = $1")
+                                .bind(key)
+                                .execute(&mut **tx)
+                                .await?;
+                        }
+                        inserted
                     }
                     // A held blob is never deleted, whatever the caller saw a moment ago.
                     BlobWrite::Delete { id } => {
@@ -160,7 +193,7 @@ macro_rules! blob_store {
             async fn blob_content(&self, id: &BlobId) -> StoreResult<Option<SealedContent>> {
                 Ok(sqlx::query_as(
                     "SELECT b.wrapped_key, b.ciphertext, b.key_version, t.tenant, \
-                     t.wrapped AS tenant_key_wrapped, t.master_key_id \
+                     t.wrapped AS tenant_key_wrapped, t.master_key_id, b.object_key \
                      FROM blobs b JOIN tenant_keys t ON t.id = b.key_id WHERE b.id = $1",
                 )
                 .bind(id.to_string())
@@ -194,7 +227,8 @@ macro_rules! blob_store {
                 if let Some(before) = &query.before_id {
                     sql.push(" AND b.id < ").push_bind(before.to_string());
                 }
-                sql.push(" ORDER BY b.id DESC LIMIT ").push_bind(query.limit);
+                sql.push(" ORDER BY b.id DESC LIMIT ")
+                    .push_bind(query.limit);
                 Ok(sql
                     .build_query_as::<BlobRecord>()
                     .fetch_all(&self.pool)

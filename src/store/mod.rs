@@ -1,7 +1,7 @@
 //! Storage: one interface per aggregate, a SQLite and a PostgreSQL implementation, chosen by
 //! the scheme of the database URL. Each aggregate's file (`blobs.rs`, `audit.rs`, `orgs.rs`,
 //! `clients.rs`, `keys.rs`, `nonces.rs`, `batch.rs`, `meta.rs`, `recipients.rs`, `principals.rs`, `retention.rs`,
-//! `report.rs`, `rotations.rs`) holds its trait and the one SQL
+//! `report.rs`, `rotations.rs`, `objects.rs`) holds its trait and the one SQL
 //! text both backends run, expanded for each pool type by `for_each_backend!`; `tx.rs` holds
 //! the helpers they share (appending events inside a change's transaction), and
 //! `commit_queue.rs` the group commit of blob writes, events and nonces. The backends
@@ -27,6 +27,7 @@ mod commit_queue;
 mod keys;
 mod meta;
 mod nonces;
+mod objects;
 mod orgs;
 mod pg_grants;
 mod pg_schema;
@@ -53,6 +54,7 @@ pub use keys::{
 };
 pub use meta::MetaStore;
 pub use nonces::{NonceClaim, NonceJournal};
+pub use objects::{DueObject, ObjectGcStore};
 pub use orgs::OrgStore;
 pub use postgres::PostgresStore;
 pub use principals::{BlockRecord, PrincipalStore};
@@ -84,6 +86,7 @@ pub trait Store:
     + RetentionStore
     + ReportStore
     + RotationStore
+    + ObjectGcStore
 {
 }
 
@@ -101,6 +104,7 @@ impl<T> Store for T where
         + RetentionStore
         + ReportStore
         + RotationStore
+        + ObjectGcStore
 {
 }
 

@@ -29,6 +29,9 @@ const SERVICE_PRIVILEGES: &[(&str, &str)] = &[
     // Holds and crypto-shredding change rows in place.
     ("blobs", "SELECT, INSERT, UPDATE, DELETE"),
     ("retention_policies", "SELECT, INSERT, UPDATE"),
+    // Uploads register, renew and remove their objects; the sweep claims and forgets them
+    // (the triggers of `blobs` insert and update as the service role too).
+    ("object_gc", "SELECT, INSERT, UPDATE, DELETE"),
     ("audit_events", "SELECT, INSERT"),
     // Each chain's Merkle tree: appended with the events, never changed.
     ("audit_tree", "SELECT, INSERT"),
@@ -163,6 +166,7 @@ mod tests {
             include_str!("keys.rs"),
             include_str!("meta.rs"),
             include_str!("nonces.rs"),
+            include_str!("objects.rs"),
             include_str!("orgs.rs"),
             include_str!("principals.rs"),
             include_str!("recipients.rs"),

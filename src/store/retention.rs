@@ -261,8 +261,8 @@ macro_rules! retention_store {
                     // Key material first: the wrapped data key is overwritten before anything
                     // else of the row changes (on SQLite, secure_delete zeroes freed pages).
                     let shred = sqlx::query(
-                        "UPDATE blobs SET wrapped_key = $1, ciphertext = $2, purged_at = $3 \
-                         WHERE id = $4 AND purged_at IS NULL AND legal_hold = FALSE",
+                        "UPDATE blobs SET wrapped_key = $1, ciphertext = $2, purged_at = $3, \
+                         object_key = NULL WHERE id = $4 AND purged_at IS NULL AND legal_hold = FALSE",
                     )
                     .bind(Vec::<u8>::new())
                     .bind(Vec::<u8>::new())

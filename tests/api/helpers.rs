@@ -302,6 +302,8 @@ impl TestApp {
                 std::fs::write(&config.audit.log_key_file, log_key.as_bytes()).unwrap();
             }
         }
+        // Each app's objects in its own directory, whichever database it runs on.
+        config.object_store.url = Some(format!("file://{}", dir.path().join("objects").display()));
         customise(&mut config);
         Self {
             backend,
@@ -352,6 +354,11 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The directory of the app's `file://` object store.
+    pub fn objects_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("objects")
     }
 
     /// Registers an HMAC client the way `data-vault admin client create` does.
@@ -525,6 +532,23 @@ fn log_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
         .or_else(|| line.split(json.as_str()).nth(1)?.split('"').next())
 }
 
+/// The object-store settings of `config` as a server process reads them from its environment.
+fn object_store_env(config: &Config) -> Vec<(&'static str, String)> {
+    let store = &config.object_store;
+    [
+        ("DATA_VAULT_OBJECT_STORE__URL", &store.url),
+        ("DATA_VAULT_OBJECT_STORE__ENDPOINT", &store.endpoint),
+        ("DATA_VAULT_OBJECT_STORE__REGION", &store.region),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.clone().map(|v| (name, v)))
+    .chain([(
+        "DATA_VAULT_STORAGE__INLINE_MAX_BYTES",
+        config.storage.inline_max_bytes.to_string(),
+    )])
+    .collect()
+}
+
 impl ServerProcess {
     pub fn start(app: &TestApp) -> Self {
         Self::start_with(app, &[])
@@ -547,6 +571,7 @@ impl ServerProcess {
                 "DATA_VAULT_AUDIT__LOG_KEY_FILE",
                 &app.config.audit.log_key_file,
             )
+            .envs(object_store_env(&app.config))
             .env("DATA_VAULT_SERVER__LISTEN", "127.0.0.1:0")
             .env("DATA_VAULT_SERVER__METRICS_LISTEN", "127.0.0.1:0")
             .env("DATA_VAULT_LOG", "info")

@@ -26,6 +26,7 @@ mod credentials;
 mod deploy;
 mod envelope_bomb;
 mod keys;
+mod large;
 mod openapi;
 mod ops;
 mod pg_roles;

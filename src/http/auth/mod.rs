@@ -3,7 +3,9 @@
 //!
 //! Order matters for cost: cheap header checks first, then the signature, which covers the
 //! claimed body hash, then the nonce, and only then is the body read (bounded) and hashed. An
-//! unauthenticated client can make the server neither buffer a body nor burn a nonce.
+//! unauthenticated client can make the server neither buffer a body nor burn a nonce. A raw
+//! blob upload's body is not read here at all: it streams to the object store, and the upload
+//! checks the claimed hash ([`body::ClaimedSha256`]) before anything becomes visible.
 //!
 //! This file is the middleware; each scheme (`hmac.rs`, `wallet.rs`), the checks they share
 //! (`headers.rs`), the nonce record (`nonce.rs`) and the principal's limits (`limit.rs`) have
@@ -102,21 +104,47 @@ async fn verify_and_run(
     // Split first (by the caller): the body is not `Sync`, so the request cannot be borrowed
     // across awaits.
     let auth = auth.as_ref();
-    let max_payload = auth.vault.max_payload_bytes();
-    let (caller, bytes) = if parts.headers.contains_key(h::ADDRESS) {
-        // The wallet scheme signs the body's hash without sending it, so the body is read
-        // (bounded, and after the cheap checks) before the signature can be checked.
+    let mut parts = parts;
+    // Bodies other than a streamed upload's are read whole, so never beyond what a JSON
+    // document may carry.
+    let max_buffered = auth.vault.json_max_bytes();
+    let streamed = body::is_streamed(&parts);
+    let (caller, body) = if parts.headers.contains_key(h::ADDRESS) {
         let claims = wallet::claims(auth, &parts)?;
-        let bytes = body::read_bounded(&parts.headers, body, max_payload).await?;
-        (wallet::verify(auth, &parts, claims, &bytes).await?, bytes)
+        // A wallet signs the body's hash without sending it, unless it sends
+        // X-VE-Content-SHA256 too: then an upload's signature is checked before its body.
+        let claimed = match streamed {
+            true => wallet::claimed_hash(auth, &parts)?,
+            false => None,
+        };
+        match claimed {
+            Some(hash) => {
+                let caller = wallet::verify(auth, &parts, claims, &hex::encode(hash)).await?;
+                parts.extensions.insert(body::ClaimedSha256(hash));
+                (caller, body)
+            }
+            None => {
+                let bytes = body::read_bounded(&parts.headers, body, max_buffered).await?;
+                let hash = wallet::body_hash(&bytes).await?;
+                (
+                    wallet::verify(auth, &parts, claims, &hash).await?,
+                    Body::from(bytes),
+                )
+            }
+        }
     } else {
         let (caller, claimed_hash) = hmac::verify(auth, &parts).await?;
-        let bytes = body::read_bounded(&parts.headers, body, max_payload).await?;
-        hmac::check_body(auth, &claimed_hash, &bytes).await?;
-        (caller, bytes)
+        if streamed {
+            parts.extensions.insert(body::ClaimedSha256(claimed_hash));
+            (caller, body)
+        } else {
+            let bytes = body::read_bounded(&parts.headers, body, max_buffered).await?;
+            hmac::check_body(auth, &claimed_hash, &bytes).await?;
+            (caller, Body::from(bytes))
+        }
     };
     let verdict = limit::limit_principal(auth, &caller).await?;
-    let mut request = Request::from_parts(parts, Body::from(bytes));
+    let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(caller.clone());
     let mut response = next.run(request).await;
     // Nothing leaves before the nonce is durably spent: most requests spent it with their

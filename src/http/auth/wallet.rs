@@ -45,18 +45,45 @@ pub(super) fn claims(auth: &Authenticator, parts: &Parts) -> Result<WalletClaims
     })
 }
 
+/// The hash of a body read whole, in the form the wallet signs (empty for no body).
+pub(super) async fn body_hash(body: &Bytes) -> Result<String, VaultError> {
+    let body = body.clone();
+    offload::sized(body.len(), move || data_vault_auth::body_hash_field(&body)).await
+}
+
+/// The optional `X-VE-Content-SHA256` header, which lets a wallet's signature be checked
+/// before a streamed upload's body arrives (DESIGN §18); malformed is refused.
+pub(super) fn claimed_hash(
+    auth: &Authenticator,
+    parts: &Parts,
+) -> Result<Option<[u8; 32]>, VaultError> {
+    let Some(value) = parts.headers.get(h::CONTENT_SHA256) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(data_vault_auth::parse_lower_hex_32)
+        .map(Some)
+        .ok_or_else(|| {
+            auth.fail(
+                SCHEME,
+                "malformed",
+                VaultError::Unauthenticated(
+                    "X-VE-Content-SHA256 must be 64 lower-case hexadecimal characters",
+                ),
+            )
+        })
+}
+
 /// Checks the signature over the request as sent (path and raw query, body hash), then
 /// records the nonce. The principal is the address.
 pub(super) async fn verify(
     auth: &Authenticator,
     parts: &Parts,
     claims: WalletClaims,
-    body: &Bytes,
+    body_hash: &str,
 ) -> Result<Caller, VaultError> {
-    let body_hash = {
-        let body = body.clone();
-        offload::sized(body.len(), move || data_vault_auth::body_hash_field(&body)).await?
-    };
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -66,7 +93,7 @@ pub(super) async fn verify(
         path_and_query,
         timestamp_ms: claims.timestamp_ms,
         nonce: &claims.nonce,
-        body_sha256_hex: &body_hash,
+        body_sha256_hex: body_hash,
     }
     .signed_data();
     auth.wallet

@@ -1,5 +1,6 @@
 //! The request time limit: a request not answered within `server.request_timeout_secs` of its
-//! first byte is answered 503 `unavailable`, and counted as `route="timed_out"`.
+//! first byte is answered 503 `unavailable`, and counted as `route="timed_out"`. Raw blob
+//! uploads are the exception: they stream (DESIGN §18) and are refused when they stall.
 
 use crate::http::error::ErrorBody;
 use crate::metrics::Metrics;
@@ -22,6 +23,15 @@ pub struct TimeoutState {
 /// Bounds the time of everything inside it. It sits inside the request-id layer, so the 503
 /// is rendered with the request's id and logged in its span.
 pub async fn bound(State(state): State<TimeoutState>, request: Request, next: Next) -> Response {
+    // A streamed upload may rightly take far longer (gigabytes at the client's pace): it is
+    // bounded instead by its stall limit, and its connection by the idle rule.
+    if crate::http::body::is_streamed_upload(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+    ) {
+        return next.run(request).await;
+    }
     let timeout = state.timeout;
     // The limit counts from the request's first byte when the server knows it, so time spent
     // trickling the head is not granted again for the body.

@@ -1,0 +1,265 @@
+//! Large attachments (DESIGN §18): envelopes above `storage.inline_max_bytes` stream to the
+//! object store as sealed chunks and back, in flat memory, and nothing partial ever shows.
+
+use crate::helpers::*;
+use crate::on_both_backends;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const MIB: usize = 1024 * 1024;
+
+/// A structurally valid age envelope of any size without encrypting gigabytes: the header of
+/// a real envelope, then a payload of the right shape (nonce and 64 KiB chunks with tags)
+/// filled with pseudo-random bytes. The server only checks the shape; the test compares
+/// SHA-256s. Every MiB differs (its index is written into it), so a moved piece shows.
+#[derive(Clone)]
+pub struct Synthetic {
+    header: Vec<u8>,
+    block: Vec<u8>,
+    len: usize,
+}
+
+const AGE_CHUNK: usize = 64 * 1024 + 16;
+
+impl Synthetic {
+    /// An envelope of about `target` bytes (a few bytes more when `target` would give the
+    /// payload an impossible last chunk).
+    pub fn of_about(target: usize) -> Self {
+        let small = age_envelope_of_size(600);
+        let header_len = data_vault::envelope::check_header(&small).unwrap();
+        let header = small[..header_len].to_vec();
+        let mut len = target.max(header_len + 16 + 17);
+        loop {
+            let last = (len - header_len - 16) % AGE_CHUNK;
+            if last == 0 || last > 16 {
+                break;
+            }
+            len += 1;
+        }
+        let mut block = vec![0u8; MIB];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for word in block.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
+        }
+        Self { header, block, len }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The envelope as a stream of pieces of at most 1 MiB.
+    pub fn stream(
+        &self,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        let this = self.clone();
+        let pieces = self.len.div_ceil(MIB);
+        futures_util::stream::iter((0..pieces).map(move |i| Ok(this.piece(i))))
+    }
+
+    fn piece(&self, i: usize) -> Bytes {
+        let start = i * MIB;
+        let end = (start + MIB).min(self.len);
+        let mut piece = self.block[..end - start].to_vec();
+        let index = (i as u64).to_le_bytes();
+        let n = index.len().min(piece.len());
+        piece[..n].copy_from_slice(&index[..n]);
+        if i == 0 {
+            piece[..self.header.len()].copy_from_slice(&self.header);
+        }
+        Bytes::from(piece)
+    }
+
+    /// The whole envelope in memory (for the smaller tests).
+    pub fn bytes(&self) -> Vec<u8> {
+        (0..self.len.div_ceil(MIB))
+            .flat_map(|i| self.piece(i).to_vec())
+            .collect()
+    }
+
+    pub fn sha256_hex(&self) -> String {
+        let mut hasher = Sha256::new();
+        for i in 0..self.len.div_ceil(MIB) {
+            hasher.update(self.piece(i));
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// Streams `envelope` as a raw upload, signed over its hash (`claimed`, else its own).
+pub async fn upload_streamed(
+    api: &Api,
+    envelope: &Synthetic,
+    scope: &str,
+    claimed: Option<&str>,
+) -> reqwest::Response {
+    let hash = claimed.map_or_else(|| envelope.sha256_hex(), str::to_owned);
+    api.signer()
+        .send_streamed(
+            "/api/v1/vault/blobs",
+            &[("scope", scope)],
+            reqwest::Body::wrap_stream(envelope.stream()),
+            &hash,
+        )
+        .await
+        .unwrap()
+}
+
+/// Downloads a blob raw, hashing it as it arrives; returns its length and SHA-256.
+pub async fn download_hashed(api: &Api, id: &str) -> (usize, String) {
+    let response = api.get_blob_raw(id, &ReadQuery::default()).await;
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let (mut len, mut hasher) = (0, Sha256::new());
+    while let Some(piece) = stream.next().await {
+        let piece = piece.unwrap();
+        len += piece.len();
+        hasher.update(&piece);
+    }
+    (len, hex::encode(hasher.finalize()))
+}
+
+/// Every file under `dir` (the object store's objects).
+pub fn objects_in(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.map(Result::unwrap) {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Waits (up to 60 s) until the object store holds exactly `count` objects.
+pub async fn until_objects(dir: &Path, count: usize) {
+    for _ in 0..600 {
+        if objects_in(dir).len() == count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the object store holds {:?}, not {count} objects",
+        objects_in(dir)
+    );
+}
+
+async fn a_large_envelope_round_trips_through_the_object_store(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.client(&app.create_client("alice").await);
+    let envelope = Synthetic::of_about(3 * MIB + 5);
+    let created =
+        json_with_status(upload_streamed(&alice, &envelope, "veid", None).await, 201).await;
+    let meta = &created["metadata"];
+    assert_eq!(meta["size"], envelope.len());
+    assert_eq!(meta["content_hash"], envelope.sha256_hex());
+    let id = meta["id"].as_str().unwrap();
+    // In the object store, sealed: one object, longer than the envelope by a tag per chunk,
+    // and none of the envelope's bytes in it.
+    let objects = objects_in(&app.objects_dir());
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let stored = std::fs::read(&objects[0]).unwrap();
+    let chunks = envelope.len().div_ceil(64 * 1024);
+    assert_eq!(stored.len(), envelope.len() + 16 * chunks);
+    let bytes = envelope.bytes();
+    assert!(!stored.windows(64).any(|w| w == &bytes[MIB..MIB + 64]));
+
+    assert_eq!(
+        download_hashed(&alice, id).await,
+        (envelope.len(), envelope.sha256_hex())
+    );
+    // JSON carries it too while it is within the JSON limit.
+    let read = json_with_status(alice.get_blob(id, &ReadQuery::default()).await, 200).await;
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(read["data_base64"].as_str().unwrap())
+        .unwrap();
+    assert!(data == bytes);
+
+    // A JSON upload above the inline limit goes to the object store as well.
+    let body = serde_json::json!({
+        "scope": "veid",
+        "payload_base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
+    });
+    let created = json_with_status(alice.upload_json(&body).await, 201).await;
+    let second = created["metadata"]["id"].as_str().unwrap();
+    assert_eq!(objects_in(&app.objects_dir()).len(), 2);
+    assert_eq!(
+        download_hashed(&alice, second).await.1,
+        envelope.sha256_hex()
+    );
+
+    // An envelope at the inline limit stays in its row.
+    let small = Synthetic::of_about(200 * 1024);
+    json_with_status(upload_streamed(&alice, &small, "veid", None).await, 201).await;
+    assert_eq!(objects_in(&app.objects_dir()).len(), 2);
+}
+
+async fn bad_streams_are_refused_and_leave_nothing(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.server.max_payload_bytes = 8 * MIB;
+    })
+    .await;
+    let alice = app.client(&app.create_client("alice").await);
+    let envelope = Synthetic::of_about(3 * MIB);
+
+    // A body that is not the one signed: refused once it has all arrived.
+    let wrong = "ab".repeat(32);
+    let (status, code) =
+        error_of(upload_streamed(&alice, &envelope, "veid", Some(&wrong)).await).await;
+    assert_eq!((status, code.as_str()), (401, "unauthenticated"));
+
+    // A truncated age STREAM: a payload whose last chunk cannot hold its tag.
+    let mut cut = envelope.bytes();
+    let header_len = data_vault::envelope::check_header(&cut).unwrap();
+    let last = match (cut.len() - header_len - 16) % AGE_CHUNK {
+        0 => AGE_CHUNK,
+        last => last,
+    };
+    cut.truncate(cut.len() - last + 5);
+    let response = alice.upload_raw(&cut, &UploadQuery::in_scope("veid")).await;
+    let (status, code) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (422, "invalid_envelope"));
+
+    // Larger than the limit: declared (refused before a byte is read) or streamed.
+    let big = Synthetic::of_about(9 * MIB);
+    let response = alice
+        .upload_raw(&big.bytes(), &UploadQuery::in_scope("veid"))
+        .await;
+    assert_eq!(error_of(response).await, (413, "payload_too_large".into()));
+    let (status, code) = error_of(upload_streamed(&alice, &big, "veid", None).await).await;
+    assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+
+    // A header that is not age: refused on the first bytes.
+    let mut plain = envelope.bytes();
+    plain[..4].copy_from_slice(b"PLAI");
+    let response = alice
+        .upload_raw(&plain, &UploadQuery::in_scope("veid"))
+        .await;
+    assert_eq!(error_of(response).await.0, 422);
+
+    let listed = alice.list_blobs_json(&ListQuery::default()).await;
+    assert_eq!(listed["blobs"].as_array().unwrap().len(), 0, "{listed}");
+    // Whatever was written is collected.
+    until_objects(&app.objects_dir(), 0).await;
+}
+
+on_both_backends!(
+    a_large_envelope_round_trips_through_the_object_store,
+    bad_streams_are_refused_and_leave_nothing,
+);
