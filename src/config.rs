@@ -29,6 +29,8 @@ pub struct Config {
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
+    pub object_store: ObjectStoreConfig,
+    #[serde(default)]
     pub keys: KeysConfig,
     #[serde(default)]
     pub auth: AuthConfig,
@@ -123,7 +125,15 @@ pub struct StorageConfig {
     /// migrates over it and grants the `database_url` role its privileges at start-up, and
     /// refuses a `database_url` role that could alter the tables (runbooks/postgresql.md).
     pub migrations_database_url: Option<String>,
+    /// Envelopes up to this size live in the database; larger ones in the object store.
+    pub inline_max_bytes: usize,
 }
+
+/// Default of `storage.inline_max_bytes`: 1 MiB.
+pub const DEFAULT_INLINE_MAX_BYTES: usize = 1024 * 1024;
+/// Bounds of `storage.inline_max_bytes`: below 64 KiB the object store would hold many small
+/// envelopes it is not made for; above 10 MiB rows would outgrow the JSON body limit.
+const INLINE_MAX_BYTES_RANGE: std::ops::RangeInclusive<usize> = 65_536..=10_485_760;
 
 impl Default for StorageConfig {
     fn default() -> Self {
@@ -131,8 +141,23 @@ impl Default for StorageConfig {
             database_url: DEFAULT_DATABASE_URL.into(),
             max_connections: 16,
             migrations_database_url: None,
+            inline_max_bytes: DEFAULT_INLINE_MAX_BYTES,
         }
     }
+}
+
+/// Where envelopes above `storage.inline_max_bytes` go (DESIGN §18); parsed and checked by
+/// [`crate::objects::Location`]. S3 credentials come from the usual AWS variables only.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectStoreConfig {
+    /// `file:///absolute/path` or `s3://bucket[/prefix]`; unset: `objects/` beside the
+    /// SQLite database, or `./data/objects` on PostgreSQL.
+    pub url: Option<String>,
+    /// `http(s)://host[:port]` of an S3-compatible service (MinIO, Ceph...); unset: AWS.
+    pub endpoint: Option<String>,
+    /// The bucket's region; unset: `AWS_REGION`, else `us-east-1`.
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -464,6 +489,15 @@ impl Config {
         if let Some(owner) = &self.storage.migrations_database_url {
             crate::store::check_migrations_url(url, owner).map_err(ConfigError::Invalid)?;
         }
+        if !INLINE_MAX_BYTES_RANGE.contains(&self.storage.inline_max_bytes) {
+            return invalid(format!(
+                "storage.inline_max_bytes must be between {} and {}, not {}",
+                INLINE_MAX_BYTES_RANGE.start(),
+                INLINE_MAX_BYTES_RANGE.end(),
+                self.storage.inline_max_bytes
+            ));
+        }
+        crate::objects::Location::parse(&self.object_store).map_err(ConfigError::Invalid)?;
         if self.auth.wallet_prefix.is_empty()
             || !self
                 .auth
@@ -624,6 +658,63 @@ mod tests {
         assert!(message.contains("server.max_connections"), "{message}");
         let message = refusal(|c| c.server.max_connections = MAX_MAX_CONNECTIONS + 1);
         assert!(message.contains("server.max_connections"), "{message}");
+    }
+
+    #[test]
+    fn inline_max_bytes_defaults_to_a_mebibyte_and_is_bounded() {
+        assert_eq!(Config::default().storage.inline_max_bytes, 1_048_576);
+        for bad in [0, 65_535, 10_485_761, usize::MAX] {
+            let message = refusal(|c| c.storage.inline_max_bytes = bad);
+            assert!(message.contains("storage.inline_max_bytes"), "{message}");
+        }
+        for good in [65_536, 10_485_760] {
+            let mut config = Config::default();
+            config.storage.inline_max_bytes = good;
+            config.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn object_store_urls_are_checked_naming_the_key() {
+        let message = refusal(|c| c.object_store.url = Some("s3://".into()));
+        assert!(message.contains("object_store.url"), "{message}");
+        let message = refusal(|c| c.object_store.url = Some("file://relative".into()));
+        assert!(message.contains("object_store.url"), "{message}");
+        let message = refusal(|c| {
+            c.object_store.url = Some("s3://vault-objects".into());
+            c.object_store.endpoint = Some("minio:9000".into());
+        });
+        assert!(message.contains("object_store.endpoint"), "{message}");
+        let mut config = Config::default();
+        config.object_store.url = Some("s3://vault-objects/prod".into());
+        config.object_store.endpoint = Some("http://127.0.0.1:9000".into());
+        config.object_store.region = Some("us-east-1".into());
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn the_object_store_section_loads_from_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vault.toml");
+        std::fs::write(
+            &file,
+            "[storage]\ninline_max_bytes = 262144\n\n[object_store]\n\
+             url = \"s3://vault-objects\"\nendpoint = \"https://s3.example.com\"\n\
+             region = \"eu-west-1\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        assert_eq!(config.storage.inline_max_bytes, 262_144);
+        assert_eq!(
+            config.object_store.url.as_deref(),
+            Some("s3://vault-objects")
+        );
+        assert_eq!(config.object_store.region.as_deref(), Some("eu-west-1"));
+        std::fs::write(&file, "[object_store]\nbucket = \"x\"\n").unwrap();
+        assert!(
+            Config::load(Some(&file)).is_err(),
+            "unknown keys are refused"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod nonce;
+pub mod objects;
 pub mod offload;
 pub mod redis_conn;
 pub mod retention;
