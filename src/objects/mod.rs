@@ -176,7 +176,10 @@ impl Location {
                 Ok(Self::File(root))
             }
             "s3" => {
-                let bucket = parsed.host_str().unwrap_or_default();
+                // Taken from the text as written: the URL parser would resolve `..` segments
+                // and percent escapes that the prefix must refuse instead.
+                let rest = url.get("s3://".len()..).unwrap_or_default();
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if !is_bucket_name(bucket) {
                     return Err(format!(
                         "object_store.url needs a bucket name of 3-63 lowercase letters, digits, \
@@ -184,7 +187,7 @@ impl Location {
                         shown(url)
                     ));
                 }
-                let prefix = parsed.path().trim_matches('/');
+                let prefix = prefix.trim_end_matches('/');
                 let prefix = if prefix.is_empty() {
                     None
                 } else if is_valid_key(prefix) && prefix.len() <= 256 {
