@@ -236,6 +236,23 @@ impl Application {
                 "built the Merkle trees of older audit chains"
             );
         }
+        // A missing object store does not stop the vault: small blobs are still served, and
+        // `/readyz` says `degraded` until it answers.
+        let objects = vault.object_backend();
+        match tokio::time::timeout(Duration::from_secs(5), objects.ping()).await {
+            Ok(Ok(())) => {
+                tracing::info!(objects = %objects.describe(), "large blobs go to the object store")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(objects = %objects.describe(), error = %e, "the object store does not answer; large blobs get 503 until it does")
+            }
+            Err(_) => {
+                tracing::warn!(objects = %objects.describe(), "the object store did not answer within 5 s; large blobs get 503 until it does")
+            }
+        }
+        if !config.is_embedded() && config.object_store.url.is_none() {
+            tracing::warn!(objects = %objects.describe(), "object_store.url is unset on PostgreSQL: large blobs go to a local directory, which every replica must share; configure s3:// for several replicas");
+        }
         let local_nonces = MemoryNonceStore::new(config.auth.nonce_capacity);
         let nonces: Arc<dyn NonceStore> = match &redis {
             Some(redis) => Arc::new(RedisNonceStore::new(redis.clone(), local_nonces)),

@@ -193,6 +193,12 @@ async fn triage_pages_work(backend: Backend) {
     bench.run("health.md", &[]);
     bench.run("redis-outage.md", &[]);
     bench.run("database-outage.md", &[]);
+    let said = bench.run("object-store.md", &[]);
+    assert!(said.contains(r#""objects":"ok""#), "{said}");
+    assert!(
+        said.contains("virtengine_data_vault_object_gc_pending 0"),
+        "{said}"
+    );
     bench.run("payload-too-large.md", &[]);
     bench.run("nonce-store.md", &[]);
     let said = bench.run("restart-and-upgrade.md", &[]);
