@@ -26,6 +26,8 @@ mod credentials;
 mod deploy;
 mod envelope_bomb;
 mod keys;
+mod moto;
+mod objects;
 mod openapi;
 mod ops;
 mod pg_roles;
