@@ -75,9 +75,13 @@ impl S3Backend {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = builder.with_bucket_name(&location.bucket);
         if let Some(endpoint) = &location.endpoint {
-            // Url keeps a trailing '/', which would double in `endpoint/bucket/key`.
+            // Url keeps a trailing '/', which would double in `endpoint/bucket/key`. Set as
+            // the S3 endpoint too, which object_store prefers: else `AWS_ENDPOINT_URL_S3`
+            // from the environment would win over the configuration.
+            let endpoint_text = endpoint.as_str().trim_end_matches('/');
             builder = builder
-                .with_endpoint(endpoint.as_str().trim_end_matches('/'))
+                .with_endpoint(endpoint_text)
+                .with_config(AmazonS3ConfigKey::S3Endpoint, endpoint_text)
                 .with_allow_http(endpoint.scheme() == "http");
         }
         if let Some(region) = &location.region {
@@ -146,13 +150,8 @@ impl ObjectBackend for S3Backend {
         if let Some(id) = upload_id {
             abort(&self.store, &self.redactor, &path, &id.to_owned()).await?;
         }
-        match self.store.delete(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) => match self.redactor.error("deleting an object", e) {
-                ObjectError::NotFound => Ok(()),
-                other => Err(other),
-            },
-        }
+        let deleted = self.store.delete(&path).await;
+        already_gone_is_fine(deleted.map_err(|e| self.redactor.error("deleting an object", e)))
     }
 
     async fn ping(&self) -> Result<(), ObjectError> {
@@ -189,12 +188,15 @@ async fn abort(
     path: &ObjectPath,
     id: &String,
 ) -> Result<(), ObjectError> {
-    match store.abort_multipart(path, id).await {
-        Ok(()) => Ok(()),
-        Err(e) => match redactor.error("aborting a multipart upload", e) {
-            ObjectError::NotFound => Ok(()),
-            other => Err(other),
-        },
+    let aborted = store.abort_multipart(path, id).await;
+    already_gone_is_fine(aborted.map_err(|e| redactor.error("aborting a multipart upload", e)))
+}
+
+/// Deletes are retried by a sweep, so one that finds nothing to delete has succeeded.
+fn already_gone_is_fine(result: Result<(), ObjectError>) -> Result<(), ObjectError> {
+    match result {
+        Err(ObjectError::NotFound) => Ok(()),
+        other => other,
     }
 }
 
@@ -334,6 +336,10 @@ mod tests {
         }
     }
 
+    fn backend(url: &str, endpoint: Option<&str>) -> S3Backend {
+        S3Backend::with_credentials(&config(url, endpoint), credentials()).unwrap()
+    }
+
     fn credentials() -> S3Credentials {
         S3Credentials {
             access_key_id: "AKIAEXAMPLEKEYID".into(),
@@ -345,25 +351,16 @@ mod tests {
     #[test]
     fn an_https_client_builds_with_the_ring_provider() {
         // Building the client needs a rustls provider; without one reqwest would panic here.
-        let backend = S3Backend::with_credentials(
-            &config("s3://vault-objects/prod", Some("https://s3.example.com")),
-            credentials(),
-        )
-        .unwrap();
-        assert_eq!(backend.describe(), "s3://vault-objects/prod");
+        let tls = backend("s3://vault-objects/prod", Some("https://s3.example.com"));
+        assert_eq!(tls.describe(), "s3://vault-objects/prod");
         assert!(rustls::crypto::CryptoProvider::get_default().is_some());
-        let plain = S3Backend::with_credentials(&config("s3://vault-objects", None), credentials())
-            .unwrap();
+        let plain = backend("s3://vault-objects", None);
         assert_eq!(plain.describe(), "s3://vault-objects");
     }
 
     #[test]
     fn keys_get_the_prefix_and_bad_keys_are_refused() {
-        let backend = S3Backend::with_credentials(
-            &config("s3://vault-objects/prod/eu", Some("http://127.0.0.1:9")),
-            credentials(),
-        )
-        .unwrap();
+        let backend = backend("s3://vault-objects/prod/eu", Some("http://127.0.0.1:9"));
         assert_eq!(backend.path("v1/b/r").unwrap().as_ref(), "prod/eu/v1/b/r");
         assert!(matches!(
             backend.path("../x"),
