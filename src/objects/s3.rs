@@ -12,7 +12,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{ClientConfigKey, ObjectStoreExt, PutPayload};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -73,7 +73,16 @@ impl S3Backend {
         // process default, ring, as the rest of the vault does. A provider installed earlier
         // stays (the error says so and is of no consequence).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = builder.with_bucket_name(&location.bucket);
+        // object_store bounds a whole request by 30 s, which would cut the download of any
+        // large object to a slow reader. Bound stalls instead (no byte for a minute, retried),
+        // with a day for a whole request as the backstop.
+        let mut builder = builder
+            .with_bucket_name(&location.bucket)
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "24h")
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ReadTimeout),
+                "60s",
+            );
         if let Some(endpoint) = &location.endpoint {
             // Url keeps a trailing '/', which would double in `endpoint/bucket/key`. Set as
             // the S3 endpoint too, which object_store prefers: else `AWS_ENDPOINT_URL_S3`
@@ -353,6 +362,12 @@ mod tests {
         // Building the client needs a rustls provider; without one reqwest would panic here.
         let tls = backend("s3://vault-objects/prod", Some("https://s3.example.com"));
         assert_eq!(tls.describe(), "s3://vault-objects/prod");
+        // Built at all means the timeouts parsed; a large download is bounded by stalls only.
+        // The timeouts reached the HTTP client (as its Debug shows them): a large download is
+        // bounded by stalls, not by a total time.
+        let client = format!("{:?}", tls.store);
+        assert!(client.contains("TotalTimeout: 86400s"), "{client}");
+        assert!(client.contains("read_timeout: 60s"), "{client}");
         assert!(rustls::crypto::CryptoProvider::get_default().is_some());
         let plain = backend("s3://vault-objects", None);
         assert_eq!(plain.describe(), "s3://vault-objects");
