@@ -97,6 +97,7 @@ impl ObjectBackend for FileBackend {
             file,
             path,
             root: self.root.clone(),
+            failed: false,
         }))
     }
 
@@ -161,6 +162,8 @@ struct FileWriter {
     file: tokio::fs::File,
     path: PathBuf,
     root: PathBuf,
+    /// A write failed part-way: finishing would store an object with a gap.
+    failed: bool,
 }
 
 #[async_trait::async_trait]
@@ -170,11 +173,15 @@ impl ObjectWriter for FileWriter {
     }
 
     async fn write(&mut self, bytes: Bytes) -> Result<(), ObjectError> {
+        super::usable(self.failed)?;
+        self.failed = true;
         self.file.write_all(&bytes).await?;
+        self.failed = false;
         Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> Result<(), ObjectError> {
+        super::usable(self.failed)?;
         // tokio's File may still hold the last write in flight: flush hands it to the kernel.
         self.file.flush().await?;
         self.file.sync_all().await?;
@@ -192,7 +199,9 @@ impl ObjectWriter for FileWriter {
     }
 
     async fn abort(self: Box<Self>) -> Result<(), ObjectError> {
-        let Self { file, path, root } = *self;
+        let Self {
+            file, path, root, ..
+        } = *self;
         drop(file);
         FileBackend { root }.remove(&path).await
     }
@@ -344,6 +353,36 @@ mod tests {
             Some(ObjectError::NotFound)
         ));
         assert!(!backend.root.join("v1").exists());
+    }
+
+    #[tokio::test]
+    async fn a_writer_whose_write_failed_cannot_finish() {
+        let (_dir, backend) = backend();
+        touch(&backend, "v1/w/r1").await;
+        let path = backend.root.join("v1/w/r1");
+        // A read-only handle makes the write fail as a full disk would.
+        let mut writer = Box::new(FileWriter {
+            file: tokio::fs::File::open(&path).await.unwrap(),
+            path,
+            root: backend.root.clone(),
+            failed: false,
+        });
+        // tokio's File reports a failed write at the next call on it, not always at once.
+        let first = writer.write(Bytes::from_static(b"lost")).await;
+        if first.is_ok() {
+            assert!(matches!(
+                writer.write(Bytes::from_static(b"lost")).await,
+                Err(ObjectError::Io(_))
+            ));
+        }
+        assert!(matches!(
+            writer.write(Bytes::from_static(b"more")).await,
+            Err(ObjectError::Unavailable(_))
+        ));
+        assert!(matches!(
+            writer.finish().await,
+            Err(ObjectError::Unavailable(_))
+        ));
     }
 
     #[tokio::test]

@@ -134,6 +134,7 @@ impl ObjectBackend for S3Backend {
             parts: Vec::new(),
             pending: Vec::new(),
             pending_len: 0,
+            failed: false,
         }))
     }
 
@@ -218,6 +219,8 @@ struct S3Writer {
     /// The next part, kept as the caller's pieces (slices, not copies); at most PART_SIZE.
     pending: Vec<Bytes>,
     pending_len: usize,
+    /// A part failed: its bytes are gone, so completing would store an object with a gap.
+    failed: bool,
 }
 
 impl S3Writer {
@@ -230,11 +233,13 @@ impl S3Writer {
         }
         let payload: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
         self.pending_len = 0;
+        self.failed = true;
         let part = self
             .store
             .put_part(&self.path, &self.id, index, payload)
             .await
             .map_err(|e| self.redactor.error("uploading a part", e))?;
+        self.failed = false;
         self.parts.push(part);
         Ok(())
     }
@@ -247,6 +252,7 @@ impl ObjectWriter for S3Writer {
     }
 
     async fn write(&mut self, mut bytes: Bytes) -> Result<(), ObjectError> {
+        super::usable(self.failed)?;
         while !bytes.is_empty() {
             let take = bytes.len().min(PART_SIZE - self.pending_len);
             self.pending.push(bytes.split_to(take));
@@ -259,6 +265,7 @@ impl ObjectWriter for S3Writer {
     }
 
     async fn finish(mut self: Box<Self>) -> Result<(), ObjectError> {
+        super::usable(self.failed)?;
         // The last part may be short. An object of no bytes has no part at all, and
         // object_store then uploads one empty part itself, as S3 wants at least one.
         if self.pending_len > 0 {
@@ -380,6 +387,46 @@ mod tests {
         assert!(matches!(
             backend.path("../x"),
             Err(ObjectError::InvalidKey(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_writer_whose_part_failed_cannot_finish() {
+        // Nothing listens on port 1, and no retry: the first part fails at once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = AmazonS3Builder::new()
+            .with_bucket_name("vault-objects")
+            .with_endpoint("http://127.0.0.1:1")
+            .with_allow_http(true)
+            .with_access_key_id("AKIAEXAMPLEKEYID")
+            .with_secret_access_key("example")
+            .with_retry(object_store::RetryConfig {
+                max_retries: 0,
+                ..Default::default()
+            })
+            .build()
+            .unwrap();
+        let mut writer = Box::new(S3Writer {
+            store: Arc::new(store),
+            redactor: Arc::new(Redactor {
+                secrets: Vec::new(),
+            }),
+            path: ObjectPath::from("v1/b/r"),
+            id: "upload".into(),
+            parts: Vec::new(),
+            pending: Vec::new(),
+            pending_len: 0,
+            failed: false,
+        });
+        writer
+            .write(Bytes::from(vec![0; PART_SIZE - 1]))
+            .await
+            .unwrap();
+        assert!(writer.write(Bytes::from(vec![0; 2])).await.is_err());
+        assert!(writer.pending.is_empty(), "the part's bytes are not kept");
+        assert!(matches!(
+            writer.finish().await,
+            Err(ObjectError::Unavailable(message)) if message.contains("earlier write")
         ));
     }
 
