@@ -602,6 +602,19 @@ impl ServerProcess {
         log.iter().filter(|l| l.contains(needle)).cloned().collect()
     }
 
+    /// Waits until the process has logged `count` lines containing `needle`; returns them.
+    /// (A request's line is written as its response leaves, so it may trail the answer.)
+    pub async fn wait_for_log(&self, needle: &str, count: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let lines = self.log_lines_with(needle);
+            if lines.len() >= count {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the server never logged {needle:?} {count} time(s)");
+    }
+
     /// The API of this process as the HMAC client `creds` calls it.
     pub fn client(&self, creds: &Credentials) -> Api {
         Api::from(hmac_client(&format!("http://{}", self.addr), creds))

@@ -127,18 +127,6 @@ async fn healthz_on(stream: &mut tokio_rustls::client::TlsStream<TcpStream>) -> 
     head.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// Waits until the process has logged `count` lines containing `needle`; returns them.
-async fn wait_for_log(server: &ServerProcess, needle: &str, count: usize) -> Vec<String> {
-    for _ in 0..200 {
-        let lines = server.log_lines_with(needle);
-        if lines.len() >= count {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server never logged {needle:?} {count} time(s)");
-}
-
 /// A `data-vault serve` process speaking TLS with `pki`, on `app`'s database.
 fn serve_tls(app: &TestApp, dir: &Path, pki: &TestPki) -> (ServerProcess, PathBuf, PathBuf) {
     let (cert, key) = install(dir, pki);
@@ -213,7 +201,7 @@ async fn sighup_reload_is_seen_by_new_connections_and_open_ones_carry_on() {
 
     install(files.path(), &two);
     server.hangup();
-    wait_for_log(&server, "reloaded the TLS certificate", 1).await;
+    server.wait_for_log("reloaded the TLS certificate", 1).await;
 
     assert!(
         healthz_with_new_client(&two.ca_pem, server.addr).await,
@@ -247,7 +235,9 @@ async fn bad_file_at_reload_is_logged_and_the_old_certificate_kept() {
 
     std::fs::write(&cert, "not a certificate\n").unwrap();
     server.hangup();
-    let errors = wait_for_log(&server, "cannot reload the TLS certificate", 1).await;
+    let errors = server
+        .wait_for_log("cannot reload the TLS certificate", 1)
+        .await;
     assert!(
         errors[0].contains(cert.to_str().unwrap()),
         "the error names the file: {}",
@@ -258,7 +248,9 @@ async fn bad_file_at_reload_is_logged_and_the_old_certificate_kept() {
     // A valid certificate whose key is not the one in the key file.
     std::fs::write(&cert, issue("CA two").cert_pem).unwrap();
     server.hangup();
-    let errors = wait_for_log(&server, "cannot reload the TLS certificate", 2).await;
+    let errors = server
+        .wait_for_log("cannot reload the TLS certificate", 2)
+        .await;
     assert!(
         errors[1].contains(key.to_str().unwrap()),
         "the error names the key file: {}",
