@@ -98,7 +98,7 @@ pub async fn run(cli: Cli, config: Result<Config, ConfigError>) -> anyhow::Resul
         }
         Command::Audit(command) => {
             let config = config?;
-            blob::set_default_url(&config.server.listen);
+            blob::set_default_url(&config.server);
             audit::run(&config, command).await
         }
         Command::Loadgen(args) => loadgen::run(args).await,
@@ -114,7 +114,7 @@ fn reach_configured_server(
     file: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     match config {
-        Ok(config) => blob::set_default_url(&config.server.listen),
+        Ok(config) => blob::set_default_url(&config.server),
         Err(e) if file.is_some() => return Err(e.into()),
         Err(_) => {}
     }

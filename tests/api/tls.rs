@@ -347,6 +347,42 @@ async fn the_client_cli_trusts_a_private_ca_given_with_ca_cert() {
     );
 }
 
+/// Without `--url`, a client command reaches the server of its configuration, and a server
+/// configured with a certificate speaks only TLS: the default URL is `https://`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_cli_defaults_to_https_when_its_configuration_has_a_certificate() {
+    let pki = issue("private CA");
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = install(files.path(), &pki);
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.server.tls_cert_file = Some(cert.clone());
+        c.server.tls_key_file = Some(key.clone());
+    })
+    .await;
+    let creds = app.create_client("cli-over-tls").await;
+    let ca = files.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_data-vault"))
+        .args(["blob", "ls", "--ca-cert"])
+        .arg(&ca)
+        .env_remove("DATA_VAULT_URL")
+        .env("DATA_VAULT_SERVER__LISTEN", app.addr.to_string())
+        .env("DATA_VAULT_SERVER__TLS_CERT_FILE", &cert)
+        .env("DATA_VAULT_SERVER__TLS_KEY_FILE", &key)
+        .env("DATA_VAULT_PRINCIPAL", &creds.principal)
+        .env("DATA_VAULT_SECRET", creds.secret.as_str())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(listing["blobs"].is_array(), "{listing}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_finishes_its_handshake_is_cut_off_at_the_request_timeout() {
     let pki = issue("CA one");
