@@ -1,7 +1,7 @@
 //! The `data-vault` binary: parse the command line, set up logging, run.
 
 use clap::Parser;
-use data_vault::cli::{run, Cli};
+use data_vault::cli::{run, stdout_closed, Cli};
 use data_vault::config::LogFormat;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -38,6 +38,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli, config)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`| head`): it has what it wanted, so this is
+        // not a failure, and there is no one left to tell. Exit 0 quietly, as ripgrep does,
+        // so that `set -o pipefail` scripts that take the first lines do not fail.
+        Err(e) if stdout_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -271,7 +271,7 @@ pub(super) fn decrypt(envelope: &[u8], identity_file: &Path) -> anyhow::Result<Z
 
 fn write_output(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     if path == Path::new("-") {
-        std::io::stdout().write_all(data)?;
+        super::output::Stdout::lock().write_all(data)?;
         return Ok(());
     }
     let mut options = std::fs::OpenOptions::new();
@@ -292,7 +292,7 @@ pub(super) fn blob_path(id: &str) -> anyhow::Result<String> {
 
 async fn print_json(response: reqwest::Response) -> anyhow::Result<()> {
     let value: serde_json::Value = response.json().await?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    out!("{}", serde_json::to_string_pretty(&value)?)?;
     Ok(())
 }
 
@@ -341,12 +341,12 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             let value: serde_json::Value = response.json().await?;
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(
                     value.get("metadata").unwrap_or(&serde_json::Value::Null)
                 )?
-            );
+            )?;
         }
         BlobCommand::Get {
             connection,
@@ -406,7 +406,7 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
             client
                 .call(Method::DELETE, &blob_path(&id)?, &[], None, None)
                 .await?;
-            println!("deleted {id}");
+            out!("deleted {id}")?;
         }
         BlobCommand::Hold {
             connection,

@@ -282,7 +282,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         }
         total.transport_errors += tally.transport_errors;
     }
-    report(&args, &mut total, started.elapsed());
+    report(&args, &mut total, started.elapsed())?;
     Ok(())
 }
 
@@ -295,7 +295,7 @@ fn successes(by_status: &BTreeMap<u16, u64>) -> u64 {
         .sum()
 }
 
-fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
+fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) -> std::io::Result<()> {
     tally.latencies_us.sort_unstable();
     let n = tally.latencies_us.len();
     let pct = |p: usize| open_loop::percentile_ms(&tally.latencies_us, p * 10);
@@ -314,9 +314,9 @@ fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
         "transport_errors": tally.transport_errors,
     });
     if args.json {
-        println!("{summary}");
+        out!("{summary}")
     } else {
-        println!(
+        out!(
             "{} x{}: {} requests in {:.2} s = {:.0} req/s ({} ok)\nlatency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\nby status: {:?}  transport errors: {}",
             summary.get("scenario").and_then(serde_json::Value::as_str).unwrap_or("?"),
             args.concurrency,
@@ -330,6 +330,6 @@ fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
             pct(100),
             tally.by_status,
             tally.transport_errors
-        );
+        )
     }
 }

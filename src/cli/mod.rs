@@ -1,11 +1,20 @@
 //! The command line: `serve`, the admin commands that work directly on the database, and the
 //! client commands that sign requests to a running vault.
 
+/// `println!` that returns the write's error, a closed pipe marked as such, instead of
+/// panicking: every line a command prints goes through it ([`output`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
+
 mod admin;
 mod audit;
 mod blob;
 mod client;
 mod loadgen;
+mod output;
 mod recipients;
 mod reshare;
 mod subject;
@@ -16,6 +25,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 pub use client::{Body, ClientAuth, VaultClient};
+pub use output::closed as stdout_closed;
 
 #[derive(Debug, Parser)]
 #[command(

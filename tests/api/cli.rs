@@ -528,3 +528,31 @@ fn unusable_rate_limits_are_refused_at_start_up_naming_the_key() {
         );
     }
 }
+
+/// `data-vault ... | head`: once the reader has closed the pipe, the command stops printing
+/// and exits 0 without a word (no "failed printing to stdout" panic), both for a command on
+/// the database and for a client of the server. The read end is closed before the command
+/// starts, so its first line already meets the closed pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_whose_reader_went_away_exits_quietly() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let creds = app.create_client("svc").await;
+    app.client(&creds).create_blob("veid", None).await;
+    let listing = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        data_vault(&app)
+            .env("DATA_VAULT_PRINCIPAL", &creds.principal)
+            .env("DATA_VAULT_SECRET", creds.secret.as_str())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap()
+    };
+    for args in [&["admin", "org", "list"][..], &["blob", "ls"]] {
+        let output = listing(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+}

@@ -151,11 +151,17 @@ pub(super) async fn run(
         .join()
         .map_err(|_| anyhow::anyhow!("the clock thread failed"))?;
     let mut results = std::mem::take(&mut *results.lock().unwrap_or_else(PoisonError::into_inner));
-    report(args, rate, planned, &mut results, elapsed);
+    report(args, rate, planned, &mut results, elapsed)?;
     Ok(())
 }
 
-fn report(args: &LoadArgs, rate: u64, planned: u64, results: &mut Results, elapsed: Duration) {
+fn report(
+    args: &LoadArgs,
+    rate: u64,
+    planned: u64,
+    results: &mut Results,
+    elapsed: Duration,
+) -> std::io::Result<()> {
     results.latencies_us.sort_unstable();
     results.send_lag_us.sort_unstable();
     let lat = |pm| percentile_ms(&results.latencies_us, pm);
@@ -192,10 +198,9 @@ fn report(args: &LoadArgs, rate: u64, planned: u64, results: &mut Results, elaps
         "transport_errors": results.transport_errors,
     });
     if args.json {
-        println!("{summary}");
-        return;
+        return out!("{summary}");
     }
-    println!(
+    out!(
         "{} at {} req/s (open loop, at most {} in flight): {} of {} requests in {:.2} s = {:.0} req/s ({} ok)",
         summary.get("scenario").and_then(serde_json::Value::as_str).unwrap_or("?"),
         rate,
@@ -205,33 +210,34 @@ fn report(args: &LoadArgs, rate: u64, planned: u64, results: &mut Results, elaps
         secs,
         n as f64 / secs,
         ok,
-    );
-    println!(
+    )?;
+    out!(
         "latency ms from intended start: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
         lat(500),
         lat(900),
         lat(990),
         lat(999),
         lat(1000)
-    );
-    println!(
+    )?;
+    out!(
         "send lag ms (included above): p50 {:.2}  p99 {:.2}  max {:.2}",
         lag(500),
         lag(990),
         lag(1000)
-    );
+    )?;
     for (i, count) in counts.iter().enumerate() {
         let share = if n == 0 {
             0.0
         } else {
             *count as f64 * 100.0 / n as f64
         };
-        println!("  {:>12} {:>9} {:>6.2} %", bucket_label(i), count, share);
+        out!("  {:>12} {:>9} {:>6.2} %", bucket_label(i), count, share)?;
     }
-    println!(
+    out!(
         "by status: {:?}  transport errors: {}",
-        results.by_status, results.transport_errors
-    );
+        results.by_status,
+        results.transport_errors
+    )
 }
 
 #[cfg(test)]
