@@ -192,9 +192,18 @@ async fn triage_pages_work(backend: Backend) {
     assert!(said.contains("principal:  ops"), "{said}");
     bench.run("health.md", &[]);
     bench.run("redis-outage.md", &[]);
-    bench.run("database-outage.md", &[]);
-    bench.run("payload-too-large.md", &[]);
-    bench.run("nonce-store.md", &[]);
+    let said = bench.run("database-outage.md", &[]);
+    assert!(said.contains("\"database\":\"ok\""), "{said}");
+    let said = bench.run("payload-too-large.md", &[]);
+    assert!(said.contains("(code payload_too_large"), "{said}");
+    let said = bench.run("nonce-store.md", &[]);
+    assert!(
+        said.contains("virtengine_data_vault_redis_fallback 0"),
+        "{said}"
+    );
+    // The journal's size: the set-up's signed requests spent nonces.
+    let journal: u64 = said.lines().last().unwrap().trim().parse().unwrap();
+    assert!(journal > 0, "{said}");
     let said = bench.run("restart-and-upgrade.md", &[]);
     assert!(said.contains("audit chains verify"), "{said}");
 }
