@@ -2,7 +2,7 @@
 //! the operator's back, the look-ups that triage a 401 or 403 without SQL, and the log lines
 //! that say who failed and why.
 
-use crate::cli::{data_vault, ok, BIN};
+use crate::cli::{data_vault, ok, with_database, BIN};
 use crate::helpers::*;
 use crate::on_both_backends;
 use serde_json::Value;
@@ -20,17 +20,6 @@ fn failed_saying(output: &Output, needle: &str) -> String {
         "stderr must say {needle:?}: {stderr}"
     );
     stderr
-}
-
-/// The command an operator runs with only a database URL and a key file in the environment.
-fn with_database(url: &str, key_file: &std::path::Path) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATA_VAULT_STORAGE__DATABASE_URL", url)
-        .env("DATA_VAULT_KEYS__MASTER_KEY_FILE", key_file);
-    command
 }
 
 #[test]

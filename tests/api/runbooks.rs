@@ -116,18 +116,7 @@ fn free_address() -> String {
 }
 
 async fn backup_and_restore_drill_pages_work(backend: Backend) {
-    if backend == Backend::Postgres
-        && (Command::new("pg_dump").arg("--version").output().is_err()
-            || Command::new("pg_restore")
-                .arg("--version")
-                .output()
-                .is_err())
-    {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "CI needs pg_dump"
-        );
-        skipped("restore drill runbook: pg_dump is not installed");
+    if backend == Backend::Postgres && !postgresql_client_runs("restore drill runbook") {
         return;
     }
     let bench = Bench::new(backend).await;
