@@ -103,7 +103,7 @@ impl Reshare<'_> {
             self.id,
             recipients.len()
         );
-        println!("{new_id}");
+        out!("{new_id}")?;
         if self.delete_old {
             client.call(Method::DELETE, &path, &[], None, None).await?;
             eprintln!("deleted {}", self.id);

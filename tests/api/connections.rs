@@ -416,7 +416,7 @@ async fn oversized_request_heads_get_431_at_once() {
 async fn shutdown_finishes_the_request_in_flight_and_closes_idle_connections() {
     let mut app = TestApp::spawn(Backend::Sqlite).await;
     let envelope = age_envelope_of_size(600);
-    let head = signed_upload_head(&app, &envelope).await;
+    let head = signed_upload_head(&app, &envelope, true).await;
     let addr = app.addr;
     let mut idle = TcpStream::connect(addr).await.unwrap();
     idle.write_all(healthz("keep-alive").as_bytes())
