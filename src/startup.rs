@@ -432,8 +432,8 @@ async fn housekeeping(vault: Arc<Vault>) {
 }
 
 /// This replica's sweep of the object store (DESIGN §18): deletes the objects of failed or
-/// crashed uploads and of deleted or shredded blobs, at once when an upload here fails and
-/// otherwise every `OBJECT_SWEEP_SECS`.
+/// crashed uploads and of deleted or shredded blobs, at once when an upload, a delete, a purge
+/// or an erasure here leaves one behind, and otherwise every `OBJECT_SWEEP_SECS`.
 async fn object_sweeper(vault: Arc<Vault>) {
     loop {
         match vault.collect_objects().await {
