@@ -147,7 +147,7 @@ async fn open_vault_with(
 
 /// How long an upload may go without renewing its object's lease before the sweep may take
 /// the object: far longer than any stall an upload survives (`server.request_timeout_secs`).
-const OBJECT_LEASE_SECS: i64 = 900;
+pub const OBJECT_LEASE_SECS: i64 = 900;
 
 /// Where `file://` objects go when `object_store.url` is unset: `objects/` beside the SQLite
 /// database, else `./data/objects` (then several replicas must share it, or use S3).
