@@ -147,7 +147,7 @@ async fn open_vault_with(
 
 /// How long an upload may go without renewing its object's lease before the sweep may take
 /// the object: far longer than any stall an upload survives (`server.request_timeout_secs`).
-const OBJECT_LEASE_SECS: i64 = 900;
+pub const OBJECT_LEASE_SECS: i64 = 900;
 
 /// Where `file://` objects go when `object_store.url` is unset: `objects/` beside the SQLite
 /// database, else `./data/objects` (then several replicas must share it, or use S3).
@@ -449,8 +449,8 @@ async fn housekeeping(vault: Arc<Vault>) {
 }
 
 /// This replica's sweep of the object store (DESIGN §18): deletes the objects of failed or
-/// crashed uploads and of deleted or shredded blobs, at once when an upload here fails and
-/// otherwise every `OBJECT_SWEEP_SECS`.
+/// crashed uploads and of deleted or shredded blobs, at once when an upload, a delete, a purge
+/// or an erasure here leaves one behind, and otherwise every `OBJECT_SWEEP_SECS`.
 async fn object_sweeper(vault: Arc<Vault>) {
     loop {
         match vault.collect_objects().await {

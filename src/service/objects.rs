@@ -42,7 +42,8 @@ pub struct ObjectStorage {
     pub lease_secs: i64,
     /// Envelopes larger than this go to the object store; smaller ones stay in their row.
     pub inline_max_bytes: usize,
-    /// Wakes the sweep when an upload fails, so its partial object goes at once.
+    /// Wakes the sweep when an upload fails or a row with an object goes, so the object goes
+    /// at once.
     pub wake: tokio::sync::Notify,
 }
 
@@ -460,7 +461,8 @@ impl Vault {
         self.objects.wake.notify_one();
     }
 
-    /// Waits until an upload fails or `every` passes, whichever is first (the sweep's pace).
+    /// Waits until an object is left behind here or `every` passes, whichever is first (the
+    /// sweep's pace).
     pub async fn object_sweep_due(&self, every: Duration) {
         let _ = tokio::time::timeout(every, self.objects.wake.notified()).await;
     }

@@ -323,6 +323,11 @@ impl Vault {
                     self.metrics.purged(method.as_str(), n);
                 }
             }
+            // Purged rows hand their objects to the journal (its triggers): have them
+            // deleted now, as a delete does, rather than at the sweep's next round.
+            if counts.total() > 0 {
+                self.wake_object_sweep();
+            }
             total.add(counts);
             progress(&total);
             if i64::try_from(counts.total()).unwrap_or(i64::MAX) < batch {

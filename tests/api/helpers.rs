@@ -700,6 +700,17 @@ impl ServerProcess {
         assert!(status.success());
     }
 
+    /// Sends SIGKILL (a crash: nothing is drained, flushed or cleaned up) and waits for the
+    /// process to end.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "the killed server exited cleanly: {status}"
+        );
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
     pub fn terminate(mut self) -> bool {
         let _ = std::process::Command::new("kill")

@@ -80,7 +80,7 @@ async fn all_open_under(api: &Api, blobs: &HashMap<String, Vec<u8>>, version: i6
 }
 
 /// Polls a rotation through the API until it is complete (within `limit`).
-async fn until_complete(api: &Api, id: &str, limit: Duration) -> Value {
+pub async fn until_complete(api: &Api, id: &str, limit: Duration) -> Value {
     let since = Instant::now();
     loop {
         let rotation = json_with_status(api.get_rotation(id).await, 200).await;

@@ -27,6 +27,7 @@ mod deploy;
 mod envelope_bomb;
 mod keys;
 mod large;
+mod large_lifecycle;
 mod moto;
 mod objects;
 mod openapi;

@@ -11,7 +11,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 /// The lines of an NDJSON export, parsed.
-async fn export_lines(response: reqwest::Response) -> Vec<Value> {
+pub async fn export_lines(response: reqwest::Response) -> Vec<Value> {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"].to_str().unwrap(),
