@@ -590,7 +590,6 @@ impl ServerProcess {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_data-vault"))
             .arg("serve")
-            .envs(env.iter().copied())
             .env(
                 "DATA_VAULT_STORAGE__DATABASE_URL",
                 &app.config.storage.database_url,
@@ -604,6 +603,8 @@ impl ServerProcess {
                 &app.config.audit.log_key_file,
             )
             .envs(object_store_env(&app.config))
+            // The caller's settings win over the app's.
+            .envs(env.iter().copied())
             .env("DATA_VAULT_SERVER__LISTEN", "127.0.0.1:0")
             .env("DATA_VAULT_SERVER__METRICS_LISTEN", "127.0.0.1:0")
             .env("DATA_VAULT_LOG", "info")

@@ -305,3 +305,81 @@ async fn a_512_mib_envelope_round_trips_in_flat_memory_on_the_file_store() {
     assert!(peak < RSS_LIMIT, "peak RSS {} MiB", peak / MIB as u64);
     eprintln!("peak RSS of the server: {} MiB", peak / MIB as u64);
 }
+
+/// A vault process whose objects go to a fresh moto server; `None` when moto is missing
+/// outside CI (the fixture says so loudly).
+async fn on_s3() -> Option<(crate::moto::Moto, TestApp, Credentials, ServerProcess)> {
+    let moto = crate::moto::Moto::start().await?;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let creds = app.create_client("alice").await;
+    let env = moto.process_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Later entries win: the process's object store is moto's, not the app's directory.
+    let server = ServerProcess::start_with(&app, &env);
+    Some((moto, app, creds, server))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_512_mib_envelope_round_trips_in_flat_memory_on_s3() {
+    let Some((moto, _app, creds, server)) = on_s3().await else {
+        return;
+    };
+    let envelope_len = Synthetic::of_about(512 * MIB).len() as u64;
+    let peak = round_trip_in_flat_memory(&server, &creds, 512 * MIB).await;
+    assert!(peak < RSS_LIMIT, "peak RSS {} MiB", peak / MIB as u64);
+    eprintln!("peak RSS of the server on S3: {} MiB", peak / MIB as u64);
+    // One object, written in 8 MiB parts.
+    let keys = moto.object_keys().await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let sealed = data_vault::crypto::chunks::sealed_len(envelope_len);
+    let parts = sealed.div_ceil(data_vault::objects::PART_SIZE as u64);
+    let etag = moto.etag(&keys[0]).await;
+    assert!(
+        etag.ends_with(&format!("-{parts}\"")),
+        "{etag}, {parts} parts expected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_a_refused_upload_leaves_no_upload_and_a_delete_removes_the_object() {
+    let Some((moto, _app, creds, server)) = on_s3().await else {
+        return;
+    };
+    let alice = server.client(&creds);
+    let envelope = Synthetic::of_about(20 * MIB);
+    // Refused at its end: the multipart upload it began is aborted by the sweep.
+    let wrong = "cd".repeat(32);
+    let (status, _) =
+        error_of(upload_streamed(&alice, &envelope, "veid", Some(&wrong)).await).await;
+    assert_eq!(status, 401);
+    let mut open = String::new();
+    for _ in 0..100 {
+        open = moto.open_uploads().await;
+        if !open.contains("<UploadId>") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!open.contains("<UploadId>"), "{open}");
+    assert!(moto.object_keys().await.is_empty());
+
+    let created =
+        json_with_status(upload_streamed(&alice, &envelope, "veid", None).await, 201).await;
+    let id = created["metadata"]["id"].as_str().unwrap();
+    assert_eq!(moto.object_keys().await.len(), 1);
+    assert_eq!(
+        download_hashed(&alice, id).await,
+        (envelope.len(), envelope.sha256_hex())
+    );
+    assert_eq!(alice.delete_blob(id).await.status(), 204);
+    for _ in 0..100 {
+        if moto.object_keys().await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the deleted blob's object is still in the bucket: {:?}",
+        moto.object_keys().await
+    );
+}

@@ -122,6 +122,32 @@ impl Moto {
         response.text().await.unwrap()
     }
 
+    /// The keys of the bucket's objects, from S3's ListObjectsV2 XML.
+    pub async fn object_keys(&self) -> Vec<String> {
+        let response = reqwest::get(format!("{}/{BUCKET}?list-type=2", self.endpoint()))
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let xml = response.text().await.unwrap();
+        xml.split("<Key>")
+            .skip(1)
+            .filter_map(|rest| rest.split("</Key>").next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The environment a vault process needs to reach this server (credentials never come
+    /// from the configuration).
+    pub fn process_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DATA_VAULT_OBJECT_STORE__URL", self.url()),
+            ("DATA_VAULT_OBJECT_STORE__ENDPOINT", self.endpoint()),
+            ("DATA_VAULT_OBJECT_STORE__REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),
+        ]
+    }
+
     /// The ETag of the object at `path` in the bucket (multipart: `"...-PARTS"`).
     pub async fn etag(&self, path: &str) -> String {
         let response = reqwest::Client::new()
