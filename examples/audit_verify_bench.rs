@@ -23,39 +23,28 @@ use data_vault::audit::chain::ChainVerifier;
 use data_vault::audit::tree::Frontier;
 use data_vault::audit::{AuditEvent, NewEvent};
 use data_vault::service::verify_chain;
-use data_vault::store::{BatchJob, Store};
+use data_vault::store::Store;
 use std::time::Instant;
+
+mod common;
 
 const CHAIN: &str = "org:bench";
 const PAGE: i64 = 5000;
 
-async fn append(store: &dyn Store, n: u64) {
-    let mut appended = 0u64;
-    while appended < n {
-        let size = (n - appended).min(256);
-        let events = (0..size)
-            .map(|i| {
-                let mut e = NewEvent::new(
-                    CHAIN.into(),
-                    "blob.read",
-                    "provider-daemon-7",
-                    "hmac",
-                    &format!("{:032x}", appended + i),
-                    1_795_000_000_000,
-                );
-                e.blob_id = Some("01a20cfa-00a5-7297-89b7-087d8af0c67b".into());
-                e.scope = Some("support".into());
-                e.owner = Some("provider-daemon-7".into());
-                e
-            })
-            .collect();
-        let job = BatchJob {
-            events,
-            ..BatchJob::default()
-        };
-        store.commit_batch(&[job], 0).await.unwrap();
-        appended += size;
-    }
+/// One event of the benchmark's chain: a read of one blob, as GET traffic appends them.
+fn event(i: u64) -> NewEvent {
+    let mut e = NewEvent::new(
+        CHAIN.into(),
+        "blob.read",
+        "provider-daemon-7",
+        "hmac",
+        &format!("{i:032x}"),
+        1_795_000_000_000,
+    );
+    e.blob_id = Some("01a20cfa-00a5-7297-89b7-087d8af0c67b".into());
+    e.scope = Some("support".into());
+    e.owner = Some("provider-daemon-7".into());
+    e
 }
 
 async fn read_all(store: &dyn Store) -> Vec<AuditEvent> {
@@ -120,7 +109,7 @@ async fn main() {
         .map_or(0, |(seq, _)| seq);
     if have == 0 {
         let started = Instant::now();
-        append(store.as_ref(), n).await;
+        common::append_chain(store.as_ref(), n, event).await;
         println!(
             "appended {n} events in {:.1} s",
             started.elapsed().as_secs_f64()

@@ -20,6 +20,7 @@
 # Output: the per-request figures, and the callgrind files in $OUT (default: a fresh temp dir)
 # for `callgrind_annotate $OUT/callgrind.out.<pid>.<n>`.
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 BIN=$(realpath "${1:-target/release/data-vault}")
 GETS=${2:-2000}
@@ -30,10 +31,6 @@ PORT=${PORT:-18480}
 mkdir -p "$OUT"
 cd "$OUT"
 
-export DATA_VAULT_SERVER__LISTEN=127.0.0.1:$PORT
-export DATA_VAULT_SERVER__METRICS_LISTEN=127.0.0.1:$((PORT + 1))
-export DATA_VAULT_URL=http://127.0.0.1:$PORT
-export DATA_VAULT_RATE_LIMIT__ENABLED=false
 # Keep timed background passes out of the phases: the periodic audit verification runs once
 # at start-up and then not for an hour; the retention sweeper is off.
 export DATA_VAULT_AUDIT__VERIFY_INTERVAL_SECS=3600
@@ -41,21 +38,10 @@ export DATA_VAULT_RETENTION__SWEEP_INTERVAL_SECS=0
 # valgrind runs the server tens of times slower; give requests time.
 export DATA_VAULT_SERVER__REQUEST_TIMEOUT_SECS=300
 
-valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
-    "$BIN" serve >"$OUT/server.log" 2>&1 &
-SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-    curl -sf "$DATA_VAULT_URL/readyz" >/dev/null && break
-    sleep 0.5
-done
-curl -sf "$DATA_VAULT_URL/readyz" >/dev/null || { echo "server did not start" >&2; exit 1; }
-
-export DATA_VAULT_PRINCIPAL=bench
-DATA_VAULT_SECRET=$("$BIN" admin client create bench --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
-export DATA_VAULT_SECRET
-openssl rand -hex 32 >"$OUT/wallet.key"
+# shellcheck source=tools/bench-vault.sh
+source "$HERE/bench-vault.sh"
+trap 'kill "${SERVER:-}" 2>/dev/null || true' EXIT
+start_vault "$BIN" "$OUT" "$PORT" valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p"
 
 dump() { callgrind_control --dump="$1" "$SERVER" >/dev/null 2>&1; }
 # A day's --duration: under valgrind on a busy machine the default 30 s may end a phase early.

@@ -9,6 +9,7 @@
 # Usage: tools/wallet-vs-hmac.sh [BINARY] [ROUNDS] [SECS]
 #   BINARY defaults to target/release/data-vault; ROUNDS 3; SECS 10.
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 BIN=$(realpath "${1:-target/release/data-vault}")
 ROUNDS=${2:-3}
@@ -17,24 +18,10 @@ WORK=$(mktemp -d)
 PORT=${PORT:-18580}
 cd "$WORK"
 
-export DATA_VAULT_SERVER__LISTEN=127.0.0.1:$PORT
-export DATA_VAULT_SERVER__METRICS_LISTEN=127.0.0.1:$((PORT + 1))
-export DATA_VAULT_URL=http://127.0.0.1:$PORT
-export DATA_VAULT_RATE_LIMIT__ENABLED=false
-
-"$BIN" serve >"$WORK/server.log" 2>&1 &
-SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 200); do
-    curl -sf "$DATA_VAULT_URL/readyz" >/dev/null && break
-    sleep 0.2
-done
-
-export DATA_VAULT_PRINCIPAL=bench
-DATA_VAULT_SECRET=$("$BIN" admin client create bench --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
-export DATA_VAULT_SECRET
-openssl rand -hex 32 >"$WORK/wallet.key"
+# shellcheck source=tools/bench-vault.sh
+source "$HERE/bench-vault.sh"
+trap 'kill "${SERVER:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+start_vault "$BIN" "$WORK" "$PORT"
 
 # The server's CPU time so far, in clock ticks (utime + stime).
 ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
