@@ -5,12 +5,14 @@
 //! - `read`: reading the chain page by page as `verify_chain` does, and nothing else;
 //! - `check`: the same events, already in memory, through the hash-chain verifier and the
 //!   Merkle frontier (the CPU work of verification without the database);
+//! - `nodes`: only the stored-subtree look-ups `verify_chain` makes (the subtrees each page of
+//!   events completes, looked up page by page), from events already in memory;
 //! - `verify_chain`: the real thing (read, hash chain, tree and stored subtrees).
 //!
 //! Run: `cargo run --release --example audit_verify_bench -- [EVENTS] [DATABASE_URL] [REPEATS]
 //! [PHASES]` (default: a SQLite file `dv-verify-bench.db` in the temporary directory, kept
 //! between runs so that the chain is appended once; PHASES, a comma-separated subset of
-//! `read,check,verify`, all by default: under `valgrind --tool=callgrind` one phase at a time
+//! `read,check,nodes,verify`, all by default: under `valgrind --tool=callgrind` one phase at a time
 //! gives its instruction count, less a run with PHASES `none`).
 #![allow(
     clippy::unwrap_used,
@@ -20,7 +22,7 @@
 )]
 
 use data_vault::audit::chain::ChainVerifier;
-use data_vault::audit::tree::Frontier;
+use data_vault::audit::tree::{self, Frontier};
 use data_vault::audit::{AuditEvent, NewEvent};
 use data_vault::service::verify_chain;
 use data_vault::store::Store;
@@ -76,6 +78,32 @@ fn check(events: &[AuditEvent]) -> bool {
     verifier.finish(None).valid
 }
 
+/// Looks up the stored subtrees each page of events completes, as `verify_chain` does (the
+/// comparison itself is left out); returns how many were looked up.
+async fn stored_nodes(store: &dyn Store, events: &[AuditEvent]) -> usize {
+    let mut frontier = Frontier::default();
+    let mut completed = Vec::new();
+    let mut total = 0;
+    for page in events.chunks(usize::try_from(PAGE).unwrap()) {
+        let mut ids = Vec::new();
+        for event in page {
+            let mut leaf = [0u8; 32];
+            hex::decode_to_slice(&event.hash, &mut leaf).unwrap();
+            frontier.push(&leaf, &mut completed);
+            ids.extend(
+                completed
+                    .drain(..)
+                    .map(|(id, _)| id)
+                    .filter(|id| tree::is_stored(*id)),
+            );
+        }
+        let found = store.audit_tree_nodes(CHAIN, &ids).await.unwrap();
+        assert_eq!(found.len(), ids.len());
+        total += ids.len();
+    }
+    total
+}
+
 fn rate(label: &str, n: usize, secs: f64) {
     println!(
         "{label:>13}: {secs:6.2} s = {:>9.0} events/s",
@@ -98,7 +126,7 @@ async fn main() {
     let repeats: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let phases = args
         .next()
-        .unwrap_or_else(|| "read,check,verify".to_owned());
+        .unwrap_or_else(|| "read,check,nodes,verify".to_owned());
     let run = |phase: &str| phases.split(',').any(|p| p == phase);
     let store = data_vault::store::connect(&url, 4).await.unwrap();
 
@@ -120,7 +148,7 @@ async fn main() {
 
     for round in 1..=repeats {
         println!("round {round}");
-        if run("read") || run("check") {
+        if run("read") || run("check") || run("nodes") {
             let started = Instant::now();
             let events = read_all(store.as_ref()).await;
             rate("read", events.len(), started.elapsed().as_secs_f64());
@@ -128,6 +156,12 @@ async fn main() {
                 let started = Instant::now();
                 assert!(check(&events));
                 rate("check", events.len(), started.elapsed().as_secs_f64());
+            }
+            if run("nodes") {
+                let started = Instant::now();
+                let looked_up = stored_nodes(store.as_ref(), &events).await;
+                rate("nodes", events.len(), started.elapsed().as_secs_f64());
+                println!("{:>13}  ({looked_up} stored subtrees looked up)", "");
             }
         }
         if run("verify") {
