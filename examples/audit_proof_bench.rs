@@ -16,9 +16,10 @@
 use data_vault::audit::tree::{self, Plan};
 use data_vault::audit::NewEvent;
 use data_vault::service::{read_plan, stored_tree, verify_chain};
-use data_vault::store::BatchJob;
 use rand::Rng;
 use std::time::Instant;
+
+mod common;
 
 const CHAIN: &str = "org:bench";
 const SAMPLES: u32 = 1000;
@@ -37,30 +38,19 @@ async fn main() {
     let store = data_vault::store::connect(&url, 4).await.unwrap();
 
     let started = Instant::now();
-    let mut appended = 0u64;
-    while appended < n {
-        let size = (n - appended).min(256);
-        let events = (0..size)
-            .map(|i| {
-                let mut e = NewEvent::new(
-                    CHAIN.into(),
-                    "blob.read",
-                    "bench",
-                    "hmac",
-                    &format!("r{}", appended + i),
-                    1_795_000_000_000,
-                );
-                e.blob_id = Some("01a20cfa-00a5-7297-89b7-087d8af0c67b".into());
-                e
-            })
-            .collect();
-        let job = BatchJob {
-            events,
-            ..BatchJob::default()
-        };
-        store.commit_batch(&[job], 0).await.unwrap();
-        appended += size;
-    }
+    common::append_chain(store.as_ref(), n, |i| {
+        let mut e = NewEvent::new(
+            CHAIN.into(),
+            "blob.read",
+            "bench",
+            "hmac",
+            &format!("r{i}"),
+            1_795_000_000_000,
+        );
+        e.blob_id = Some("01a20cfa-00a5-7297-89b7-087d8af0c67b".into());
+        e
+    })
+    .await;
     let build = started.elapsed().as_secs_f64();
     println!(
         "{n} events appended in batches of 256: {build:.1} s ({:.0} events/s)",

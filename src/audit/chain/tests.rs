@@ -200,3 +200,50 @@ fn details_are_hashed_between_denial_reason_and_event_type_and_absent_when_empty
         Some(1)
     );
 }
+
+proptest! {
+    /// The digit-by-digit timestamp is chrono's, byte for byte, over every millisecond chrono
+    /// can represent (years beyond 0..=9999 take chrono's own path).
+    #[test]
+    fn format_timestamp_writes_what_chrono_writes(ms in -8_334_601_228_800_000i64..8_210_266_876_799_999) {
+        let expected = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            .unwrap_or_default();
+        prop_assert_eq!(format_timestamp(ms), expected);
+    }
+
+    #[test]
+    fn format_timestamp_matches_chrono_near_today(ms in 0i64..4_102_444_800_000) {
+        let expected = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            .unwrap_or_default();
+        prop_assert_eq!(format_timestamp(ms), expected);
+    }
+}
+
+#[test]
+fn format_timestamp_pads_and_keeps_the_year_range_edges() {
+    assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(
+        format_timestamp(1_795_000_000_007),
+        "2026-11-18T11:06:40.007Z"
+    );
+    // Year 1 and year 9999 on the fast path; year 10000 and year -1 through chrono.
+    assert_eq!(
+        format_timestamp(-62_135_596_800_000),
+        "0001-01-01T00:00:00.000Z"
+    );
+    assert_eq!(
+        format_timestamp(253_402_300_799_999),
+        "9999-12-31T23:59:59.999Z"
+    );
+    assert_eq!(
+        format_timestamp(253_402_300_800_000),
+        "+10000-01-01T00:00:00.000Z"
+    );
+    assert_eq!(
+        format_timestamp(-62_198_755_200_000),
+        "-0001-01-01T00:00:00.000Z"
+    );
+    assert_eq!(format_timestamp(i64::MAX), "");
+}
