@@ -5,6 +5,8 @@
 # RSS from /proc.
 #
 #   tools/bench-large.sh [SIZE_MIB]            # file:// store in a temporary directory
+#                                              # (the envelope must stay under the 5 GiB limit:
+#                                              # at most 5118 MiB of plaintext)
 #   tools/bench-large.sh [SIZE_MIB] s3         # S3 on a moto_server started here
 #
 # Needs: target/release/data-vault (cargo build --release), age, curl, openssl, python3; for
@@ -72,6 +74,10 @@ mapfile -t headers < <(sign POST /api/v1/vault/blobs scope=veid "$hash")
 up=$(curl -sS -X POST -T "$work/envelope.age" -H 'Content-Type: application/octet-stream' \
       "${headers[@]}" -o "$work/created.json" -w '%{http_code} %{time_total}' \
       "http://127.0.0.1:$port/api/v1/vault/blobs?scope=veid")
+case "$up" in
+  201*) ;;
+  *) echo "upload refused: $up $(cat "$work/created.json")" >&2; exit 1 ;;
+esac
 id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metadata"]["id"])' "$work/created.json")
 empty=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 mapfile -t headers < <(sign GET "/api/v1/vault/blobs/$id" "" "$empty")
