@@ -288,6 +288,27 @@ impl VaultClient {
         accept: Option<&str>,
     ) -> anyhow::Result<Response> {
         let response = self.send(method, path, query, body, accept).await?;
+        Self::success(response).await
+    }
+
+    /// Like [`send_streamed`](Self::send_streamed), but a non-2xx answer becomes an error as
+    /// with [`call`](Self::call).
+    pub async fn call_streamed(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: reqwest::Body,
+        content_sha256: &str,
+    ) -> anyhow::Result<Response> {
+        let response = self
+            .send_streamed(path, query, body, content_sha256)
+            .await?;
+        Self::success(response).await
+    }
+
+    /// `response` when it is a success, else an error carrying the server's message, code and
+    /// request id.
+    async fn success(response: Response) -> anyhow::Result<Response> {
         if response.status().is_success() {
             return Ok(response);
         }

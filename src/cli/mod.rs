@@ -6,8 +6,10 @@ mod audit;
 mod blob;
 mod client;
 mod loadgen;
+mod open;
 mod recipients;
 mod reshare;
+mod seal;
 mod subject;
 mod witness;
 
