@@ -73,7 +73,8 @@ pub enum LogFormat {
 pub struct ServerConfig {
     pub listen: String,
     pub metrics_listen: String,
-    /// Largest accepted envelope, in bytes.
+    /// Largest accepted envelope, in bytes, of a raw upload (a JSON body carries at most
+    /// `service::JSON_MAX_BYTES`, 10 MiB, whatever this says).
     pub max_payload_bytes: usize,
     /// A request that takes longer, counted from its first byte, is answered 503; a client
     /// that has not sent its whole request head by then is disconnected.
@@ -102,7 +103,7 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             metrics_listen: "127.0.0.1:9090".into(),
-            max_payload_bytes: 10 * 1024 * 1024,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             request_timeout_secs: 30,
             idle_timeout_secs: 60,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -128,6 +129,12 @@ pub struct StorageConfig {
     /// Envelopes up to this size live in the database; larger ones in the object store.
     pub inline_max_bytes: usize,
 }
+
+/// Default of `server.max_payload_bytes`: 5 GiB for a raw upload, which streams to the object
+/// store (JSON bodies stay bounded at `service::JSON_MAX_BYTES` whatever this says).
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 5 << 30;
+/// The largest `server.max_payload_bytes` accepted: 1 TiB.
+const MAX_PAYLOAD_BYTES_LIMIT: usize = 1 << 40;
 
 /// Default of `storage.inline_max_bytes`: 1 MiB.
 pub const DEFAULT_INLINE_MAX_BYTES: usize = 1024 * 1024;
@@ -438,8 +445,10 @@ impl Config {
                 ));
             }
         }
-        if !(1..=1 << 30).contains(&self.server.max_payload_bytes) {
-            return invalid("server.max_payload_bytes must be between 1 and 1073741824".into());
+        if !(1..=MAX_PAYLOAD_BYTES_LIMIT).contains(&self.server.max_payload_bytes) {
+            return invalid(format!(
+                "server.max_payload_bytes must be between 1 and {MAX_PAYLOAD_BYTES_LIMIT}"
+            ));
         }
         for (name, secs) in [
             (

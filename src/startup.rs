@@ -236,6 +236,23 @@ impl Application {
                 "built the Merkle trees of older audit chains"
             );
         }
+        // A missing object store does not stop the vault: small blobs are still served, and
+        // `/readyz` says `degraded` until it answers.
+        let objects = vault.object_backend();
+        match tokio::time::timeout(Duration::from_secs(5), objects.ping()).await {
+            Ok(Ok(())) => {
+                tracing::info!(objects = %objects.describe(), "large blobs go to the object store")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(objects = %objects.describe(), error = %e, "the object store does not answer; large blobs get 503 until it does")
+            }
+            Err(_) => {
+                tracing::warn!(objects = %objects.describe(), "the object store did not answer within 5 s; large blobs get 503 until it does")
+            }
+        }
+        if !config.is_embedded() && config.object_store.url.is_none() {
+            tracing::warn!(objects = %objects.describe(), "object_store.url is unset on PostgreSQL: large blobs go to a local directory, which every replica must share; configure s3:// for several replicas");
+        }
         let local_nonces = MemoryNonceStore::new(config.auth.nonce_capacity);
         let nonces: Arc<dyn NonceStore> = match &redis {
             Some(redis) => Arc::new(RedisNonceStore::new(redis.clone(), local_nonces)),
@@ -506,13 +523,9 @@ pub fn load_log_key(config: &Config) -> anyhow::Result<LogKey> {
     let path = &config.audit.log_key_file;
     let name = &config.audit.log_name;
     if path.exists() {
-        warn_if_readable_by_others(path);
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the log key file {}", path.display()))?,
-        );
-        return LogKey::from_hex(name, &text)
-            .with_context(|| format!("log key file {}", path.display()));
+        return read_key_file(path, "log key file", "audit.log_key_file", |text| {
+            LogKey::from_hex(name, text)
+        });
     }
     if !config.is_embedded() {
         anyhow::bail!(
@@ -564,19 +577,12 @@ pub async fn load_master_keyring(
     let active = load_master_key(config, store, may_generate).await?;
     let mut previous = Vec::with_capacity(config.keys.previous_master_key_files.len());
     for path in &config.keys.previous_master_key_files {
-        warn_if_readable_by_others(path);
-        let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read the previous master key file {} (keys.previous_master_key_files)",
-                path.display()
-            )
-        })?);
-        previous.push(MasterKey::from_hex(&text).with_context(|| {
-            format!(
-                "previous master key file {} (keys.previous_master_key_files)",
-                path.display()
-            )
-        })?);
+        previous.push(read_key_file(
+            path,
+            "previous master key file",
+            "keys.previous_master_key_files",
+            MasterKey::from_hex,
+        )?);
     }
     Ok(MasterKeyring::new(active, previous))
 }
@@ -595,13 +601,12 @@ pub async fn load_master_key(
     }
     let path = &config.keys.master_key_file;
     if path.exists() {
-        warn_if_readable_by_others(path);
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the master key file {}", path.display()))?,
+        return read_key_file(
+            path,
+            "master key file",
+            "keys.master_key_file",
+            MasterKey::from_hex,
         );
-        return MasterKey::from_hex(&text)
-            .with_context(|| format!("master key file {}", path.display()));
     }
     if !may_generate {
         anyhow::bail!(
@@ -654,13 +659,32 @@ fn write_new_key_file(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn warn_if_readable_by_others(path: &Path) {
+/// The key held in the file at `path` (the `what` of `setting`, for the messages): read into
+/// memory that is zeroized after parsing, with a warning when others may read the file.
+fn read_key_file<K, E>(
+    path: &Path,
+    what: &str,
+    setting: &str,
+    parse: impl FnOnce(&str) -> Result<K, E>,
+) -> anyhow::Result<K>
+where
+    Result<K, E>: Context<K, E>,
+{
+    warn_if_readable_by_others(path, what);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the {what} {} ({setting})", path.display()))?,
+    );
+    parse(&text).with_context(|| format!("{what} {} ({setting})", path.display()))
+}
+
+fn warn_if_readable_by_others(path: &Path, what: &str) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(path) {
             if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), "the master key file is readable by group or others; chmod 600 it");
+                tracing::warn!(path = %path.display(), "the {what} is readable by group or others; chmod 600 it");
             }
         }
     }

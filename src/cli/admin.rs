@@ -114,18 +114,18 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
         .unwrap_or(&storage.database_url);
     let report = crate::store::migrate(owner_url, &storage.database_url).await?;
     if report.applied.is_empty() {
-        println!("schema already current");
+        out!("schema already current")?;
     } else {
         let list = report.applied.iter().map(i64::to_string);
-        println!(
+        out!(
             "applied migration(s) {} as role {}",
             list.collect::<Vec<_>>().join(", "),
             report.owner
-        );
+        )?;
     }
-    println!("schema version: {}", report.version.unwrap_or_default());
+    out!("schema version: {}", report.version.unwrap_or_default())?;
     match &report.granted_to {
-        Some(role) => println!("granted the service privileges to role {role}"),
+        Some(role) => out!("granted the service privileges to role {role}")?,
         None => eprintln!(
             "storage.database_url uses the owner role {} too: nothing to grant. For least \
              privilege serve as a separate role (runbooks/postgresql.md)",
@@ -143,7 +143,7 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     // A snapshot needs the database only, never the master key.
     if let AdminCommand::Backup { out } = &command {
         let bytes = backup::backup(config, out).await?;
-        println!("backup written to {} ({bytes} bytes)", out.display());
+        out!("backup written to {} ({bytes} bytes)", out.display())?;
         eprintln!(
             "The master key ({}) and the log key ({}) are not in it: back them up separately \
              (runbooks/backup.md).",
@@ -166,19 +166,19 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Org(OrgCommand::Create { org }) => {
             let org = OrgId::parse(&org)?;
             if vault.create_org(&admin, &org).await? {
-                println!("created org {org}");
+                out!("created org {org}")?;
             } else {
-                println!("org {org} already exists");
+                out!("org {org} already exists")?;
             }
         }
         AdminCommand::Org(OrgCommand::List { json }) => {
             let orgs = vault.list_orgs(&admin).await?;
             if json {
-                println!("{}", serde_json::to_string(&orgs)?);
+                out!("{}", serde_json::to_string(&orgs)?)?;
             } else {
-                println!("ORG\tCREATED\tMEMBERS");
+                out!("ORG\tCREATED\tMEMBERS")?;
                 for org in &orgs {
-                    println!("{}\t{}\t{}", org.org, org.created_at, org.members);
+                    out!("{}\t{}\t{}", org.org, org.created_at, org.members)?;
                 }
             }
         }
@@ -192,18 +192,18 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 let principal = Principal::parse(&principal)?;
                 let roles = RoleSet::parse_list(&roles)?;
                 vault.set_member(&admin, &org, &principal, roles).await?;
-                println!("{principal} in {org}: [{}]", roles.to_list());
+                out!("{principal} in {org}: [{}]", roles.to_list())?;
             }
             MemberCommand::Remove { org, principal } => {
                 let org = OrgId::parse(&org)?;
                 let principal = Principal::parse(&principal)?;
                 vault.remove_member(&admin, &org, &principal).await?;
-                println!("removed {principal} from {org}");
+                out!("removed {principal} from {org}")?;
             }
             MemberCommand::List { org } => {
                 let org = OrgId::parse(&org)?;
                 for member in vault.list_members(&admin, &org).await? {
-                    println!("{}\t{}", member.principal, member.roles.join(","));
+                    out!("{}\t{}", member.principal, member.roles.join(","))?;
                 }
             }
         },
@@ -215,26 +215,29 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
             };
             let report = vault.sweep_on_demand(&admin, dry_run, &progress).await?;
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                out!("{}", serde_json::to_string(&report)?)?;
             } else if report.dry_run {
-                println!(
+                out!(
                     "DRY RUN, nothing changed: {} expired blob(s) would be purged, {} held",
-                    report.candidates, report.held
-                );
+                    report.candidates,
+                    report.held
+                )?;
             } else {
-                println!(
+                out!(
                     "purged {} of {} expired blob(s); {} held",
-                    report.purged, report.candidates, report.held
-                );
+                    report.purged,
+                    report.candidates,
+                    report.held
+                )?;
             }
         }
         AdminCommand::Compliance(ComplianceCommand::Report { org, json }) => {
             let org = org.as_deref().map(OrgId::parse).transpose()?;
             let report = vault.compliance_report(&admin, org.as_ref()).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                out!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {
-                print_report(&report);
+                print_report(&report)?;
             }
         }
         // Returned above: migrating needs no vault, and an address is checked first.
@@ -244,24 +247,25 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
 }
 
 /// The compliance report for a reader at a terminal.
-fn print_report(report: &crate::service::ComplianceReport) {
+fn print_report(report: &crate::service::ComplianceReport) -> std::io::Result<()> {
     let s = &report.summary;
-    println!("compliance report generated at {}", report.generated_at);
+    out!("compliance report generated at {}", report.generated_at)?;
     if let Some(org) = &report.org_id {
-        println!("org: {org}");
+        out!("org: {org}")?;
     }
-    println!(
+    out!(
         "blobs: {} total, {} active, {} expired pending purge, {} held, {} purged in the last 30 days",
         s.total_blobs, s.active, s.expired_pending_purge, s.held, s.purged_last_30_days
-    );
+    )?;
     for (scope, section) in &report.by_scope {
-        println!(
+        out!(
             "  scope {scope}: {} active, {} expiring within 30 days",
-            section.active, section.expiring_next_30_days
-        );
+            section.active,
+            section.expiring_next_30_days
+        )?;
     }
     let keys = &report.keys;
-    println!(
+    out!(
         "tenant keys: {}, oldest {} day(s), past the {}-day cryptoperiod: {}",
         keys.tenant_keys,
         keys.oldest_active_age_days
@@ -272,21 +276,21 @@ fn print_report(report: &crate::service::ComplianceReport) {
         } else {
             keys.past_cryptoperiod.join(", ")
         }
-    );
+    )?;
     let audit = &report.audit;
     match (&audit.chains, &audit.invalid_chains, &audit.unavailable) {
         (Some(chains), Some(invalid), _) => {
-            println!("audit: {chains} chain(s), {invalid} invalid, verified now")
+            out!("audit: {chains} chain(s), {invalid} invalid, verified now")?
         }
-        (_, _, Some(why)) => println!("audit: not computed: {why}"),
-        _ => println!("audit: not computed"),
+        (_, _, Some(why)) => out!("audit: not computed: {why}")?,
+        _ => out!("audit: not computed")?,
     }
-    println!(
+    out!(
         "last sweep: {} ({} purged)",
         report.purge.last_sweep_at.as_deref().unwrap_or("never"),
         report
             .purge
             .purged_last_sweep
             .map_or_else(|| "-".to_owned(), |n| n.to_string())
-    );
+    )
 }

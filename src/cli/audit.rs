@@ -114,15 +114,17 @@ async fn check_recorded_heads(
             .first()
             .is_some_and(|e| e.seq == head.length && e.hash == head.head_hash);
         if intact {
-            println!(
+            out!(
                 "{}: recorded head at seq {} still present",
-                head.chain, head.length
-            );
+                head.chain,
+                head.length
+            )?;
         } else {
-            println!(
+            out!(
                 "{}: RECORDED HEAD AT SEQ {} NO LONGER MATCHES",
-                head.chain, head.length
-            );
+                head.chain,
+                head.length
+            )?;
             moved.push(head.chain);
         }
     }
@@ -201,7 +203,7 @@ async fn events(connection: &super::blob::Connection, filter: &EventsFilter) -> 
             if filter.limit.is_some_and(|limit| printed >= limit) {
                 return Ok(());
             }
-            println!("{}", serde_json::to_string(event)?);
+            out!("{}", serde_json::to_string(event)?)?;
             printed += 1;
         }
         cursor = match page.get("next_cursor") {
@@ -222,7 +224,7 @@ fn log_key(config: &Config) -> anyhow::Result<()> {
         path.display()
     );
     let key = crate::startup::load_log_key(config)?;
-    println!("{}", key.verifier());
+    out!("{}", key.verifier())?;
     Ok(())
 }
 
@@ -253,18 +255,19 @@ async fn verify(
     for chain in &chains {
         let result = verify_chain(store.as_ref(), chain).await?;
         if json {
-            println!("{}", serde_json::to_string(&result)?);
+            out!("{}", serde_json::to_string(&result)?)?;
         } else if result.valid {
-            println!(
+            out!(
                 "{chain}: valid, {} events, head {}",
-                result.length, result.head_hash
-            );
+                result.length,
+                result.head_hash
+            )?;
         } else {
-            println!(
+            out!(
                 "{chain}: INVALID from seq {} ({} events stored)",
                 result.first_invalid_seq.unwrap_or_default(),
                 result.length
-            );
+            )?;
         }
         if !result.valid {
             broken.push(chain.clone());

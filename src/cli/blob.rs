@@ -145,17 +145,19 @@ pub enum BlobCommand {
 }
 
 /// The vault's URL when neither `--url` nor `DATA_VAULT_URL` names one: derived once, at
-/// start-up, from the configuration's `server.listen` ([`set_default_url`]).
+/// start-up, from the configuration's `server` section ([`set_default_url`]).
 static DEFAULT_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Where a client command connects by default: the API address of the configuration it was
 /// given, so `--config` means the same server for `admin` and `blob` commands.
-pub(super) fn set_default_url(listen: &str) {
-    let _ = DEFAULT_URL.set(api_url(listen));
+pub(super) fn set_default_url(server: &crate::config::ServerConfig) {
+    let _ = DEFAULT_URL.set(api_url(&server.listen, server.tls_cert_file.is_some()));
 }
 
-/// The URL a client uses to reach a server listening on `listen`.
-fn api_url(listen: &str) -> String {
+/// The URL a client uses to reach a server listening on `listen`, over TLS when the server
+/// has a certificate (it then speaks nothing else on that port).
+fn api_url(listen: &str, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
     match listen.parse::<std::net::SocketAddr>() {
         // A server listening on every interface is reached on loopback.
         Ok(addr) if addr.ip().is_unspecified() => {
@@ -164,11 +166,11 @@ fn api_url(listen: &str) -> String {
                 std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             };
             format!(
-                "http://{}",
+                "{scheme}://{}",
                 std::net::SocketAddr::new(loopback, addr.port())
             )
         }
-        _ => format!("http://{listen}"),
+        _ => format!("{scheme}://{listen}"),
     }
 }
 
@@ -230,7 +232,7 @@ pub(super) fn blob_path(id: &str) -> anyhow::Result<String> {
 
 async fn print_json(response: reqwest::Response) -> anyhow::Result<()> {
     let value: serde_json::Value = response.json().await?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    out!("{}", serde_json::to_string_pretty(&value)?)?;
     Ok(())
 }
 
@@ -266,12 +268,12 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
             }
             let response = sealed.upload(&client, &query).await?;
             let value: serde_json::Value = response.json().await?;
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(
                     value.get("metadata").unwrap_or(&serde_json::Value::Null)
                 )?
-            );
+            )?;
         }
         BlobCommand::Get {
             connection,
@@ -332,7 +334,7 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
             client
                 .call(Method::DELETE, &blob_path(&id)?, &[], None, None)
                 .await?;
-            println!("deleted {id}");
+            out!("deleted {id}")?;
         }
         BlobCommand::Hold {
             connection,
@@ -406,8 +408,17 @@ mod tests {
 
     #[test]
     fn a_server_on_every_interface_is_reached_on_loopback() {
-        assert_eq!(api_url("0.0.0.0:8080"), "http://127.0.0.1:8080");
-        assert_eq!(api_url("[::]:8443"), "http://[::1]:8443");
-        assert_eq!(api_url("10.1.2.3:9000"), "http://10.1.2.3:9000");
+        assert_eq!(api_url("0.0.0.0:8080", false), "http://127.0.0.1:8080");
+        assert_eq!(api_url("[::]:8443", false), "http://[::1]:8443");
+        assert_eq!(api_url("10.1.2.3:9000", false), "http://10.1.2.3:9000");
+    }
+
+    #[test]
+    fn a_server_with_a_certificate_is_reached_over_https() {
+        assert_eq!(api_url("0.0.0.0:8443", true), "https://127.0.0.1:8443");
+        assert_eq!(
+            api_url("vault.internal:8443", true),
+            "https://vault.internal:8443"
+        );
     }
 }

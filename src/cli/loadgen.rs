@@ -79,12 +79,57 @@ pub struct LoadArgs {
     ca_cert: Option<std::path::PathBuf>,
 }
 
-/// What one worker saw.
+/// What a run saw: one worker's, all workers' together, or an open-loop run's.
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u32>,
     by_status: BTreeMap<u16, u64>,
     transport_errors: u64,
+}
+
+impl Tally {
+    /// Counts one request: its latency and status, or its transport error (whose latency
+    /// means nothing).
+    fn record(&mut self, status: anyhow::Result<u16>, latency_us: u32) {
+        match status {
+            Ok(status) => {
+                self.latencies_us.push(latency_us);
+                *self.by_status.entry(status).or_default() += 1;
+            }
+            Err(_) => self.transport_errors += 1,
+        }
+    }
+
+    /// Adds what another worker saw.
+    fn merge(&mut self, other: Tally) {
+        self.latencies_us.extend(other.latencies_us);
+        for (status, n) in other.by_status {
+            *self.by_status.entry(status).or_default() += n;
+        }
+        self.transport_errors += other.transport_errors;
+    }
+
+    /// The answers with a 2xx status.
+    fn successes(&self) -> u64 {
+        self.by_status
+            .iter()
+            .filter(|(status, _)| (200..300).contains(*status))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// Nearest-rank percentile of sorted latencies, in milliseconds, with `per_mille` in 1..=1000
+/// (500 = p50, 999 = p99.9): the ceil(per_mille / 1000 × n)-th smallest value; 0 when empty.
+fn percentile_ms(sorted_us: &[u32], per_mille: usize) -> f64 {
+    let n = sorted_us.len();
+    let rank = per_mille
+        .saturating_mul(n)
+        .div_ceil(1000)
+        .clamp(1, n.max(1));
+    sorted_us
+        .get(rank - 1)
+        .map_or(0.0, |us| f64::from(*us) / 1000.0)
 }
 
 /// An age envelope of about `size` bytes, encrypted once and uploaded many times: the server
@@ -262,44 +307,24 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 let began = Instant::now();
                 let status = one_request(&client, scenario, &ids, &envelope, &scope, roll).await;
                 let elapsed = u32::try_from(began.elapsed().as_micros()).unwrap_or(u32::MAX);
-                match status {
-                    Ok(status) => {
-                        tally.latencies_us.push(elapsed);
-                        *tally.by_status.entry(status).or_default() += 1;
-                    }
-                    Err(_) => tally.transport_errors += 1,
-                }
+                tally.record(status, elapsed);
             }
             tally
         }));
     }
     let mut total = Tally::default();
     for worker in workers {
-        let tally = worker.await?;
-        total.latencies_us.extend(tally.latencies_us);
-        for (status, n) in tally.by_status {
-            *total.by_status.entry(status).or_default() += n;
-        }
-        total.transport_errors += tally.transport_errors;
+        total.merge(worker.await?);
     }
-    report(&args, &mut total, started.elapsed());
+    report(&args, &mut total, started.elapsed())?;
     Ok(())
 }
 
-/// The answers with a 2xx status, from a count by status.
-fn successes(by_status: &BTreeMap<u16, u64>) -> u64 {
-    by_status
-        .iter()
-        .filter(|(status, _)| (200..300).contains(*status))
-        .map(|(_, n)| n)
-        .sum()
-}
-
-fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
+fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) -> std::io::Result<()> {
     tally.latencies_us.sort_unstable();
     let n = tally.latencies_us.len();
-    let pct = |p: usize| open_loop::percentile_ms(&tally.latencies_us, p * 10);
-    let ok = successes(&tally.by_status);
+    let pct = |p: usize| percentile_ms(&tally.latencies_us, p * 10);
+    let ok = tally.successes();
     let secs = elapsed.as_secs_f64();
     let summary = serde_json::json!({
         "scenario": format!("{:?}", args.scenario).to_lowercase(),
@@ -309,14 +334,14 @@ fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
         "seconds": (secs * 100.0).round() / 100.0,
         "requests_per_second": (n as f64 / secs).round(),
         "ok": ok,
-        "latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99), "p99_9": open_loop::percentile_ms(&tally.latencies_us, 999), "max": pct(100)},
+        "latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99), "p99_9": percentile_ms(&tally.latencies_us, 999), "max": pct(100)},
         "by_status": tally.by_status,
         "transport_errors": tally.transport_errors,
     });
     if args.json {
-        println!("{summary}");
+        out!("{summary}")
     } else {
-        println!(
+        out!(
             "{} x{}: {} requests in {:.2} s = {:.0} req/s ({} ok)\nlatency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\nby status: {:?}  transport errors: {}",
             summary.get("scenario").and_then(serde_json::Value::as_str).unwrap_or("?"),
             args.concurrency,
@@ -330,6 +355,48 @@ fn report(args: &LoadArgs, tally: &mut Tally, elapsed: Duration) {
             pct(100),
             tally.by_status,
             tally.transport_errors
-        );
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank_including_p99_9() {
+        let sorted: Vec<u32> = (1..=1000).map(|i| i * 1000).collect(); // 1..=1000 ms
+        assert_eq!(percentile_ms(&sorted, 500), 500.0);
+        assert_eq!(percentile_ms(&sorted, 990), 990.0);
+        assert_eq!(percentile_ms(&sorted, 999), 999.0);
+        assert_eq!(percentile_ms(&sorted, 1000), 1000.0);
+        // With 10 values p99.9 is the largest: ceil(0.999 × 10) = 10.
+        let ten: Vec<u32> = (1..=10).map(|i| i * 100).collect();
+        assert_eq!(percentile_ms(&ten, 999), 1.0);
+        assert_eq!(percentile_ms(&ten, 500), 0.5);
+        // One slow request in 2,000 shows at p99.9, not at p99.
+        let mut mostly_fast = vec![1_000u32; 1999];
+        mostly_fast.push(80_000);
+        assert_eq!(percentile_ms(&mostly_fast, 990), 1.0);
+        assert_eq!(percentile_ms(&mostly_fast, 999), 1.0);
+        assert_eq!(percentile_ms(&mostly_fast, 1000), 80.0);
+        let mut three_slow = vec![1_000u32; 1997];
+        three_slow.extend([70_000, 80_000, 90_000]);
+        assert_eq!(percentile_ms(&three_slow, 999), 70.0);
+        assert_eq!(percentile_ms(&[], 990), 0.0);
+    }
+
+    #[test]
+    fn workers_tallies_add_up() {
+        let mut total = Tally::default();
+        let mut one = Tally::default();
+        one.record(Ok(201), 5);
+        one.record(Err(anyhow::anyhow!("reset")), 9);
+        let mut two = Tally::default();
+        two.record(Ok(503), 7);
+        total.merge(one);
+        total.merge(two);
+        assert_eq!(total.latencies_us, [5, 7]);
+        assert_eq!((total.successes(), total.transport_errors), (1, 1));
     }
 }

@@ -1,22 +1,33 @@
 //! The command line: `serve`, the admin commands that work directly on the database, and the
 //! client commands that sign requests to a running vault.
 
+/// `println!` that returns the write's error, a closed pipe marked as such, instead of
+/// panicking: every line a command prints goes through it ([`output`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
+
 mod admin;
 mod audit;
 mod blob;
 mod client;
 mod loadgen;
 mod open;
+mod output;
 mod recipients;
 mod reshare;
 mod seal;
 mod subject;
 mod witness;
 
+use crate::config::{Config, ConfigError};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 pub use client::{Body, ClientAuth, VaultClient};
+pub use output::closed as stdout_closed;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,22 +78,13 @@ impl Cli {
     }
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = || crate::config::Config::load(cli.config.as_deref());
-    // Client commands reach the API address of the configuration they are given.
-    if matches!(
-        cli.command,
-        Command::Blob(_) | Command::Recipients(_) | Command::Subject(_) | Command::Audit(_)
-    ) {
-        match config() {
-            Ok(config) => blob::set_default_url(&config.server.listen),
-            Err(e) if cli.config.is_some() => return Err(e.into()),
-            Err(_) => {}
-        }
-    }
+/// Runs `cli` with its configuration, loaded once by the caller. Only the commands that need
+/// a configuration fail on one that does not load.
+pub async fn run(cli: Cli, config: Result<Config, ConfigError>) -> anyhow::Result<()> {
+    let file = cli.config.as_deref();
     match cli.command {
         Command::Serve => {
-            let config = config()?;
+            let config = config?;
             let app = crate::startup::Application::build(&config).await?;
             tracing::info!(
                 api = %app.api_addr()?,
@@ -93,13 +95,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             app.run_until(crate::startup::shutdown_signal()).await
         }
-        Command::Admin(command) => admin::run(&config()?, command).await,
-        Command::Blob(command) => blob::run(command).await,
-        Command::Recipients(command) => recipients::run(command).await,
-        Command::Subject(command) => subject::run(command).await,
-        Command::Audit(command) => audit::run(&config()?, command).await,
+        Command::Admin(command) => admin::run(&config?, command).await,
+        Command::Blob(command) => {
+            reach_configured_server(config, file)?;
+            blob::run(command).await
+        }
+        Command::Recipients(command) => {
+            reach_configured_server(config, file)?;
+            recipients::run(command).await
+        }
+        Command::Subject(command) => {
+            reach_configured_server(config, file)?;
+            subject::run(command).await
+        }
+        Command::Audit(command) => {
+            let config = config?;
+            blob::set_default_url(&config.server);
+            audit::run(&config, command).await
+        }
         Command::Loadgen(args) => loadgen::run(args).await,
     }
+}
+
+/// Client commands reach the API address of the configuration they are given, so `--config`
+/// means the same server for `admin` and `blob` commands. Without `--config` they need none:
+/// `--url` (or the default address) is enough, so a configuration that does not load is
+/// only an error when it was asked for.
+fn reach_configured_server(
+    config: Result<Config, ConfigError>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    match config {
+        Ok(config) => blob::set_default_url(&config.server),
+        Err(e) if file.is_some() => return Err(e.into()),
+        Err(_) => {}
+    }
+    Ok(())
 }
 
 /// A database URL fit for the log: any password replaced.

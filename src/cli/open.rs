@@ -178,7 +178,7 @@ impl Destination {
         match self {
             Self::Stdout => {
                 open(response, identities, |plaintext| {
-                    let mut out = io::stdout().lock();
+                    let mut out = super::output::Stdout::lock();
                     let written = copy(plaintext, &mut out, "standard output")?;
                     out.flush().context("cannot write to standard output")?;
                     Ok(written)

@@ -181,6 +181,6 @@ pub async fn run(command: RecipientsCommand) -> anyhow::Result<()> {
             get_value(&connection.client()?, &readers_path(&org)?, &query).await?
         }
     };
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    out!("{}", serde_json::to_string_pretty(&value)?)?;
     Ok(())
 }

@@ -91,7 +91,7 @@ impl Reshare<'_> {
             "stored {new_id} in place of {}, encrypted to {} recipient(s)",
             self.id, readers
         );
-        println!("{new_id}");
+        out!("{new_id}")?;
         if self.delete_old {
             client.call(Method::DELETE, &path, &[], None, None).await?;
             eprintln!("deleted {}", self.id);

@@ -60,7 +60,7 @@ pub async fn run(command: SubjectCommand) -> anyhow::Result<()> {
             );
             let mut response = client.call(Method::GET, &path, &[], None, None).await?;
             let mut out: Box<dyn Write> = if output.as_os_str() == "-" {
-                Box::new(std::io::stdout().lock())
+                Box::new(super::output::Stdout::lock())
             } else {
                 Box::new(std::io::BufWriter::new(
                     std::fs::File::create(&output)
@@ -112,7 +112,7 @@ pub async fn run(command: SubjectCommand) -> anyhow::Result<()> {
                 .call(Method::DELETE, &subject_path(&subject)?, &[], None, None)
                 .await?;
             let value: serde_json::Value = response.json().await?;
-            println!("{}", serde_json::to_string(&value)?);
+            out!("{}", serde_json::to_string(&value)?)?;
         }
     }
     Ok(())

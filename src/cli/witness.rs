@@ -190,18 +190,18 @@ pub(super) async fn witness(
                     old.size
                 )
             })?;
-        println!(
+        out!(
             "{chain}: consistent, {} -> {} events, root {}",
             old.size,
             new.size,
             hex::encode(new.root)
-        );
+        )?;
     } else {
-        println!(
+        out!(
             "{chain}: first checkpoint stored, {} events, root {}",
             new.size,
             hex::encode(new.root)
-        );
+        )?;
     }
     write_state(
         state_file,
@@ -261,11 +261,11 @@ pub(super) async fn prove(
         &checkpoint.root,
     )
     .map_err(|e| anyhow::anyhow!("INCONSISTENT: the inclusion proof does not verify: {e}"))?;
-    println!("{note}");
-    println!("{}", serde_json::to_string_pretty(&answer)?);
-    println!(
+    out!("{note}")?;
+    out!("{}", serde_json::to_string_pretty(&answer)?)?;
+    out!(
         "{chain}/{seq} (event hash {event_hash}) is included in the signed tree of {} events",
         checkpoint.size
-    );
+    )?;
     Ok(())
 }

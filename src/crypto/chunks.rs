@@ -10,10 +10,8 @@
 //! The nonce needs no randomness: a data key is fresh for each blob and seals each
 //! (index, last) pair once. Rotation rewraps the data key and never reseals the chunks.
 
-use super::aead::CryptoError;
+use super::aead::{CryptoError, InPlace, TAG_LEN};
 use super::keys::{BlobBinding, DataKey};
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{KeyInit, Tag, XChaCha20Poly1305, XNonce};
 
 /// Envelope bytes per chunk.
 pub const CHUNK_PLAINTEXT: usize = 64 * 1024;
@@ -32,11 +30,13 @@ pub fn sealed_len(size: u64) -> u64 {
     size.saturating_add(chunk_count(size).saturating_mul(CHUNK_TAG as u64))
 }
 
-fn nonce(index: u64, last: bool) -> XNonce {
+fn nonce(index: u64, last: bool) -> [u8; 24] {
     let mut nonce = [0u8; 24];
-    nonce[15..23].copy_from_slice(&index.to_be_bytes());
-    nonce[23] = u8::from(last);
-    XNonce::from(nonce)
+    let (_, tail) = nonce.split_at_mut(15);
+    let (counter, flag) = tail.split_at_mut(8);
+    counter.copy_from_slice(&index.to_be_bytes());
+    flag.fill(u8::from(last));
+    nonce
 }
 
 fn aad(binding: &BlobBinding<'_>, index: u64, last: bool) -> Vec<u8> {
@@ -48,14 +48,14 @@ fn aad(binding: &BlobBinding<'_>, index: u64, last: bool) -> Vec<u8> {
 
 /// Seals consecutive chunks of one blob.
 pub struct ChunkSealer<'a> {
-    cipher: XChaCha20Poly1305,
+    cipher: InPlace,
     binding: BlobBinding<'a>,
 }
 
 impl<'a> ChunkSealer<'a> {
     pub fn new(key: &DataKey, binding: BlobBinding<'a>) -> Self {
         Self {
-            cipher: XChaCha20Poly1305::new(key.bytes().into()),
+            cipher: InPlace::new(key.bytes()),
             binding,
         }
     }
@@ -84,14 +84,11 @@ impl<'a> ChunkSealer<'a> {
             let index = first + n as u64;
             let start = out.len();
             out.extend_from_slice(piece);
-            let tag = self
-                .cipher
-                .encrypt_in_place_detached(
-                    &nonce(index, last),
-                    &aad(&self.binding, index, last),
-                    out.get_mut(start..).ok_or(CryptoError::Seal)?,
-                )
-                .map_err(|_| CryptoError::Seal)?;
+            let tag = self.cipher.seal(
+                &nonce(index, last),
+                &aad(&self.binding, index, last),
+                out.get_mut(start..).ok_or(CryptoError::Seal)?,
+            )?;
             out.extend_from_slice(&tag);
         }
         Ok(count as u64)
@@ -100,7 +97,7 @@ impl<'a> ChunkSealer<'a> {
 
 /// Opens the chunks of one blob, knowing its size (so the last chunk is known too).
 pub struct ChunkOpener<'a> {
-    cipher: XChaCha20Poly1305,
+    cipher: InPlace,
     binding: BlobBinding<'a>,
     chunks: u64,
 }
@@ -108,7 +105,7 @@ pub struct ChunkOpener<'a> {
 impl<'a> ChunkOpener<'a> {
     pub fn new(key: &DataKey, binding: BlobBinding<'a>, size: u64) -> Self {
         Self {
-            cipher: XChaCha20Poly1305::new(key.bytes().into()),
+            cipher: InPlace::new(key.bytes()),
             binding,
             chunks: chunk_count(size),
         }
@@ -124,13 +121,14 @@ impl<'a> ChunkOpener<'a> {
             }
             let last = index + 1 == self.chunks;
             let (ciphertext, tag) = chunk.split_at(chunk.len() - CHUNK_TAG);
+            let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| CryptoError::Open)?;
             let start = out.len();
             out.extend_from_slice(ciphertext);
-            let opened = self.cipher.decrypt_in_place_detached(
+            let opened = self.cipher.open(
                 &nonce(index, last),
                 &aad(&self.binding, index, last),
                 out.get_mut(start..).ok_or(CryptoError::Open)?,
-                Tag::from_slice(tag),
+                tag,
             );
             if opened.is_err() {
                 out.truncate(start);

@@ -41,11 +41,19 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Some(redis) if redis.ping().await => "ok",
         Some(_) => "unavailable",
     };
-    // Without Redis the vault still serves, on in-process state: degraded, not down.
-    let (status, code) = match (database_ok, redis) {
-        (false, _) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
-        (true, "unavailable") => ("degraded", StatusCode::OK),
-        (true, _) => ("ready", StatusCode::OK),
+    let objects =
+        match tokio::time::timeout(Duration::from_secs(2), state.vault.object_backend().ping())
+            .await
+        {
+            Ok(Ok(())) => "ok",
+            _ => "unavailable",
+        };
+    // Without Redis the vault still serves, on in-process state; without the object store,
+    // every blob but the large ones: degraded, not down.
+    let (status, code) = match (database_ok, redis, objects) {
+        (false, _, _) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+        (true, "unavailable", _) | (true, _, "unavailable") => ("degraded", StatusCode::OK),
+        (true, _, _) => ("ready", StatusCode::OK),
     };
     (
         code,
@@ -53,6 +61,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "status": status,
             "database": if database_ok { "ok" } else { "unavailable" },
             "redis": redis,
+            "objects": objects,
             "keys": keys,
             "timestamp": crate::time::to_rfc3339(state.vault.clock().now_secs()),
         })),

@@ -34,6 +34,17 @@ impl FileBackend {
         Ok(self.root.join(key))
     }
 
+    /// Removes the file at `path` (already gone is fine) and the directories it leaves empty.
+    async fn remove(&self, path: &Path) -> Result<(), ObjectError> {
+        match tokio::fs::remove_file(path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.remove_empty_parents(path).await;
+        Ok(())
+    }
+
     /// Removes the directories between `path` and the root that `path`'s removal left empty.
     /// Best effort: a directory that is not empty, or that a concurrent writer is filling, stays.
     async fn remove_empty_parents(&self, path: &Path) {
@@ -86,6 +97,7 @@ impl ObjectBackend for FileBackend {
             file,
             path,
             root: self.root.clone(),
+            failed: false,
         }))
     }
 
@@ -121,14 +133,7 @@ impl ObjectBackend for FileBackend {
     }
 
     async fn delete(&self, key: &str, _upload_id: Option<&str>) -> Result<(), ObjectError> {
-        let path = self.path(key)?;
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-        self.remove_empty_parents(&path).await;
-        Ok(())
+        self.remove(&self.path(key)?).await
     }
 
     async fn ping(&self) -> Result<(), ObjectError> {
@@ -157,6 +162,8 @@ struct FileWriter {
     file: tokio::fs::File,
     path: PathBuf,
     root: PathBuf,
+    /// A write failed part-way: finishing would store an object with a gap.
+    failed: bool,
 }
 
 #[async_trait::async_trait]
@@ -166,11 +173,15 @@ impl ObjectWriter for FileWriter {
     }
 
     async fn write(&mut self, bytes: Bytes) -> Result<(), ObjectError> {
+        super::usable(self.failed)?;
+        self.failed = true;
         self.file.write_all(&bytes).await?;
+        self.failed = false;
         Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> Result<(), ObjectError> {
+        super::usable(self.failed)?;
         // tokio's File may still hold the last write in flight: flush hands it to the kernel.
         self.file.flush().await?;
         self.file.sync_all().await?;
@@ -188,16 +199,11 @@ impl ObjectWriter for FileWriter {
     }
 
     async fn abort(self: Box<Self>) -> Result<(), ObjectError> {
-        let Self { file, path, root } = *self;
+        let Self {
+            file, path, root, ..
+        } = *self;
         drop(file);
-        let backend = FileBackend { root };
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-        backend.remove_empty_parents(&path).await;
-        Ok(())
+        FileBackend { root }.remove(&path).await
     }
 }
 
@@ -223,6 +229,11 @@ mod tests {
         Ok(out)
     }
 
+    /// Creates an empty object at `key`.
+    async fn touch(backend: &FileBackend, key: &str) {
+        backend.create(key).await.unwrap().finish().await.unwrap();
+    }
+
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
@@ -245,13 +256,7 @@ mod tests {
     #[tokio::test]
     async fn empty_objects_exist_and_read_as_nothing() {
         let (_dir, backend) = backend();
-        backend
-            .create("v1/empty")
-            .await
-            .unwrap()
-            .finish()
-            .await
-            .unwrap();
+        touch(&backend, "v1/empty").await;
         assert_eq!(
             read_all(&backend, "v1/empty").await.unwrap(),
             Vec::<u8>::new()
@@ -293,13 +298,7 @@ mod tests {
     #[tokio::test]
     async fn an_existing_key_is_not_overwritten() {
         let (_dir, backend) = backend();
-        backend
-            .create("v1/once")
-            .await
-            .unwrap()
-            .finish()
-            .await
-            .unwrap();
+        touch(&backend, "v1/once").await;
         match backend.create("v1/once").await {
             Err(ObjectError::Io(e)) => assert_eq!(e.kind(), ErrorKind::AlreadyExists),
             other => panic!("expected AlreadyExists, got {:?}", other.err()),
@@ -316,13 +315,7 @@ mod tests {
         backend.delete("v1/none", None).await.unwrap();
         backend.delete("v1/none", Some("ignored")).await.unwrap();
         // A key naming a directory of objects is not an object.
-        backend
-            .create("v1/dir/x")
-            .await
-            .unwrap()
-            .finish()
-            .await
-            .unwrap();
+        touch(&backend, "v1/dir/x").await;
         assert!(matches!(
             backend.read("v1/dir").await.err(),
             Some(ObjectError::NotFound)
@@ -333,7 +326,7 @@ mod tests {
     async fn delete_removes_the_object_and_its_emptied_directories() {
         let (_dir, backend) = backend();
         for key in ["v1/a/r1", "v1/a/r2", "v1/b/r1"] {
-            backend.create(key).await.unwrap().finish().await.unwrap();
+            touch(&backend, key).await;
         }
         backend.delete("v1/a/r1", None).await.unwrap();
         assert!(matches!(
@@ -360,6 +353,36 @@ mod tests {
             Some(ObjectError::NotFound)
         ));
         assert!(!backend.root.join("v1").exists());
+    }
+
+    #[tokio::test]
+    async fn a_writer_whose_write_failed_cannot_finish() {
+        let (_dir, backend) = backend();
+        touch(&backend, "v1/w/r1").await;
+        let path = backend.root.join("v1/w/r1");
+        // A read-only handle makes the write fail as a full disk would.
+        let mut writer = Box::new(FileWriter {
+            file: tokio::fs::File::open(&path).await.unwrap(),
+            path,
+            root: backend.root.clone(),
+            failed: false,
+        });
+        // tokio's File reports a failed write at the next call on it, not always at once.
+        let first = writer.write(Bytes::from_static(b"lost")).await;
+        if first.is_ok() {
+            assert!(matches!(
+                writer.write(Bytes::from_static(b"lost")).await,
+                Err(ObjectError::Io(_))
+            ));
+        }
+        assert!(matches!(
+            writer.write(Bytes::from_static(b"more")).await,
+            Err(ObjectError::Unavailable(_))
+        ));
+        assert!(matches!(
+            writer.finish().await,
+            Err(ObjectError::Unavailable(_))
+        ));
     }
 
     #[tokio::test]

@@ -73,6 +73,17 @@ pub trait ObjectWriter: Send {
     async fn abort(self: Box<Self>) -> Result<(), ObjectError>;
 }
 
+/// A writer whose write failed part-way has lost bytes: it may only be aborted, as finishing
+/// would store an object with a gap.
+fn usable(failed: bool) -> Result<(), ObjectError> {
+    if failed {
+        return Err(ObjectError::Unavailable(
+            "an earlier write to this object failed; abort it".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that `key` is one or more `/`-separated segments of `[a-z0-9._-]`, none of them
 /// empty, `.` or `..`: such a key can neither escape the file root nor mean two things to S3.
 pub fn validate_key(key: &str) -> Result<(), ObjectError> {

@@ -12,7 +12,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{ClientConfigKey, ObjectStoreExt, PutPayload};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -73,11 +73,24 @@ impl S3Backend {
         // process default, ring, as the rest of the vault does. A provider installed earlier
         // stays (the error says so and is of no consequence).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = builder.with_bucket_name(&location.bucket);
+        // object_store bounds a whole request by 30 s, which would cut the download of any
+        // large object to a slow reader. Bound stalls instead (no byte for a minute, retried),
+        // with a day for a whole request as the backstop.
+        let mut builder = builder
+            .with_bucket_name(&location.bucket)
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "24h")
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ReadTimeout),
+                "60s",
+            );
         if let Some(endpoint) = &location.endpoint {
-            // Url keeps a trailing '/', which would double in `endpoint/bucket/key`.
+            // Url keeps a trailing '/', which would double in `endpoint/bucket/key`. Set as
+            // the S3 endpoint too, which object_store prefers: else `AWS_ENDPOINT_URL_S3`
+            // from the environment would win over the configuration.
+            let endpoint_text = endpoint.as_str().trim_end_matches('/');
             builder = builder
-                .with_endpoint(endpoint.as_str().trim_end_matches('/'))
+                .with_endpoint(endpoint_text)
+                .with_config(AmazonS3ConfigKey::S3Endpoint, endpoint_text)
                 .with_allow_http(endpoint.scheme() == "http");
         }
         if let Some(region) = &location.region {
@@ -121,6 +134,7 @@ impl ObjectBackend for S3Backend {
             parts: Vec::new(),
             pending: Vec::new(),
             pending_len: 0,
+            failed: false,
         }))
     }
 
@@ -146,13 +160,8 @@ impl ObjectBackend for S3Backend {
         if let Some(id) = upload_id {
             abort(&self.store, &self.redactor, &path, &id.to_owned()).await?;
         }
-        match self.store.delete(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) => match self.redactor.error("deleting an object", e) {
-                ObjectError::NotFound => Ok(()),
-                other => Err(other),
-            },
-        }
+        let deleted = self.store.delete(&path).await;
+        already_gone_is_fine(deleted.map_err(|e| self.redactor.error("deleting an object", e)))
     }
 
     async fn ping(&self) -> Result<(), ObjectError> {
@@ -189,12 +198,15 @@ async fn abort(
     path: &ObjectPath,
     id: &String,
 ) -> Result<(), ObjectError> {
-    match store.abort_multipart(path, id).await {
-        Ok(()) => Ok(()),
-        Err(e) => match redactor.error("aborting a multipart upload", e) {
-            ObjectError::NotFound => Ok(()),
-            other => Err(other),
-        },
+    let aborted = store.abort_multipart(path, id).await;
+    already_gone_is_fine(aborted.map_err(|e| redactor.error("aborting a multipart upload", e)))
+}
+
+/// Deletes are retried by a sweep, so one that finds nothing to delete has succeeded.
+fn already_gone_is_fine(result: Result<(), ObjectError>) -> Result<(), ObjectError> {
+    match result {
+        Err(ObjectError::NotFound) => Ok(()),
+        other => other,
     }
 }
 
@@ -207,6 +219,8 @@ struct S3Writer {
     /// The next part, kept as the caller's pieces (slices, not copies); at most PART_SIZE.
     pending: Vec<Bytes>,
     pending_len: usize,
+    /// A part failed: its bytes are gone, so completing would store an object with a gap.
+    failed: bool,
 }
 
 impl S3Writer {
@@ -219,11 +233,13 @@ impl S3Writer {
         }
         let payload: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
         self.pending_len = 0;
+        self.failed = true;
         let part = self
             .store
             .put_part(&self.path, &self.id, index, payload)
             .await
             .map_err(|e| self.redactor.error("uploading a part", e))?;
+        self.failed = false;
         self.parts.push(part);
         Ok(())
     }
@@ -236,6 +252,7 @@ impl ObjectWriter for S3Writer {
     }
 
     async fn write(&mut self, mut bytes: Bytes) -> Result<(), ObjectError> {
+        super::usable(self.failed)?;
         while !bytes.is_empty() {
             let take = bytes.len().min(PART_SIZE - self.pending_len);
             self.pending.push(bytes.split_to(take));
@@ -248,6 +265,7 @@ impl ObjectWriter for S3Writer {
     }
 
     async fn finish(mut self: Box<Self>) -> Result<(), ObjectError> {
+        super::usable(self.failed)?;
         // The last part may be short. An object of no bytes has no part at all, and
         // object_store then uploads one empty part itself, as S3 wants at least one.
         if self.pending_len > 0 {
@@ -334,6 +352,10 @@ mod tests {
         }
     }
 
+    fn backend(url: &str, endpoint: Option<&str>) -> S3Backend {
+        S3Backend::with_credentials(&config(url, endpoint), credentials()).unwrap()
+    }
+
     fn credentials() -> S3Credentials {
         S3Credentials {
             access_key_id: "AKIAEXAMPLEKEYID".into(),
@@ -345,29 +367,66 @@ mod tests {
     #[test]
     fn an_https_client_builds_with_the_ring_provider() {
         // Building the client needs a rustls provider; without one reqwest would panic here.
-        let backend = S3Backend::with_credentials(
-            &config("s3://vault-objects/prod", Some("https://s3.example.com")),
-            credentials(),
-        )
-        .unwrap();
-        assert_eq!(backend.describe(), "s3://vault-objects/prod");
+        let tls = backend("s3://vault-objects/prod", Some("https://s3.example.com"));
+        assert_eq!(tls.describe(), "s3://vault-objects/prod");
+        // Built at all means the timeouts parsed; a large download is bounded by stalls only.
+        // The timeouts reached the HTTP client (as its Debug shows them): a large download is
+        // bounded by stalls, not by a total time.
+        let client = format!("{:?}", tls.store);
+        assert!(client.contains("TotalTimeout: 86400s"), "{client}");
+        assert!(client.contains("read_timeout: 60s"), "{client}");
         assert!(rustls::crypto::CryptoProvider::get_default().is_some());
-        let plain = S3Backend::with_credentials(&config("s3://vault-objects", None), credentials())
-            .unwrap();
+        let plain = backend("s3://vault-objects", None);
         assert_eq!(plain.describe(), "s3://vault-objects");
     }
 
     #[test]
     fn keys_get_the_prefix_and_bad_keys_are_refused() {
-        let backend = S3Backend::with_credentials(
-            &config("s3://vault-objects/prod/eu", Some("http://127.0.0.1:9")),
-            credentials(),
-        )
-        .unwrap();
+        let backend = backend("s3://vault-objects/prod/eu", Some("http://127.0.0.1:9"));
         assert_eq!(backend.path("v1/b/r").unwrap().as_ref(), "prod/eu/v1/b/r");
         assert!(matches!(
             backend.path("../x"),
             Err(ObjectError::InvalidKey(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_writer_whose_part_failed_cannot_finish() {
+        // Nothing listens on port 1, and no retry: the first part fails at once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = AmazonS3Builder::new()
+            .with_bucket_name("vault-objects")
+            .with_endpoint("http://127.0.0.1:1")
+            .with_allow_http(true)
+            .with_access_key_id("AKIAEXAMPLEKEYID")
+            .with_secret_access_key("example")
+            .with_retry(object_store::RetryConfig {
+                max_retries: 0,
+                ..Default::default()
+            })
+            .build()
+            .unwrap();
+        let mut writer = Box::new(S3Writer {
+            store: Arc::new(store),
+            redactor: Arc::new(Redactor {
+                secrets: Vec::new(),
+            }),
+            path: ObjectPath::from("v1/b/r"),
+            id: "upload".into(),
+            parts: Vec::new(),
+            pending: Vec::new(),
+            pending_len: 0,
+            failed: false,
+        });
+        writer
+            .write(Bytes::from(vec![0; PART_SIZE - 1]))
+            .await
+            .unwrap();
+        assert!(writer.write(Bytes::from(vec![0; 2])).await.is_err());
+        assert!(writer.pending.is_empty(), "the part's bytes are not kept");
+        assert!(matches!(
+            writer.finish().await,
+            Err(ObjectError::Unavailable(message)) if message.contains("earlier write")
         ));
     }
 

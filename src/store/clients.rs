@@ -23,6 +23,41 @@ pub struct ClientSummary {
     pub revoked_at: Option<i64>,
 }
 
+/// The clients whose names match `$condition`, each with its secrets' creation times, newest
+/// first: one statement, so a client and its secrets are read at one instant. Its rows are
+/// grouped by [`summaries`].
+macro_rules! summary_query {
+    ($condition:literal) => {
+        concat!(
+            "SELECT c.name, c.revoked_at, s.created_at FROM clients c \
+             LEFT JOIN client_secrets s ON s.client = c.name WHERE ",
+            $condition,
+            " ORDER BY c.name, s.slot DESC"
+        )
+    };
+}
+
+/// A row of [`summary_query`]: a client, and one of its secrets if it has any.
+type SummaryRow = (String, Option<i64>, Option<i64>);
+
+/// Groups the rows of [`summary_query`] into one summary per client, in order.
+fn summaries(rows: Vec<SummaryRow>) -> Vec<ClientSummary> {
+    let mut clients: Vec<ClientSummary> = Vec::new();
+    for (name, revoked_at, secret_created) in rows {
+        if clients.last().is_none_or(|c| c.name != name) {
+            clients.push(ClientSummary {
+                name,
+                secrets: Vec::new(),
+                revoked_at,
+            });
+        }
+        if let (Some(client), Some(created)) = (clients.last_mut(), secret_created) {
+            client.secrets.push(created);
+        }
+    }
+    clients
+}
+
 #[async_trait]
 pub trait ClientStore: Send + Sync {
     /// Registers a client with its first secret and records `event`, in one transaction;
@@ -226,56 +261,24 @@ macro_rules! client_store {
             }
 
             async fn list_clients(&self, limit: i64) -> StoreResult<Vec<ClientSummary>> {
-                // One statement, so a client and its secrets are read at one instant.
-                let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-                    "SELECT c.name, c.revoked_at, s.created_at FROM clients c \
-                     LEFT JOIN client_secrets s ON s.client = c.name \
-                     WHERE c.name IN (SELECT name FROM clients ORDER BY name LIMIT $1) \
-                     ORDER BY c.name, s.slot DESC",
-                )
+                let rows: Vec<SummaryRow> = sqlx::query_as(summary_query!(
+                    "c.name IN (SELECT name FROM clients ORDER BY name LIMIT $1)"
+                ))
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
-                let mut clients: Vec<ClientSummary> = Vec::new();
-                for (name, revoked_at, secret_created) in rows {
-                    let same = clients.last().is_some_and(|c| c.name == name);
-                    if !same {
-                        clients.push(ClientSummary {
-                            name,
-                            secrets: Vec::new(),
-                            revoked_at,
-                        });
-                    }
-                    if let (Some(client), Some(created)) = (clients.last_mut(), secret_created) {
-                        client.secrets.push(created);
-                    }
-                }
-                Ok(clients)
+                Ok(summaries(rows))
             }
 
             async fn client_summary(
                 &self,
                 name: &ClientName,
             ) -> StoreResult<Option<ClientSummary>> {
-                let rows: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(
-                    "SELECT c.revoked_at, s.created_at FROM clients c \
-                     LEFT JOIN client_secrets s ON s.client = c.name \
-                     WHERE c.name = $1 ORDER BY s.slot DESC",
-                )
-                .bind(name.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-                let Some((revoked_at, _)) = rows.first().copied() else {
-                    return Ok(None);
-                };
-                Ok(Some(ClientSummary {
-                    name: name.as_str().to_owned(),
-                    secrets: rows
-                        .into_iter()
-                        .filter_map(|(_, created)| created)
-                        .collect(),
-                    revoked_at,
-                }))
+                let rows: Vec<SummaryRow> = sqlx::query_as(summary_query!("c.name = $1"))
+                    .bind(name.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(summaries(rows).into_iter().next())
             }
 
             async fn delete_client(

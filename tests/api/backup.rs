@@ -4,24 +4,13 @@
 //! the keys kept apart, and prove the restore with `audit verify --expect-heads`, a witness
 //! check against the restored server, and reading a blob back.
 
-use crate::cli::{ok, BIN};
+use crate::cli::{ok, with_database, BIN};
 use crate::helpers::*;
 use crate::on_both_backends;
 use data_vault::config::Config;
 use data_vault::startup::Application;
 use std::path::Path;
 use std::process::Command;
-
-/// The CLI against a database URL and key files, as an operator runs it during a restore.
-fn cli(url: &str, master_key: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATA_VAULT_STORAGE__DATABASE_URL", url)
-        .env("DATA_VAULT_KEYS__MASTER_KEY_FILE", master_key);
-    command
-}
 
 fn witness(base: &str, creds: &Credentials, state: &Path) -> std::process::Output {
     Command::new(BIN)
@@ -36,21 +25,8 @@ fn witness(base: &str, creds: &Credentials, state: &Path) -> std::process::Outpu
         .unwrap()
 }
 
-/// Whether `tool` runs; outside CI a missing PostgreSQL client is a loud skip.
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok();
-    if !found {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "CI=true but {tool} is not installed"
-        );
-        skipped(&format!("restore drill: {tool} is not installed"));
-    }
-    found
-}
-
 async fn a_backup_taken_while_serving_restores_and_verifies(backend: Backend) {
-    if backend == Backend::Postgres && !(have("pg_dump") && have("pg_restore")) {
+    if backend == Backend::Postgres && !postgresql_client_runs("restore drill") {
         return;
     }
     let app = TestApp::spawn(backend).await;
@@ -63,7 +39,7 @@ async fn a_backup_taken_while_serving_restores_and_verifies(backend: Backend) {
     // 1. Before the backup: the heads every chain must still hold, and a witnessed checkpoint.
     let work = tempfile::tempdir().unwrap();
     let url = &app.config.storage.database_url;
-    let heads = ok(cli(url, &app.config.keys.master_key_file)
+    let heads = ok(with_database(url, &app.config.keys.master_key_file)
         .args(["audit", "verify", "--json"])
         .output()
         .unwrap());
@@ -90,7 +66,7 @@ async fn a_backup_taken_while_serving_restores_and_verifies(backend: Backend) {
     let (restored_url, restored_pg) = match backend {
         Backend::Sqlite => {
             let out = work.path().join("vault-backup.db");
-            let said = ok(cli(url, &app.config.keys.master_key_file)
+            let said = ok(with_database(url, &app.config.keys.master_key_file)
                 .args(["admin", "backup", "--out"])
                 .arg(&out)
                 .output()
@@ -103,7 +79,7 @@ async fn a_backup_taken_while_serving_restores_and_verifies(backend: Backend) {
                 assert_eq!(mode & 0o077, 0, "the backup is private to its owner");
             }
             // A second backup never overwrites the first.
-            let again = cli(url, &app.config.keys.master_key_file)
+            let again = with_database(url, &app.config.keys.master_key_file)
                 .args(["admin", "backup", "--out"])
                 .arg(&out)
                 .output()
@@ -143,7 +119,7 @@ async fn a_backup_taken_while_serving_restores_and_verifies(backend: Backend) {
     std::fs::copy(&app.config.audit.log_key_file, &log_key).unwrap();
 
     // 4. The drill's proof: every recorded head is still in the restored chains ...
-    let verified = ok(cli(&restored_url, &master_key)
+    let verified = ok(with_database(&restored_url, &master_key)
         .args(["audit", "verify", "--expect-heads"])
         .arg(&heads_file)
         .output()
@@ -202,20 +178,20 @@ async fn a_restore_missing_recorded_events_fails_the_drill() {
     let url = &app.config.storage.database_url;
     let key = &app.config.keys.master_key_file;
     let out = work.path().join("old.db");
-    ok(cli(url, key)
+    ok(with_database(url, key)
         .args(["admin", "backup", "--out"])
         .arg(&out)
         .output()
         .unwrap());
     app.client(&creds).create_blob("veid", None).await;
-    let heads = ok(cli(url, key)
+    let heads = ok(with_database(url, key)
         .args(["audit", "verify", "--json"])
         .output()
         .unwrap());
     let heads_file = work.path().join("heads.jsonl");
     std::fs::write(&heads_file, heads).unwrap();
     // The backup predates the recorded heads: restoring it loses events.
-    let output = cli(&format!("sqlite://{}", out.display()), key)
+    let output = with_database(&format!("sqlite://{}", out.display()), key)
         .args(["audit", "verify", "--expect-heads"])
         .arg(&heads_file)
         .output()
@@ -230,7 +206,7 @@ async fn a_restore_missing_recorded_events_fails_the_drill() {
 #[test]
 fn admin_backup_refuses_postgresql_and_points_to_pg_dump() {
     let dir = tempfile::tempdir().unwrap();
-    let output = cli("postgres://nobody@127.0.0.1:1/none", &dir.path().join("k"))
+    let output = with_database("postgres://nobody@127.0.0.1:1/none", &dir.path().join("k"))
         .args(["admin", "backup", "--out"])
         .arg(dir.path().join("b.db"))
         .output()

@@ -84,8 +84,10 @@ async fn four_kib_envelope_round_trips_byte_for_byte(backend: Backend) {
     assert!(meta.get("data_base64").is_none());
 }
 
+/// At a configured limit of 10 MiB (raw uploads allow 5 GiB by default; JSON carries 10 MiB
+/// whatever the limit), both forms round-trip 10 MiB and refuse one byte more.
 async fn ten_mib_envelope_round_trips_and_one_byte_more_is_refused(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, |c| c.server.max_payload_bytes = TEN_MIB).await;
     let client = app.client(&app.create_client("svc").await);
 
     let envelope = age_envelope_of_size(TEN_MIB);

@@ -79,16 +79,9 @@ fn plaintext_of(len: usize) -> Vec<u8> {
 }
 
 /// GNU time reports a process's exact peak resident set (its rusage), which sampling /proc
-/// could miss; CI installs it, elsewhere its absence skips loudly.
+/// could miss.
 fn time_available() -> bool {
-    if Path::new(TIME).exists() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but {TIME} is not installed");
-    }
-    skipped("CLI memory: GNU time is not installed");
-    false
+    tool_runs("CLI memory test", TIME, &["-f", "%M", "true"])
 }
 
 /// Runs `command` under GNU time: its output and its peak resident set in bytes.
@@ -128,7 +121,7 @@ async fn a_40_mib_file_round_trips_through_the_cli_in_flat_memory(backend: Backe
     if !time_available() {
         return;
     }
-    let app = TestApp::spawn_with(backend, |c| c.server.max_payload_bytes = 64 * MIB).await;
+    let app = TestApp::spawn(backend).await;
     let user = User::create(&app).await;
     let dir = app.dir.path();
     let plaintext = plaintext_of(40 * MIB + 13);

@@ -221,24 +221,41 @@ async fn connections_beyond_the_limit_wait_and_are_served_once_idle_ones_time_ou
 }
 
 /// Raw request head for a signed raw upload of `envelope`.
-async fn signed_upload_head(app: &TestApp, envelope: &[u8]) -> String {
+/// The signed head of an upload of `body`: JSON (read whole, so bound by the request time
+/// limit) or, with `raw`, the envelope itself (streamed, bound by its stall limit instead).
+async fn signed_upload_head(app: &TestApp, body: &[u8], raw: bool) -> String {
     let client = app.client(&app.create_client("svc").await);
     let client = client.signer();
-    let url = client
-        .url("/api/v1/vault/blobs", &[("scope", "veid")])
-        .unwrap();
+    let (query, content_type): (&[(&str, &str)], _) = match raw {
+        true => (&[("scope", "veid")], "application/octet-stream"),
+        false => (&[], "application/json"),
+    };
+    let url = client.url("/api/v1/vault/blobs", query).unwrap();
+    let target = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    };
     let mut head = format!(
-        "POST {}?{} HTTP/1.1\r\nHost: vault\r\nContent-Type: application/octet-stream\r\n\
+        "POST {target} HTTP/1.1\r\nHost: vault\r\nContent-Type: {content_type}\r\n\
          Content-Length: {}\r\n",
-        url.path(),
-        url.query().unwrap(),
-        envelope.len()
+        body.len()
     );
-    for (name, value) in client.sign(&Method::POST, &url, envelope).unwrap() {
+    for (name, value) in client.sign(&Method::POST, &url, body).unwrap() {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     head
+}
+
+/// A JSON upload body of a small envelope.
+fn json_upload_body() -> Vec<u8> {
+    use base64::Engine;
+    let envelope = age_envelope_of_size(600);
+    serde_json::to_vec(&serde_json::json!({
+        "scope": "veid",
+        "payload_base64": base64::engine::general_purpose::STANDARD.encode(envelope),
+    }))
+    .unwrap()
 }
 
 /// Sends `head` (trickled if asked), then trickles `body`; returns what came back and when
@@ -276,9 +293,9 @@ async fn slow_upload(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slowly_sent_body_is_answered_503_and_cut_off() {
     let app = impatient_app(|_| {}).await;
-    let envelope = age_envelope_of_size(600);
-    let head = signed_upload_head(&app, &envelope).await;
-    let (answer, elapsed) = slow_upload(&app, head, false, envelope).await;
+    let body = json_upload_body();
+    let head = signed_upload_head(&app, &body, false).await;
+    let (answer, elapsed) = slow_upload(&app, head, false, body).await;
     println!("trickling body: answered and closed after {elapsed:?} (request_timeout_secs = 2)");
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains(r#""code":"unavailable""#), "{answer}");
@@ -287,13 +304,41 @@ async fn a_slowly_sent_body_is_answered_503_and_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_upload_that_keeps_sending_outlives_the_time_limit() {
+    // A raw upload streams (DESIGN §18): gigabytes may rightly take longer than the request
+    // time limit, so only a stall ends it. 24 bytes, one every 200 ms: about 5 s, well past
+    // the 2 s limit, never silent for 2 s.
+    let app = impatient_app(|c| c.server.idle_timeout_secs = 5).await;
+    let mut envelope = age_envelope_of_size(600);
+    let head = signed_upload_head(&app, &envelope, true).await;
+    let tail = envelope.split_off(600 - 24);
+    let stream = TcpStream::connect(app.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let sender = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await.unwrap();
+        writer.write_all(&envelope).await.unwrap();
+        trickle(&mut writer, &tail).await;
+        writer
+    });
+    let mut received = vec![0u8; 4096];
+    let read = tokio::time::timeout(BOUND, reader.read(&mut received))
+        .await
+        .expect("an answer once the body is in")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&received[..read]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    sender.await.unwrap();
+    assert_eq!(app.count_rows("blobs").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_spent_on_a_slow_head_is_not_granted_again_for_the_body() {
     // 4 s in all; the head alone takes about 3.2 s of it. Counted from the parsed head, the
     // answer would come after about 7 s.
     let app = TestApp::spawn_with(Backend::Sqlite, |c| c.server.request_timeout_secs = 4).await;
-    let envelope = age_envelope_of_size(600);
-    let head = signed_upload_head(&app, &envelope).await;
-    let (answer, elapsed) = slow_upload(&app, head, true, envelope).await;
+    let body = json_upload_body();
+    let head = signed_upload_head(&app, &body, false).await;
+    let (answer, elapsed) = slow_upload(&app, head, true, body).await;
     println!(
         "trickled head then body: answered and closed after {elapsed:?} (request_timeout_secs = 4)"
     );
@@ -371,7 +416,7 @@ async fn oversized_request_heads_get_431_at_once() {
 async fn shutdown_finishes_the_request_in_flight_and_closes_idle_connections() {
     let mut app = TestApp::spawn(Backend::Sqlite).await;
     let envelope = age_envelope_of_size(600);
-    let head = signed_upload_head(&app, &envelope).await;
+    let head = signed_upload_head(&app, &envelope, true).await;
     let addr = app.addr;
     let mut idle = TcpStream::connect(addr).await.unwrap();
     idle.write_all(healthz("keep-alive").as_bytes())

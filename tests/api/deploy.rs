@@ -15,18 +15,7 @@ fn deploy(path: &str) -> PathBuf {
 
 /// Whether `program` runs; under CI it must.
 fn tool(program: &str, args: &[&str]) -> bool {
-    let found = Command::new(program)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "CI=true but {program} is not installed (.ci/run installs it)"
-        );
-        crate::helpers::skipped(&format!("deploy check: {program} is not installed"));
-    }
-    found
+    crate::helpers::tool_runs("deploy check", program, args)
 }
 
 /// Every YAML document of `file`, through PyYAML (which kubernetes-validate brings).

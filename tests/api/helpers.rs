@@ -72,6 +72,38 @@ pub fn skipped(reason: &str) {
     }
 }
 
+/// A tool that `test` drives is missing (`why`). CI installs every one (.ci/run), so there it
+/// fails the test; elsewhere the test is skipped, loudly and counted.
+pub fn tool_missing(test: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but the {test} cannot run: {why} (.ci/run installs it)");
+    }
+    skipped(&format!("{test}: {why}"));
+}
+
+/// Whether `program ARGS` runs and succeeds; when it does not, the tool is missing for `test`
+/// ([`tool_missing`]).
+pub fn tool_runs(test: &str, program: &str, args: &[&str]) -> bool {
+    let found = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        tool_missing(
+            test,
+            &format!("`{program} {}` does not run", args.join(" ")),
+        );
+    }
+    found
+}
+
+/// Whether the PostgreSQL client tools that `test` drives (`pg_dump`, `pg_restore`) run.
+pub fn postgresql_client_runs(test: &str) -> bool {
+    ["pg_dump", "pg_restore"]
+        .iter()
+        .all(|tool| tool_runs(test, tool, &["--version"]))
+}
+
 /// The PostgreSQL server for tests. Under CI it must be configured; elsewhere its absence
 /// skips the PostgreSQL variants, loudly.
 pub fn postgres_url() -> Option<String> {
@@ -625,6 +657,19 @@ impl ServerProcess {
     pub fn log_lines_with(&self, needle: &str) -> Vec<String> {
         let log = self.log.lock().unwrap();
         log.iter().filter(|l| l.contains(needle)).cloned().collect()
+    }
+
+    /// Waits until the process has logged `count` lines containing `needle`; returns them.
+    /// (A request's line is written as its response leaves, so it may trail the answer.)
+    pub async fn wait_for_log(&self, needle: &str, count: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let lines = self.log_lines_with(needle);
+            if lines.len() >= count {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the server never logged {needle:?} {count} time(s)");
     }
 
     /// The API of this process as the HMAC client `creds` calls it.

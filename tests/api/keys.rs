@@ -235,9 +235,14 @@ async fn rotating_with_a_thousand_blobs_fails_no_read(backend: Backend) {
     assert_eq!(verified["valid"], true, "{verified}");
 }
 
+/// The platform administrator of [`spawn`], for a `data-vault serve` process (which takes
+/// its configuration from the environment).
+const ADMIN_ENV: (&str, &str) = ("DATA_VAULT_AUTH__PLATFORM_ADMINS", "[\"keys-admin\"]");
+
 async fn a_rewrap_killed_with_sigkill_completes_after_a_restart(backend: Backend) {
     let mut app = spawn(backend, 100, 0).await;
     let owner_creds = app.create_client(OWNER).await;
+    let admin_creds = app.create_client(ADMIN).await;
     let blobs = store_blobs(&Arc::new(app.client(&owner_creds)), 300, None).await;
     app.stop().await;
     let slow = [
@@ -270,37 +275,26 @@ async fn a_rewrap_killed_with_sigkill_completes_after_a_restart(backend: Backend
     assert_eq!(app.count_rows(&running).await, 1);
 
     // A restarted server resumes the rotation and completes it.
-    let server = ServerProcess::start(&app);
-    let owner = server.client(&owner_creds);
-    let complete = format!("key_rotations WHERE id = '{id}' AND status = 'complete'");
-    let since = Instant::now();
-    while app.count_rows(&complete).await == 0 {
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "the restarted server did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let total = app
-        .db()
-        .await
-        .fetch_i64(&format!(
-            "SELECT rewrapped FROM key_rotations WHERE id = '{id}'"
-        ))
-        .await
-        .unwrap();
-    assert_eq!(total, 300, "every data key rewrapped exactly once");
-    all_open_under(&owner, &blobs, 2).await;
+    let server = ServerProcess::start_with(&app, &[ADMIN_ENV]);
+    let admin = server.client(&admin_creds);
+    let done = until_complete(&admin, &id, Duration::from_secs(60)).await;
+    assert_eq!(
+        done["rewrapped"], 300,
+        "every data key rewrapped exactly once"
+    );
+    all_open_under(&server.client(&owner_creds), &blobs, 2).await;
 }
 
 async fn two_replicas_rewrap_one_rotation_together(backend: Backend) {
     let mut app = spawn(backend, 100, 0).await;
     let owner_creds = app.create_client(OWNER).await;
+    let admin_creds = app.create_client(ADMIN).await;
     let blobs = store_blobs(&Arc::new(app.client(&owner_creds)), 400, None).await;
     app.stop().await;
     let paced = [
         ("DATA_VAULT_KEYS__REWRAP_BATCH_SIZE", "20"),
         ("DATA_VAULT_KEYS__REWRAP_PAUSE_MS", "20"),
+        ADMIN_ENV,
     ];
     let replicas = [
         ServerProcess::start_with(&app, &paced),
@@ -310,22 +304,14 @@ async fn two_replicas_rewrap_one_rotation_together(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    let complete = format!("key_rotations WHERE id = '{id}' AND status = 'complete'");
-    let since = Instant::now();
-    while app.count_rows(&complete).await == 0 {
-        assert!(since.elapsed() < Duration::from_secs(60), "not complete");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let rewrapped = app
-        .db()
-        .await
-        .fetch_i64(&format!(
-            "SELECT rewrapped FROM key_rotations WHERE id = '{id}'"
-        ))
-        .await
-        .unwrap();
+    let done = until_complete(
+        &replicas[0].client(&admin_creds),
+        &id,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(
-        rewrapped, 400,
+        done["rewrapped"], 400,
         "each data key rewrapped once, by one replica or the other"
     );
     // Whichever replicas took batches, exactly one completed the rotation.

@@ -204,6 +204,15 @@ async fn a_large_envelope_round_trips_through_the_object_store(backend: Backend)
         envelope.sha256_hex()
     );
 
+    // JSON carries at most 10 MiB, whatever a raw upload may (5 GiB by default).
+    let too_big = Synthetic::of_about(10 * MIB + 100).bytes();
+    let body = serde_json::json!({
+        "scope": "veid",
+        "payload_base64": base64::engine::general_purpose::STANDARD.encode(&too_big),
+    });
+    let (status, code) = error_of(alice.upload_json(&body).await).await;
+    assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+
     // An envelope at the inline limit stays in its row.
     let small = Synthetic::of_about(200 * 1024);
     json_with_status(upload_streamed(&alice, &small, "veid", None).await, 201).await;
@@ -263,3 +272,36 @@ on_both_backends!(
     a_large_envelope_round_trips_through_the_object_store,
     bad_streams_are_refused_and_leave_nothing,
 );
+
+/// The memory bound: RSS stays under 100 MiB while a 512 MiB envelope goes up and
+/// comes back, byte for byte, through a server process of its own.
+pub const RSS_LIMIT: u64 = 100 * MIB as u64;
+
+/// Uploads and downloads `size` bytes through `server`; returns the peak RSS it reached.
+pub async fn round_trip_in_flat_memory(
+    server: &ServerProcess,
+    creds: &Credentials,
+    size: usize,
+) -> u64 {
+    let alice = server.client(creds);
+    let envelope = Synthetic::of_about(size);
+    let created =
+        json_with_status(upload_streamed(&alice, &envelope, "veid", None).await, 201).await;
+    let id = created["metadata"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["metadata"]["size"], envelope.len());
+    assert_eq!(
+        download_hashed(&alice, &id).await,
+        (envelope.len(), envelope.sha256_hex())
+    );
+    server.peak_rss_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_512_mib_envelope_round_trips_in_flat_memory_on_the_file_store() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let creds = app.create_client("alice").await;
+    let server = ServerProcess::start(&app);
+    let peak = round_trip_in_flat_memory(&server, &creds, 512 * MIB).await;
+    assert!(peak < RSS_LIMIT, "peak RSS {} MiB", peak / MIB as u64);
+    eprintln!("peak RSS of the server: {} MiB", peak / MIB as u64);
+}

@@ -28,6 +28,8 @@ mod deploy;
 mod envelope_bomb;
 mod keys;
 mod large;
+mod moto;
+mod objects;
 mod openapi;
 mod ops;
 mod pg_roles;

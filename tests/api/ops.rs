@@ -2,7 +2,7 @@
 //! the operator's back, the look-ups that triage a 401 or 403 without SQL, and the log lines
 //! that say who failed and why.
 
-use crate::cli::{data_vault, ok, BIN};
+use crate::cli::{data_vault, ok, with_database, BIN};
 use crate::helpers::*;
 use crate::on_both_backends;
 use serde_json::Value;
@@ -20,17 +20,6 @@ fn failed_saying(output: &Output, needle: &str) -> String {
         "stderr must say {needle:?}: {stderr}"
     );
     stderr
-}
-
-/// The command an operator runs with only a database URL and a key file in the environment.
-fn with_database(url: &str, key_file: &std::path::Path) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATA_VAULT_STORAGE__DATABASE_URL", url)
-        .env("DATA_VAULT_KEYS__MASTER_KEY_FILE", key_file);
-    command
 }
 
 #[test]
@@ -225,15 +214,8 @@ async fn a_401_is_logged_with_the_claimed_principal_and_the_reason(backend: Back
         .to_str()
         .unwrap()
         .to_owned();
-    let mut lines = Vec::new();
-    for _ in 0..50 {
-        lines = server.log_lines_with("authentication failed");
-        if !lines.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let line = lines.first().expect("the 401 is logged");
+    let lines = server.wait_for_log("authentication failed", 1).await;
+    let line = &lines[0];
     for needle in [
         "claimed_principal=svc",
         "reason=\"bad_signature\"",
@@ -241,15 +223,7 @@ async fn a_401_is_logged_with_the_claimed_principal_and_the_reason(backend: Back
     ] {
         assert!(line.contains(needle), "{needle} missing from: {line}");
     }
-    // The request line is written as the response leaves, so it may trail the answer.
-    let mut request_line = Vec::new();
-    for _ in 0..50 {
-        request_line = server.log_lines_with("outcome=\"unauthenticated\"");
-        if !request_line.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let request_line = server.wait_for_log("outcome=\"unauthenticated\"", 1).await;
     assert!(
         request_line
             .iter()
@@ -306,6 +280,61 @@ async fn the_json_log_has_one_request_line_with_id_principal_route_and_outcome()
         serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
 }
+
+async fn a_timed_out_request_is_logged_at_info_with_its_route(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let creds = app.create_client("svc").await;
+    let server =
+        ServerProcess::start_with(&app, &[("DATA_VAULT_SERVER__REQUEST_TIMEOUT_SECS", "1")]);
+    let client = server.client(&creds);
+    let id = client.create_blob("veid", None).await;
+    // The read's audit append waits on the locked database longer than the time limit.
+    let lock = crate::commit_queue::LockedDatabase::take(&app).await;
+    let response = client.get_blob(&id, &ReadQuery::default()).await;
+    lock.release().await;
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(error_of(response).await, (503, "unavailable".to_owned()));
+    let lines = server.wait_for_log(&request_id, 2).await;
+    let line = lines
+        .iter()
+        .find(|l| l.contains("latency_ms="))
+        .unwrap_or_else(|| panic!("no request line: {lines:?}"));
+    for needle in [
+        " INFO ",
+        "route=\"/api/v1/vault/blobs/{id}\"",
+        "status=503",
+        "outcome=\"unavailable\"",
+    ] {
+        assert!(line.contains(needle), "{needle} missing from: {line}");
+    }
+}
+
+/// The probes are logged at debug, so a server at `info` writes no line for them, while a
+/// path no route takes is an API request like any other and is logged at info.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_health_probes_are_left_out_of_the_info_log() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let server = ServerProcess::start(&app);
+    let anonymous = server.anonymous();
+    for probe in ["/healthz", "/readyz"] {
+        assert_eq!(anonymous.get(probe).await.status(), 200, "{probe}");
+    }
+    assert_eq!(anonymous.get("/no/such/route").await.status(), 404);
+    // Lines are written in the order the answers left, so once the 404's line is there the
+    // probes' would be too.
+    let lines = server.wait_for_log("route=\"unmatched\"", 1).await;
+    assert!(
+        lines[0].contains(" INFO ") && lines[0].contains("outcome=\"not_found\""),
+        "{lines:?}"
+    );
+    assert_eq!(server.log_lines_with("route=\"/healthz\"").len(), 0);
+    assert_eq!(server.log_lines_with("route=\"/readyz\"").len(), 0);
+}
+
+on_both_backends!(a_timed_out_request_is_logged_at_info_with_its_route);
 
 /// DESIGN §20: PostgreSQL refusing connections (`ALLOW_CONNECTIONS false`, existing sessions
 /// ended) answers 503 `unavailable` within the request time limit, never 500, and service

@@ -127,18 +127,6 @@ async fn healthz_on(stream: &mut tokio_rustls::client::TlsStream<TcpStream>) -> 
     head.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// Waits until the process has logged `count` lines containing `needle`; returns them.
-async fn wait_for_log(server: &ServerProcess, needle: &str, count: usize) -> Vec<String> {
-    for _ in 0..200 {
-        let lines = server.log_lines_with(needle);
-        if lines.len() >= count {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server never logged {needle:?} {count} time(s)");
-}
-
 /// A `data-vault serve` process speaking TLS with `pki`, on `app`'s database.
 fn serve_tls(app: &TestApp, dir: &Path, pki: &TestPki) -> (ServerProcess, PathBuf, PathBuf) {
     let (cert, key) = install(dir, pki);
@@ -213,7 +201,7 @@ async fn sighup_reload_is_seen_by_new_connections_and_open_ones_carry_on() {
 
     install(files.path(), &two);
     server.hangup();
-    wait_for_log(&server, "reloaded the TLS certificate", 1).await;
+    server.wait_for_log("reloaded the TLS certificate", 1).await;
 
     assert!(
         healthz_with_new_client(&two.ca_pem, server.addr).await,
@@ -247,7 +235,9 @@ async fn bad_file_at_reload_is_logged_and_the_old_certificate_kept() {
 
     std::fs::write(&cert, "not a certificate\n").unwrap();
     server.hangup();
-    let errors = wait_for_log(&server, "cannot reload the TLS certificate", 1).await;
+    let errors = server
+        .wait_for_log("cannot reload the TLS certificate", 1)
+        .await;
     assert!(
         errors[0].contains(cert.to_str().unwrap()),
         "the error names the file: {}",
@@ -258,7 +248,9 @@ async fn bad_file_at_reload_is_logged_and_the_old_certificate_kept() {
     // A valid certificate whose key is not the one in the key file.
     std::fs::write(&cert, issue("CA two").cert_pem).unwrap();
     server.hangup();
-    let errors = wait_for_log(&server, "cannot reload the TLS certificate", 2).await;
+    let errors = server
+        .wait_for_log("cannot reload the TLS certificate", 2)
+        .await;
     assert!(
         errors[1].contains(key.to_str().unwrap()),
         "the error names the key file: {}",
@@ -318,13 +310,13 @@ async fn bad_files_at_start_up_are_errors_naming_the_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_client_cli_trusts_a_private_ca_given_with_ca_cert() {
+async fn the_client_cli_trusts_a_private_ca_and_defaults_to_https_for_a_tls_configuration() {
     let pki = issue("private CA");
     let files = tempfile::tempdir().unwrap();
     let (cert, key) = install(files.path(), &pki);
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.server.tls_cert_file = Some(cert);
-        c.server.tls_key_file = Some(key);
+        c.server.tls_cert_file = Some(cert.clone());
+        c.server.tls_key_file = Some(key.clone());
     })
     .await;
     let creds = app.create_client("cli-over-tls").await;
@@ -340,10 +332,10 @@ async fn the_client_cli_trusts_a_private_ca_given_with_ca_cert() {
         if with_ca {
             command.arg("--ca-cert").arg(&ca);
         }
-        command.output()
+        command
     };
-    let trusted = ls(true).await.unwrap();
-    let untrusted = ls(false).await.unwrap();
+    let trusted = ls(true).output().await.unwrap();
+    let untrusted = ls(false).output().await.unwrap();
     assert!(
         trusted.status.success(),
         "{}",
@@ -353,6 +345,23 @@ async fn the_client_cli_trusts_a_private_ca_given_with_ca_cert() {
         !untrusted.status.success(),
         "the private CA is not trusted by default"
     );
+    // Without a URL the command reaches the server of its configuration, and a server
+    // configured with a certificate speaks only TLS: the default URL is https://.
+    let configured = ls(true)
+        .env_remove("DATA_VAULT_URL")
+        .env("DATA_VAULT_SERVER__LISTEN", app.addr.to_string())
+        .env("DATA_VAULT_SERVER__TLS_CERT_FILE", &cert)
+        .env("DATA_VAULT_SERVER__TLS_KEY_FILE", &key)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        configured.status.success(),
+        "{}",
+        String::from_utf8_lossy(&configured.stderr)
+    );
+    let listing: serde_json::Value = serde_json::from_slice(&configured.stdout).unwrap();
+    assert!(listing["blobs"].is_array(), "{listing}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,24 +67,25 @@ pub enum PrincipalCommand {
     },
 }
 
-fn print_secret(name: &ClientName, secret: &str, json: bool) {
+fn print_secret(name: &ClientName, secret: &str, json: bool) -> std::io::Result<()> {
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({ "principal": name.as_str(), "secret": secret })
-        );
+        )?;
     } else {
-        println!("principal: {}\nsecret:    {secret}", name.as_str());
+        out!("principal: {}\nsecret:    {secret}", name.as_str())?;
         eprintln!("Store the secret now: it is not shown again.");
     }
+    Ok(())
 }
 
 fn print_list(clients: &[ClientListing], json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(clients)?);
+        out!("{}", serde_json::to_string(clients)?)?;
         return Ok(());
     }
-    println!("PRINCIPAL\tSTATUS\tSECRETS (created, age in days; newest first)");
+    out!("PRINCIPAL\tSTATUS\tSECRETS (created, age in days; newest first)")?;
     for client in clients {
         let secrets: Vec<String> = client
             .secrets
@@ -92,7 +93,7 @@ fn print_list(clients: &[ClientListing], json: bool) -> anyhow::Result<()> {
             .map(|s| format!("{} ({} d)", s.created_at, s.age_days))
             .collect();
         let status = if client.revoked { "revoked" } else { "active" };
-        println!("{}\t{status}\t{}", client.principal, secrets.join(", "));
+        out!("{}\t{status}\t{}", client.principal, secrets.join(", "))?;
     }
     if i64::try_from(clients.len()).is_ok_and(|n| n >= crate::service::MAX_CLIENTS_LISTED) {
         eprintln!(
@@ -112,12 +113,12 @@ pub(super) async fn client(
         ClientCommand::Create { name, json } => {
             let name = ClientName::parse(&name)?;
             let secret = vault.create_client(admin, &name).await?;
-            print_secret(&name, &secret, json);
+            print_secret(&name, &secret, json)?;
         }
         ClientCommand::Rotate { name, json } => {
             let name = ClientName::parse(&name)?;
             let secret = vault.rotate_client(admin, &name).await?;
-            print_secret(&name, &secret, json);
+            print_secret(&name, &secret, json)?;
             eprintln!(
                 "The previous secret stays valid until `data-vault admin client retire {}`.",
                 name.as_str()
@@ -126,24 +127,24 @@ pub(super) async fn client(
         ClientCommand::Retire { name } => {
             let name = ClientName::parse(&name)?;
             let retired = vault.retire_client(admin, &name).await?;
-            println!(
+            out!(
                 "retired {retired} old secret(s) of {}; only the newest verifies",
                 name.as_str()
-            );
+            )?;
         }
         ClientCommand::Revoke { name } => {
             let name = ClientName::parse(&name)?;
             vault.revoke_client(admin, &name).await?;
-            println!(
+            out!(
                 "revoked client {}: no secret of it verifies (every replica within 5 s)",
                 name.as_str()
-            );
+            )?;
         }
         ClientCommand::List { json } => print_list(&vault.list_clients(admin).await?, json)?,
         ClientCommand::Delete { name } => {
             let name = ClientName::parse(&name)?;
             vault.delete_client(admin, &name).await?;
-            println!("deleted client {}", name.as_str());
+            out!("deleted client {}", name.as_str())?;
         }
     }
     Ok(())
@@ -197,26 +198,26 @@ pub(super) async fn principal(
             vault
                 .block_principal(admin, &principal, reason.as_ref())
                 .await?;
-            println!("blocked {principal}: its requests get 401 (every replica within 5 s)");
+            out!("blocked {principal}: its requests get 401 (every replica within 5 s)")?;
         }
         CheckedPrincipalCommand::Unblock(principal) => {
             vault.unblock_principal(admin, &principal).await?;
-            println!("unblocked {principal}");
+            out!("unblocked {principal}")?;
         }
         CheckedPrincipalCommand::Show(principal, json) => {
             let overview = vault.principal_overview(admin, &principal).await?;
             if json {
-                println!("{}", serde_json::to_string(&overview)?);
+                out!("{}", serde_json::to_string(&overview)?)?;
             } else {
-                print_overview(&overview);
+                print_overview(&overview)?;
             }
         }
     }
     Ok(())
 }
 
-fn print_overview(p: &crate::service::PrincipalOverview) {
-    println!("principal:  {}", p.principal);
+fn print_overview(p: &crate::service::PrincipalOverview) -> std::io::Result<()> {
+    out!("principal:  {}", p.principal)?;
     match &p.client {
         Some(client) => {
             let secrets: Vec<String> = client
@@ -225,23 +226,23 @@ fn print_overview(p: &crate::service::PrincipalOverview) {
                 .map(|s| format!("{} ({} d)", s.created_at, s.age_days))
                 .collect();
             let status = if client.revoked { "REVOKED" } else { "active" };
-            println!("client:     {status}; secrets: {}", secrets.join(", "));
+            out!("client:     {status}; secrets: {}", secrets.join(", "))?;
         }
-        None => println!("client:     none (not an HMAC client)"),
+        None => out!("client:     none (not an HMAC client)")?,
     }
-    println!("blocked:    {}", if p.blocked { "YES" } else { "no" });
+    out!("blocked:    {}", if p.blocked { "YES" } else { "no" })?;
     if p.orgs.is_empty() {
-        println!("orgs:       none");
+        out!("orgs:       none")?;
     }
     for org in &p.orgs {
-        println!("org:        {}\t[{}]", org.org, org.roles.join(","));
+        out!("org:        {}\t[{}]", org.org, org.roles.join(","))?;
     }
-    println!(
+    out!(
         "recipients: {}",
         if p.recipients.is_empty() {
             "none".to_owned()
         } else {
             p.recipients.join(" ")
         }
-    );
+    )
 }

@@ -62,31 +62,36 @@ fn progress_bar(label: &str, done: i64, total: i64) {
 
 fn print_listing(listing: &KeyListing, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(listing)?);
+        out!("{}", serde_json::to_string_pretty(listing)?)?;
         return Ok(());
     }
     let m = &listing.master;
-    println!(
+    out!(
         "master key {} (in use since {}, {} day(s))",
         m.key_id,
         m.created_at.as_deref().unwrap_or("-"),
         m.age_days.map_or_else(|| "-".to_owned(), |d| d.to_string())
-    );
-    println!("TENANT\tVERSION\tSTATUS\tCREATED\tAGE_DAYS\tBLOBS");
+    )?;
+    out!("TENANT\tVERSION\tSTATUS\tCREATED\tAGE_DAYS\tBLOBS")?;
     for k in &listing.keys {
-        println!(
+        out!(
             "{}\t{}\t{}\t{}\t{}\t{}",
-            k.tenant, k.version, k.status, k.created_at, k.age_days, k.blobs
-        );
+            k.tenant,
+            k.version,
+            k.status,
+            k.created_at,
+            k.age_days,
+            k.blobs
+        )?;
     }
     Ok(())
 }
 
 fn print_rotation(rotation: &Rotation, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(rotation)?);
+        out!("{}", serde_json::to_string(rotation)?)?;
     } else {
-        println!(
+        out!(
             "rotation {} of {}: version {} -> {}, {} ({} of {} data keys rewrapped){}",
             rotation.id,
             rotation.tenant,
@@ -100,7 +105,7 @@ fn print_rotation(rotation: &Rotation, json: bool) -> anyhow::Result<()> {
             } else {
                 ""
             }
-        );
+        )?;
     }
     Ok(())
 }
@@ -157,22 +162,22 @@ pub async fn run(vault: &Vault, admin: &Caller, command: KeysCommand) -> anyhow:
             };
             let report = vault.rewrap_master(admin, &progress).await?;
             eprintln!();
-            println!(
+            out!(
                 "resealed {} tenant key(s) and {} client secret(s) under master key {}",
                 report.tenant_keys,
                 report.client_secrets,
                 vault.active_master_key_id()
-            );
+            )?;
             if report.remaining > 0 {
                 anyhow::bail!(
                     "{} key(s) are still under another master key; run it again",
                     report.remaining
                 );
             }
-            println!(
+            out!(
                 "the previous master key files are no longer needed: remove them from \
                  keys.previous_master_key_files"
-            );
+            )?;
         }
     }
     Ok(())

@@ -4,8 +4,7 @@
 //! for every request that queued behind the stall (no coordinated omission). Method and
 //! figures: docs/performance.md.
 
-use super::{one_request, LoadArgs, Scenario, VaultClient, XorShift};
-use std::collections::BTreeMap;
+use super::{one_request, percentile_ms, LoadArgs, Scenario, Tally, VaultClient, XorShift};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
@@ -30,19 +29,6 @@ pub(super) fn planned_requests(rate: u64, duration_secs: u64, requests: Option<u
 /// for being sent early), saturating at `u32::MAX` (71 minutes).
 pub(super) fn micros_since(due: Instant, now: Instant) -> u32 {
     u32::try_from(now.saturating_duration_since(due).as_micros()).unwrap_or(u32::MAX)
-}
-
-/// Nearest-rank percentile of sorted latencies, in milliseconds, with `per_mille` in 1..=1000
-/// (500 = p50, 999 = p99.9): the ceil(per_mille / 1000 × n)-th smallest value; 0 when empty.
-pub(super) fn percentile_ms(sorted_us: &[u32], per_mille: usize) -> f64 {
-    let n = sorted_us.len();
-    let rank = per_mille
-        .saturating_mul(n)
-        .div_ceil(1000)
-        .clamp(1, n.max(1));
-    sorted_us
-        .get(rank - 1)
-        .map_or(0.0, |us| f64::from(*us) / 1000.0)
 }
 
 /// Upper bounds (µs) of the histogram's buckets; a last bucket takes everything slower.
@@ -76,13 +62,11 @@ fn bucket_label(bucket: usize) -> String {
 
 #[derive(Default)]
 struct Results {
-    /// From when each request was due to its complete answer.
-    latencies_us: Vec<u32>,
+    /// Latencies from when each request was due to its complete answer, and statuses.
+    tally: Tally,
     /// From when each request was due to when it was sent: the generator's own lateness
     /// (timer wake-up, a full connection pool), already included in the latency.
     send_lag_us: Vec<u32>,
-    by_status: BTreeMap<u16, u64>,
-    transport_errors: u64,
 }
 
 pub(super) async fn run(
@@ -134,13 +118,7 @@ pub(super) async fn run(
             let latency = micros_since(due, Instant::now());
             let mut results = results.lock().unwrap_or_else(PoisonError::into_inner);
             results.send_lag_us.push(lag);
-            match status {
-                Ok(status) => {
-                    results.latencies_us.push(latency);
-                    *results.by_status.entry(status).or_default() += 1;
-                }
-                Err(_) => results.transport_errors += 1,
-            }
+            results.tally.record(status, latency);
         });
         // Reap finished tasks as we go so the set stays small.
         while tasks.try_join_next().is_some() {}
@@ -151,19 +129,26 @@ pub(super) async fn run(
         .join()
         .map_err(|_| anyhow::anyhow!("the clock thread failed"))?;
     let mut results = std::mem::take(&mut *results.lock().unwrap_or_else(PoisonError::into_inner));
-    report(args, rate, planned, &mut results, elapsed);
+    report(args, rate, planned, &mut results, elapsed)?;
     Ok(())
 }
 
-fn report(args: &LoadArgs, rate: u64, planned: u64, results: &mut Results, elapsed: Duration) {
-    results.latencies_us.sort_unstable();
+fn report(
+    args: &LoadArgs,
+    rate: u64,
+    planned: u64,
+    results: &mut Results,
+    elapsed: Duration,
+) -> std::io::Result<()> {
+    results.tally.latencies_us.sort_unstable();
     results.send_lag_us.sort_unstable();
-    let lat = |pm| percentile_ms(&results.latencies_us, pm);
+    let tally = &results.tally;
+    let lat = |pm| percentile_ms(&tally.latencies_us, pm);
     let lag = |pm| percentile_ms(&results.send_lag_us, pm);
-    let n = results.latencies_us.len();
-    let ok = super::successes(&results.by_status);
+    let n = tally.latencies_us.len();
+    let ok = tally.successes();
     let secs = elapsed.as_secs_f64();
-    let counts = histogram(&results.latencies_us);
+    let counts = histogram(&tally.latencies_us);
     let buckets: Vec<serde_json::Value> = counts
         .iter()
         .enumerate()
@@ -188,14 +173,13 @@ fn report(args: &LoadArgs, rate: u64, planned: u64, results: &mut Results, elaps
         "latency_ms": {"p50": lat(500), "p90": lat(900), "p99": lat(990), "p99_9": lat(999), "max": lat(1000)},
         "send_lag_ms": {"p50": lag(500), "p99": lag(990), "max": lag(1000)},
         "histogram": buckets,
-        "by_status": results.by_status,
-        "transport_errors": results.transport_errors,
+        "by_status": tally.by_status,
+        "transport_errors": tally.transport_errors,
     });
     if args.json {
-        println!("{summary}");
-        return;
+        return out!("{summary}");
     }
-    println!(
+    out!(
         "{} at {} req/s (open loop, at most {} in flight): {} of {} requests in {:.2} s = {:.0} req/s ({} ok)",
         summary.get("scenario").and_then(serde_json::Value::as_str).unwrap_or("?"),
         rate,
@@ -205,33 +189,34 @@ fn report(args: &LoadArgs, rate: u64, planned: u64, results: &mut Results, elaps
         secs,
         n as f64 / secs,
         ok,
-    );
-    println!(
+    )?;
+    out!(
         "latency ms from intended start: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
         lat(500),
         lat(900),
         lat(990),
         lat(999),
         lat(1000)
-    );
-    println!(
+    )?;
+    out!(
         "send lag ms (included above): p50 {:.2}  p99 {:.2}  max {:.2}",
         lag(500),
         lag(990),
         lag(1000)
-    );
+    )?;
     for (i, count) in counts.iter().enumerate() {
         let share = if n == 0 {
             0.0
         } else {
             *count as f64 * 100.0 / n as f64
         };
-        println!("  {:>12} {:>9} {:>6.2} %", bucket_label(i), count, share);
+        out!("  {:>12} {:>9} {:>6.2} %", bucket_label(i), count, share)?;
     }
-    println!(
+    out!(
         "by status: {:?}  transport errors: {}",
-        results.by_status, results.transport_errors
-    );
+        tally.by_status,
+        tally.transport_errors
+    )
 }
 
 #[cfg(test)]
@@ -292,29 +277,6 @@ mod tests {
         // Never negative, never wrapped.
         assert_eq!(micros_since(answered, t0), 0);
         assert_eq!(micros_since(t0, t0 + Duration::from_secs(10_000)), u32::MAX);
-    }
-
-    #[test]
-    fn percentiles_are_nearest_rank_including_p99_9() {
-        let sorted: Vec<u32> = (1..=1000).map(|i| i * 1000).collect(); // 1..=1000 ms
-        assert_eq!(percentile_ms(&sorted, 500), 500.0);
-        assert_eq!(percentile_ms(&sorted, 990), 990.0);
-        assert_eq!(percentile_ms(&sorted, 999), 999.0);
-        assert_eq!(percentile_ms(&sorted, 1000), 1000.0);
-        // With 10 values p99.9 is the largest: ceil(0.999 × 10) = 10.
-        let ten: Vec<u32> = (1..=10).map(|i| i * 100).collect();
-        assert_eq!(percentile_ms(&ten, 999), 1.0);
-        assert_eq!(percentile_ms(&ten, 500), 0.5);
-        // One slow request in 2,000 shows at p99.9, not at p99.
-        let mut mostly_fast = vec![1_000u32; 1999];
-        mostly_fast.push(80_000);
-        assert_eq!(percentile_ms(&mostly_fast, 990), 1.0);
-        assert_eq!(percentile_ms(&mostly_fast, 999), 1.0);
-        assert_eq!(percentile_ms(&mostly_fast, 1000), 80.0);
-        let mut three_slow = vec![1_000u32; 1997];
-        three_slow.extend([70_000, 80_000, 90_000]);
-        assert_eq!(percentile_ms(&three_slow, 999), 70.0);
-        assert_eq!(percentile_ms(&[], 990), 0.0);
     }
 
     #[test]

@@ -22,16 +22,12 @@ pub async fn observe(
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
-    let mut response = next.run(request).await;
+    let response = next.run(request).await;
     metrics.observe_request(
         &route,
         &method,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
-    // For the request's log line, written outside the router.
-    response
-        .extensions_mut()
-        .insert(super::access_log::Route(route));
     response
 }

@@ -20,10 +20,10 @@ pub async fn assign(mut request: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
     request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
-    let method = request.method().clone();
+    let requested = super::access_log::Requested::of(&request);
     let started = tokio::time::Instant::now();
     let response = next.run(request).instrument(span.clone()).await;
-    span.in_scope(|| super::access_log::line(&method, &response, started.elapsed()));
+    span.in_scope(|| super::access_log::line(&requested, &response, started.elapsed()));
     finish(response, &id)
 }
 
