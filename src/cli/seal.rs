@@ -161,9 +161,9 @@ impl Sealed {
         client: &VaultClient,
         query: &[(&str, &str)],
     ) -> anyhow::Result<reqwest::Response> {
-        let hash = self.sha256_hex.clone();
+        let (len, hash) = (self.len, self.sha256_hex.clone());
         client
-            .call_streamed("/api/v1/vault/blobs", query, self.into_body(), &hash)
+            .call_streamed("/api/v1/vault/blobs", query, self.into_body(), len, &hash)
             .await
     }
 }
