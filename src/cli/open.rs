@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 /// Pieces of the download waiting for the decrypting thread: what bounds memory when the
 /// network is faster than decryption and the disk.
-const QUEUED_PIECES: usize = 16;
+const QUEUED_PIECES: usize = 4;
 
 /// The age identities of an identity file, read before anything is downloaded so that a bad
 /// file costs no (audited) read.
