@@ -2,12 +2,11 @@
 //! list and delete. Credentials come from flags or the environment.
 
 use super::client::{Body, ClientAuth, VaultClient};
+use super::open::{Destination, Identities};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use zeroize::Zeroizing;
 
 #[derive(Debug, Args)]
@@ -226,65 +225,6 @@ impl Connection {
     }
 }
 
-fn read_input(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    let mut data = Zeroizing::new(Vec::new());
-    if path == Path::new("-") {
-        std::io::stdin().read_to_end(&mut data)?;
-    } else {
-        std::fs::File::open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?
-            .read_to_end(&mut data)?;
-    }
-    Ok(data)
-}
-
-pub(super) fn encrypt(plaintext: &[u8], recipients: &[String]) -> anyhow::Result<Vec<u8>> {
-    let recipients = recipients
-        .iter()
-        .map(|r| {
-            age::x25519::Recipient::from_str(r)
-                .map_err(|e| anyhow::anyhow!("invalid age recipient {r:?}: {e}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let encryptor =
-        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))?;
-    let mut out = Vec::with_capacity(plaintext.len() + 512);
-    let mut writer = encryptor.wrap_output(&mut out)?;
-    writer.write_all(plaintext)?;
-    writer.finish()?;
-    Ok(out)
-}
-
-pub(super) fn decrypt(envelope: &[u8], identity_file: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    let identities = age::IdentityFile::from_file(identity_file.to_string_lossy().into_owned())
-        .with_context(|| format!("cannot read identity file {}", identity_file.display()))?
-        .into_identities()
-        .map_err(|e| anyhow::anyhow!("invalid identity file: {e}"))?;
-    let decryptor = age::Decryptor::new_buffered(envelope)?;
-    let mut reader = decryptor
-        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-        .context("cannot decrypt: none of the identities is a recipient of this blob")?;
-    let mut plaintext = Zeroizing::new(Vec::new());
-    reader.read_to_end(&mut plaintext)?;
-    Ok(plaintext)
-}
-
-fn write_output(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    if path == Path::new("-") {
-        super::output::Stdout::lock().write_all(data)?;
-        return Ok(());
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?
-        .write_all(data)?;
-    Ok(())
-}
-
 pub(super) fn blob_path(id: &str) -> anyhow::Result<String> {
     let id = crate::domain::BlobId::parse(id)?;
     Ok(format!("/api/v1/vault/blobs/{id}"))
@@ -315,8 +255,7 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
                 }
                 _ => recipients,
             };
-            let plaintext = read_input(&file)?;
-            let envelope = encrypt(&plaintext, &recipients)?;
+            let sealed = super::seal::seal_input(file, recipients).await?;
             let mut query = vec![("scope", scope.as_str())];
             if let Some(org) = &org {
                 query.push(("org_id", org));
@@ -327,19 +266,7 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
             if let Some(policy) = &retention_policy {
                 query.push(("retention_policy", policy));
             }
-            let body = Body {
-                bytes: &envelope,
-                content_type: "application/octet-stream",
-            };
-            let response = client
-                .call(
-                    Method::POST,
-                    "/api/v1/vault/blobs",
-                    &query,
-                    Some(body),
-                    None,
-                )
-                .await?;
+            let response = sealed.upload(&client, &query).await?;
             let value: serde_json::Value = response.json().await?;
             out!(
                 "{}",
@@ -358,6 +285,9 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
             org,
         } => {
             let client = connection.client()?;
+            // The identity and the destination are checked before the (audited) read.
+            let identities = Identities::load(&identity)?;
+            let destination = Destination::create(&output)?;
             let mut query = Vec::new();
             for (key, value) in [("reason", &reason), ("purpose", &purpose), ("org_id", &org)] {
                 if let Some(value) = value {
@@ -373,11 +303,9 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
                     Some("application/octet-stream"),
                 )
                 .await?;
-            let envelope = response.bytes().await?;
-            let plaintext = decrypt(&envelope, &identity)?;
-            write_output(&output, &plaintext)?;
+            let written = destination.receive(response, identities).await?;
             if output != Path::new("-") {
-                eprintln!("wrote {} bytes to {}", plaintext.len(), output.display());
+                eprintln!("wrote {written} bytes to {}", output.display());
             }
         }
         BlobCommand::Reshare {

@@ -205,10 +205,27 @@ impl VaultClient {
         body: reqwest::Body,
         content_sha256: &str,
     ) -> anyhow::Result<Response> {
+        self.post_streamed(path, query, body, None, content_sha256)
+            .await
+    }
+
+    /// [`send_streamed`](Self::send_streamed), declaring the body's length when it is known:
+    /// the vault then refuses a body over its limit before reading any of it.
+    async fn post_streamed(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: reqwest::Body,
+        len: Option<u64>,
+        content_sha256: &str,
+    ) -> anyhow::Result<Response> {
         let url = self.url(path, query)?;
         let mut request = self.http.post(url.clone());
         for (name, value) in self.sign_streamed(&Method::POST, &url, content_sha256)? {
             request = request.header(name, value);
+        }
+        if let Some(len) = len {
+            request = request.header(reqwest::header::CONTENT_LENGTH, len);
         }
         request
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
@@ -288,6 +305,28 @@ impl VaultClient {
         accept: Option<&str>,
     ) -> anyhow::Result<Response> {
         let response = self.send(method, path, query, body, accept).await?;
+        Self::success(response).await
+    }
+
+    /// Like [`send_streamed`](Self::send_streamed) of a body of `len` bytes, but a non-2xx
+    /// answer becomes an error as with [`call`](Self::call).
+    pub async fn call_streamed(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: reqwest::Body,
+        len: u64,
+        content_sha256: &str,
+    ) -> anyhow::Result<Response> {
+        let response = self
+            .post_streamed(path, query, body, Some(len), content_sha256)
+            .await?;
+        Self::success(response).await
+    }
+
+    /// `response` when it is a success, else an error carrying the server's message, code and
+    /// request id.
+    async fn success(response: Response) -> anyhow::Result<Response> {
         if response.status().is_success() {
             return Ok(response);
         }

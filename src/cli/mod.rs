@@ -14,9 +14,11 @@ mod audit;
 mod blob;
 mod client;
 mod loadgen;
+mod open;
 mod output;
 mod recipients;
 mod reshare;
+mod seal;
 mod subject;
 mod witness;
 

@@ -4,8 +4,10 @@
 //! Both halves are ordinary audited requests: the read of the old blob (purpose `reshare`)
 //! and the create of the new one, and with `--delete-old` the delete of the old one.
 
-use super::blob::{blob_path, decrypt, encrypt};
+use super::blob::blob_path;
 use super::client::{Body, VaultClient};
+use super::open::{open, Identities};
+use super::seal::{seal, Sealed};
 use anyhow::Context;
 use base64::Engine;
 use reqwest::Method;
@@ -55,11 +57,15 @@ impl Reshare<'_> {
                 self.id
             );
         };
+        // The readers first: a failed lookup then costs no read of the blob.
+        let recipients = super::recipients::to_readers(client, org, &meta.scope, &[]).await?;
+        let readers = recipients.len();
+        let identities = Identities::load(self.identity)?;
         let mut query = vec![("purpose", "reshare")];
         if let Some(reason) = self.reason {
             query.push(("reason", reason));
         }
-        let envelope = client
+        let response = client
             .call(
                 Method::GET,
                 &path,
@@ -67,32 +73,15 @@ impl Reshare<'_> {
                 None,
                 Some("application/octet-stream"),
             )
-            .await?
-            .bytes()
             .await?;
-        let plaintext = decrypt(&envelope, self.identity)?;
-        let recipients = super::recipients::to_readers(client, org, &meta.scope, &[]).await?;
-        let sealed = encrypt(&plaintext, &recipients)?;
-        drop(plaintext);
-        let body = serde_json::to_vec(&serde_json::json!({
-            "scope": meta.scope,
-            "org_id": org,
-            "payload_base64": base64::engine::general_purpose::STANDARD.encode(&sealed),
-            "retention_policy": meta.retention_policy,
-            "expires_at": meta.expires_at,
-            "tags": meta.tags,
-        }))?;
-        let created: Created = client
-            .call(
-                Method::POST,
-                "/api/v1/vault/blobs",
-                &[],
-                Some(Body {
-                    bytes: &body,
-                    content_type: "application/json",
-                }),
-                None,
-            )
+        // Decrypted as it arrives and encrypted again into a temporary file: no copy of the
+        // plaintext, however large, is held or written anywhere.
+        let sealed = open(response, identities, move |plaintext| {
+            seal(plaintext, &recipients)
+        })
+        .await?;
+        let created: Created = self
+            .store(client, &meta, org, sealed)
             .await?
             .json()
             .await
@@ -100,8 +89,7 @@ impl Reshare<'_> {
         let new_id = created.metadata.id;
         eprintln!(
             "stored {new_id} in place of {}, encrypted to {} recipient(s)",
-            self.id,
-            recipients.len()
+            self.id, readers
         );
         out!("{new_id}")?;
         if self.delete_old {
@@ -114,5 +102,55 @@ impl Reshare<'_> {
             );
         }
         Ok(())
+    }
+
+    /// Stores the new envelope with the old blob's metadata. A raw upload streams any size but
+    /// carries no tags, so a tagged blob goes up as JSON, which bounds it to the JSON limit.
+    async fn store(
+        &self,
+        client: &VaultClient,
+        meta: &Carried,
+        org: &str,
+        sealed: Sealed,
+    ) -> anyhow::Result<reqwest::Response> {
+        if meta.tags.is_empty() {
+            let mut query = vec![
+                ("scope", meta.scope.as_str()),
+                ("org_id", org),
+                ("retention_policy", meta.retention_policy.as_str()),
+            ];
+            if let Some(at) = &meta.expires_at {
+                query.push(("expires_at", at));
+            }
+            return sealed.upload(client, &query).await;
+        }
+        let envelope = sealed
+            .into_bytes(crate::service::JSON_MAX_BYTES)
+            .with_context(|| {
+                format!(
+                    "blob {} has tags, which only a JSON upload carries; nothing was stored",
+                    self.id
+                )
+            })?;
+        let body = serde_json::to_vec(&serde_json::json!({
+            "scope": meta.scope,
+            "org_id": org,
+            "payload_base64": base64::engine::general_purpose::STANDARD.encode(&envelope),
+            "retention_policy": meta.retention_policy,
+            "expires_at": meta.expires_at,
+            "tags": meta.tags,
+        }))?;
+        client
+            .call(
+                Method::POST,
+                "/api/v1/vault/blobs",
+                &[],
+                Some(Body {
+                    bytes: &body,
+                    content_type: "application/json",
+                }),
+                None,
+            )
+            .await
     }
 }

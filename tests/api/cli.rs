@@ -30,6 +30,13 @@ pub(crate) fn data_vault(app: &TestApp) -> Command {
     command
 }
 
+/// Writes a new age identity to `path`, as `age-keygen -o` would; returns its recipient.
+pub(crate) fn write_age_identity(path: &std::path::Path) -> String {
+    let (identity, recipient) = age_identity();
+    std::fs::write(path, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+    recipient.to_string()
+}
+
 pub(crate) fn ok(output: Output) -> String {
     assert!(
         output.status.success(),
@@ -51,13 +58,8 @@ async fn cli_round_trip_with_a_real_age_identity(backend: Backend) {
     let secret = created["secret"].as_str().unwrap().to_owned();
     assert_eq!(secret.len(), 64);
 
-    let (identity, recipient) = age_identity();
     let identity_file = app.dir.path().join("identity.txt");
-    std::fs::write(
-        &identity_file,
-        format!("{}\n", identity.to_string().expose_secret()),
-    )
-    .unwrap();
+    let recipient = write_age_identity(&identity_file);
     let document = app.dir.path().join("passport.pdf");
     let plaintext: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&document, &plaintext).unwrap();
@@ -76,7 +78,7 @@ async fn cli_round_trip_with_a_real_age_identity(backend: Backend) {
             "--scope",
             "veid",
             "--recipient",
-            &recipient.to_string(),
+            &recipient,
         ])
         .output()
         .unwrap());

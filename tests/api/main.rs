@@ -18,6 +18,7 @@ mod blobs;
 mod browser;
 mod canonical_input;
 mod cli;
+mod cli_stream;
 mod clock;
 mod commit_queue;
 mod connections;
