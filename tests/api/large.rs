@@ -383,3 +383,69 @@ async fn on_s3_a_refused_upload_leaves_no_upload_and_a_delete_removes_the_object
         moto.object_keys().await
     );
 }
+
+/// The signed head of `client`'s streamed upload of a body hashing to `body_sha256`,
+/// declaring `length`.
+async fn raw_upload_head(client: &Api, body_sha256: &str, length: usize) -> String {
+    let url = client
+        .signer()
+        .url("/api/v1/vault/blobs", &[("scope", "veid")])
+        .unwrap();
+    let mut head = format!(
+        "POST {}?{} HTTP/1.1\r\nHost: vault\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {length}\r\n",
+        url.path(),
+        url.query().unwrap()
+    );
+    let signed = client
+        .signer()
+        .sign_streamed(&reqwest::Method::POST, &url, body_sha256)
+        .unwrap();
+    for (name, value) in signed {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// Sends `head` and `body` on a fresh connection, closes the sending side, and returns the
+/// first answer's status line and body.
+async fn send_and_close(app: &TestApp, head: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (and stop reading) before all is sent.
+    let _ = stream.write_all(body).await;
+    let _ = stream.shutdown().await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+async fn a_body_shorter_or_longer_than_declared_is_refused_and_leaves_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.client(&app.create_client("alice").await);
+    let envelope = Synthetic::of_about(3 * MIB);
+    let bytes = envelope.bytes();
+
+    // Ends early: the connection closes with half the declared length sent.
+    let head = raw_upload_head(&alice, &envelope.sha256_hex(), bytes.len()).await;
+    let answer = send_and_close(&app, &head, &bytes[..bytes.len() / 2]).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("ended early"), "{answer}");
+
+    // Longer than declared: the server reads what was declared, which is not what was
+    // signed (the signature covers all the bytes the client meant to send).
+    let head = raw_upload_head(&alice, &envelope.sha256_hex(), bytes.len() - MIB).await;
+    let answer = send_and_close(&app, &head, &bytes).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer.contains("does not match X-VE-Content-SHA256"),
+        "{answer}"
+    );
+
+    assert_eq!(app.count_rows("blobs").await, 0);
+    until_objects(&app.objects_dir(), 0).await;
+}
+
+on_both_backends!(a_body_shorter_or_longer_than_declared_is_refused_and_leaves_nothing);
