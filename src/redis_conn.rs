@@ -156,18 +156,29 @@ impl Redis {
 
     /// Whether the breaker is open and its back-off has passed.
     fn probe_due(&self) -> bool {
+        self.circuit()
+            .open_until
+            .is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// The circuit, locked. `down` changes only under this lock, together with the circuit,
+    /// so the two cannot disagree (a breaker marked down with no back-off to end it would
+    /// never be probed again).
+    fn circuit(&self) -> std::sync::MutexGuard<'_, Circuit> {
         self.circuit
             .lock()
-            .map(|c| c.open_until.is_some_and(|at| Instant::now() >= at))
-            .unwrap_or(false)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn mark_up(&self) {
         // Every successful command comes here: lock the circuit only when it was open.
+        if !self.down.load(Ordering::Acquire) {
+            return;
+        }
+        let mut circuit = self.circuit();
         if self.down.swap(false, Ordering::AcqRel) {
-            if let Ok(mut circuit) = self.circuit.lock() {
-                *circuit = Circuit::default();
-            }
+            *circuit = Circuit::default();
+            drop(circuit);
             tracing::warn!("redis is reachable again; shared state restored");
             self.metrics.redis_fallback.set(0);
         }
@@ -175,16 +186,17 @@ impl Redis {
 
     fn mark_down(&self, error: &RedisUnavailable) {
         self.metrics.redis_errors.inc();
-        if let Ok(mut circuit) = self.circuit.lock() {
-            let backoff = match circuit.open_until {
-                // A failed probe: wait longer before the next.
-                Some(_) => (circuit.backoff * 2).min(MAX_BACKOFF),
-                None => MIN_BACKOFF,
-            };
-            circuit.backoff = backoff;
-            circuit.open_until = Some(Instant::now() + backoff);
-        }
-        if !self.down.swap(true, Ordering::AcqRel) {
+        let mut circuit = self.circuit();
+        let backoff = match circuit.open_until {
+            // A failed probe: wait longer before the next.
+            Some(_) => (circuit.backoff * 2).min(MAX_BACKOFF),
+            None => MIN_BACKOFF,
+        };
+        circuit.backoff = backoff;
+        circuit.open_until = Some(Instant::now() + backoff);
+        let was_down = self.down.swap(true, Ordering::AcqRel);
+        drop(circuit);
+        if !was_down {
             tracing::warn!(%error, "redis unreachable; falling back to in-process state (degraded)");
             self.metrics.redis_fallback.set(1);
         }

@@ -144,8 +144,6 @@ pub struct Settings {
     pub batch_size: i64,
     /// Background sweep period; 0 disables it.
     pub sweep_interval_secs: u64,
-    /// Tenant keys older than this are past their cryptoperiod.
-    pub key_max_age_days: i64,
 }
 
 impl Default for Settings {
@@ -154,7 +152,6 @@ impl Default for Settings {
             configured: BTreeMap::from([(STANDARD.to_owned(), Policy::standard())]),
             batch_size: 500,
             sweep_interval_secs: 3600,
-            key_max_age_days: 90,
         }
     }
 }

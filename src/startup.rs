@@ -128,13 +128,12 @@ async fn open_vault_with(
         log_key,
         objects: crate::objects::from_config(&config.object_store, &default_object_root(config))?,
         inline_max_bytes: config.storage.inline_max_bytes,
-        object_lease_secs: OBJECT_LEASE_SECS,
+        object_lease_secs: object_lease_secs(config),
         retention: crate::retention::Settings {
             configured: crate::retention::configured(&config.retention.policies)
                 .map_err(anyhow::Error::msg)?,
             batch_size: i64::from(config.retention.batch_size),
             sweep_interval_secs: config.retention.sweep_interval_secs,
-            key_max_age_days: i64::from(config.keys.max_age_days),
         },
         keys: KeySettings {
             max_age_days: i64::from(config.keys.max_age_days),
@@ -149,18 +148,25 @@ async fn open_vault_with(
 /// the object: far longer than any stall an upload survives (`server.request_timeout_secs`).
 pub const OBJECT_LEASE_SECS: i64 = 900;
 
+/// The lease actually used: [`OBJECT_LEASE_SECS`], or three stall limits when those are
+/// longer, so that an upload still sending (a byte per stall limit) always renews in time.
+fn object_lease_secs(config: &Config) -> i64 {
+    let stall = i64::try_from(config.server.request_timeout_secs).unwrap_or(i64::MAX);
+    OBJECT_LEASE_SECS.max(stall.saturating_mul(3))
+}
+
 /// Where `file://` objects go when `object_store.url` is unset: `objects/` beside the SQLite
 /// database, else `./data/objects` (then several replicas must share it, or use S3).
 fn default_object_root(config: &Config) -> std::path::PathBuf {
-    let url = &config.storage.database_url;
-    let file = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .map(|rest| rest.split('?').next().unwrap_or(rest))
-        .filter(|path| !path.is_empty() && !path.starts_with(":memory:"));
-    match file.and_then(|f| std::path::Path::new(f).parent()) {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join("objects"),
-        Some(_) => std::path::PathBuf::from("objects"),
+    use std::str::FromStr;
+    let database = config
+        .is_embedded()
+        .then(|| sqlx::sqlite::SqliteConnectOptions::from_str(&config.storage.database_url).ok())
+        .flatten()
+        .map(|options| options.get_filename().to_path_buf())
+        .filter(|file| file.as_os_str() != ":memory:");
+    match database.as_deref().and_then(std::path::Path::parent) {
+        Some(dir) => dir.join("objects"),
         None => std::path::PathBuf::from("./data/objects"),
     }
 }

@@ -5,7 +5,7 @@ use super::keys::tenant_of;
 use super::objects::{Envelope, LargeUpload, ReadForm, Streamed};
 use super::{Caller, Vault};
 use crate::audit::{self, NewEvent, Outcome};
-use crate::crypto::{BlobBinding, DataKey};
+use crate::crypto::{BlobBinding, DataKey, TenantKey};
 use crate::domain::{BlobId, Note, OrgId, RetentionPolicy, Scope, Tags};
 use crate::envelope;
 use crate::error::VaultError;
@@ -268,34 +268,61 @@ impl Vault {
             content_hash: hex::encode(content_hash),
             ..record
         };
-        // The store inserts only under the tenant's active key version: a rotation that
-        // retired it since it was read makes the insert apply nothing, and the blob is sealed
-        // again under the new version (a rotation is rare; three tries are plenty).
+        let sealed = self
+            .insert_under_active_key(caller, &tenant, record, event, None, |key, record| {
+                let envelope = bytes.clone();
+                async move {
+                    let sealed = offload::sized(envelope.len(), move || {
+                        DataKey::seal_new(&key, &binding(&record), &envelope)
+                    })
+                    .await?
+                    .map_err(|e| VaultError::Internal(e.into()))?;
+                    Ok((sealed.wrapped_key, sealed.ciphertext))
+                }
+            })
+            .await?;
+        Ok(BlobMetadata::from(&sealed))
+    }
+
+    /// Inserts a new blob's row and event under the tenant's active key version; `seal`
+    /// makes the row's wrapped data key and ciphertext with that version's key. The store
+    /// inserts only under the active version: a rotation that retired it since it was read
+    /// makes the insert apply nothing, and `seal` runs again under the new one (a rotation is
+    /// rare; three tries are plenty). A blob in the object store (`object_key`) is also
+    /// refused once the sweep has claimed its object: then it cannot be stored at all.
+    pub(super) async fn insert_under_active_key<Sealed>(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        record: BlobRecord,
+        event: NewEvent,
+        object_key: Option<&str>,
+        seal: impl Fn(TenantKey, BlobRecord) -> Sealed,
+    ) -> Result<BlobRecord, VaultError>
+    where
+        Sealed: std::future::Future<Output = Result<(Vec<u8>, Vec<u8>), VaultError>> + Send,
+    {
         for _ in 0..3 {
-            let (tenant_record, tenant_key) = self.tenant_key(&tenant).await?;
+            let (tenant_record, tenant_key) = self.tenant_key(tenant).await?;
             let record = BlobRecord {
                 key_id: tenant_record.id.clone(),
                 key_version: tenant_record.version,
                 ..record.clone()
             };
-            let envelope = bytes.clone();
-            let (record, sealed) = offload::sized(bytes.len(), move || {
-                let sealed = DataKey::seal_new(&tenant_key, &binding(&record), &envelope);
-                (record, sealed)
-            })
-            .await?;
-            let sealed = sealed.map_err(|e| VaultError::Internal(e.into()))?;
-            let metadata = BlobMetadata::from(&record);
+            let (wrapped_key, ciphertext) = seal(tenant_key, record.clone()).await?;
             let write = BlobWrite::Insert {
-                meta: Box::new(record),
-                wrapped_key: sealed.wrapped_key,
-                ciphertext: sealed.ciphertext,
+                meta: Box::new(record.clone()),
+                wrapped_key,
+                ciphertext,
             };
             if self
                 .commit(caller, Some(write), vec![event.clone()])
                 .await?
             {
-                return Ok(metadata);
+                return Ok(record);
+            }
+            if let Some(key) = object_key {
+                self.keep_object(key).await?;
             }
         }
         Err(VaultError::Internal(anyhow::anyhow!(

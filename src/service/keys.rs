@@ -15,7 +15,7 @@ use std::time::Duration;
 const CHECK_KEY: &str = "master_key_check";
 /// `vault_meta` key prefix of the first time a master key (by id) was in use.
 const MASTER_SINCE: &str = "master_key_since:";
-const DAY_SECS: i64 = 86_400;
+use crate::retention::DAY_SECS;
 /// Tenant key versions `GET /vault/keys` returns at most.
 pub const MAX_KEYS_LISTED: i64 = 10_000;
 /// Tenant keys and client secrets resealed per step of `rewrap-master`.

@@ -19,7 +19,7 @@ use crate::crypto::DataKey;
 use crate::envelope;
 use crate::error::VaultError;
 use crate::objects::{ObjectBackend, ObjectError, ObjectWriter};
-use crate::store::{BlobRecord, BlobWrite, SealedContent};
+use crate::store::{BlobRecord, SealedContent};
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{BoxStream, StreamExt};
 use rand::RngCore;
@@ -176,57 +176,23 @@ impl Vault {
             object_key: Some(key.to_owned()),
             ..Arc::unwrap_or_clone(record)
         };
-        self.commit_large_blob(caller, key, record, &data_key, upload.event, &upload.tenant)
-            .await
-    }
-
-    /// Wraps the data key under the tenant's active key version and commits the row; a
-    /// rotation in between only means wrapping again (the object is never resealed).
-    async fn commit_large_blob(
-        &self,
-        caller: &Caller,
-        key: &str,
-        record: BlobRecord,
-        data_key: &DataKey,
-        event: NewEvent,
-        tenant: &str,
-    ) -> Result<BlobRecord, VaultError> {
-        for _ in 0..3 {
-            let (tenant_record, tenant_key) = self.tenant_key(tenant).await?;
-            let record = BlobRecord {
-                key_id: tenant_record.id.clone(),
-                key_version: tenant_record.version,
-                ..record.clone()
-            };
-            let wrapped_key = tenant_key
-                .wrap_data_key(&binding(&record), data_key)
-                .map_err(|e| VaultError::Internal(e.into()))?;
-            let write = BlobWrite::Insert {
-                meta: Box::new(record.clone()),
-                wrapped_key,
-                ciphertext: Vec::new(),
-            };
-            if self
-                .commit(caller, Some(write), vec![event.clone()])
-                .await?
-            {
-                return Ok(record);
-            }
-            // Not applied: a rotation retired the key version, or the sweep claimed the
-            // object because this upload's lease ran out (then it cannot be stored).
-            let lease_end = self
-                .clock
-                .now_secs()
-                .saturating_add(self.objects.lease_secs);
-            if !self.store.renew_object(key, lease_end).await? {
-                return Err(VaultError::Unavailable(anyhow::anyhow!(
-                    "the upload of {key} outlived its lease and its object was collected"
-                )));
-            }
-        }
-        Err(VaultError::Internal(anyhow::anyhow!(
-            "the key of tenant {tenant} kept changing while a blob was stored"
-        )))
+        // A rotation in between only means wrapping the data key again: the object is never
+        // resealed.
+        self.insert_under_active_key(
+            caller,
+            &upload.tenant,
+            record,
+            upload.event,
+            Some(key),
+            |tenant_key, record| {
+                let wrapped = tenant_key
+                    .wrap_data_key(&binding(&record), &data_key)
+                    .map(|wrapped| (wrapped, Vec::new()))
+                    .map_err(|e| VaultError::Internal(e.into()));
+                std::future::ready(wrapped)
+            },
+        )
+        .await
     }
 
     /// Reads the envelope into the object batch by batch, sealing each; returns the
@@ -262,8 +228,9 @@ impl Vault {
                 sealing = self
                     .seal_batch(writer, sealing, &data_key, &record, batch, false)
                     .await?;
-                self.keep_lease(key, &mut renewed).await?;
             }
+            // Renewed by time, not by batch: a slow client still sending keeps its object.
+            self.keep_lease(key, &mut renewed).await?;
             let next = match rest.as_mut() {
                 Some(stream) => stream.next().await,
                 None => None,
@@ -321,7 +288,7 @@ impl Vault {
     ) -> Result<Sealing, VaultError> {
         let (data_key, record) = (data_key.clone(), record.clone());
         self.metrics.object_bytes("in", batch.len() as u64);
-        let (sealing, sealed) = crate::offload::sized(batch.len().max(1 << 20), move || {
+        let (sealing, sealed) = crate::offload::sized(batch.len(), move || {
             let mut sealing = sealing;
             sealing.hasher.update(&batch);
             let mut out = Vec::with_capacity(batch.len() + BATCH / CHUNK_PLAINTEXT * 16 + 16);
@@ -342,16 +309,27 @@ impl Vault {
         Ok(sealing)
     }
 
-    /// Renews the upload's lease when a third of it has passed; an upload whose object the
-    /// sweep has claimed stops here.
+    /// Renews the upload's lease when a third of it has passed.
     async fn keep_lease(&self, key: &str, renewed: &mut Instant) -> Result<(), VaultError> {
-        let lease = self.objects.lease_secs;
-        let every = Duration::from_secs(u64::try_from(lease / 3).unwrap_or(1).max(1));
+        let every = Duration::from_secs(
+            u64::try_from(self.objects.lease_secs / 3)
+                .unwrap_or(1)
+                .max(1),
+        );
         if renewed.elapsed() < every {
             return Ok(());
         }
         *renewed = Instant::now();
-        let lease_end = self.clock.now_secs().saturating_add(lease);
+        self.keep_object(key).await
+    }
+
+    /// Renews an upload's lease for a whole lease from now; an upload whose object the sweep
+    /// has claimed stops here (its object is being deleted, so it cannot be stored).
+    pub(super) async fn keep_object(&self, key: &str) -> Result<(), VaultError> {
+        let lease_end = self
+            .clock
+            .now_secs()
+            .saturating_add(self.objects.lease_secs);
         if self.store.renew_object(key, lease_end).await? {
             Ok(())
         } else {
@@ -511,7 +489,7 @@ impl ObjectReader {
         let count = (want as u64).div_ceil(CHUNK_SEALED as u64);
         self.next_index += count;
         let (data_key, record, size) = (self.data_key.clone(), self.record.clone(), self.size);
-        let opened = crate::offload::sized(sealed.len().max(1 << 20), move || {
+        let opened = crate::offload::sized(sealed.len(), move || {
             let mut out = Vec::with_capacity(sealed.len());
             ChunkOpener::new(&data_key, binding(&record), size)
                 .open(first, &sealed, &mut out)

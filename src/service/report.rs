@@ -118,7 +118,7 @@ impl Vault {
         }
         let tenant = org.map(|o| audit::org_chain(o.as_str()));
         let (tenant_keys, oldest) = self.store.tenant_key_stats(tenant.as_deref()).await?;
-        let max_age = self.retention.key_max_age_days;
+        let max_age = self.keys.max_age_days;
         let past_cryptoperiod = self
             .store
             .tenant_keys_older_than(

@@ -5,10 +5,9 @@
 use super::StoreResult;
 use async_trait::async_trait;
 
-/// Status of a tenant key version (DESIGN §15).
+/// The status of the tenant key version that wraps new data keys (DESIGN §15); the others
+/// are `retired` and `destroyed`.
 pub const KEY_ACTIVE: &str = "active";
-pub const KEY_RETIRED: &str = "retired";
-pub const KEY_DESTROYED: &str = "destroyed";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TenantKeyRecord {

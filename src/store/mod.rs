@@ -50,7 +50,6 @@ pub use clients::{ClientSecretRecord, ClientStore, ClientSummary};
 pub use commit_queue::{CommitError, CommitQueue, MAX_BATCH_EVENTS, QUEUE_CAPACITY};
 pub use keys::{
     KeyStore, OldestKeys, SealedSecretRecord, TenantKeyListing, TenantKeyRecord, KEY_ACTIVE,
-    KEY_DESTROYED, KEY_RETIRED,
 };
 pub use meta::MetaStore;
 pub use nonces::{NonceClaim, NonceJournal};

@@ -280,26 +280,20 @@ fn promtool() -> Option<std::process::Command> {
 fn alert_rules_are_valid_and_pass_their_unit_tests() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus");
     let Some(mut check) = promtool() else { return };
-    let output = check
-        .args(["check", "rules", "alerts.yml"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
+    // Errors go to stderr: `ok` shows both streams.
+    crate::cli::ok(
+        check
+            .args(["check", "rules", "alerts.yml"])
+            .current_dir(dir)
+            .output()
+            .unwrap(),
     );
-    let output = std::process::Command::new("promtool")
-        .args(["test", "rules", "alerts_test.yml"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    crate::cli::ok(
+        std::process::Command::new("promtool")
+            .args(["test", "rules", "alerts_test.yml"])
+            .current_dir(dir)
+            .output()
+            .unwrap(),
     );
 }
 

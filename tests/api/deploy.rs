@@ -231,16 +231,12 @@ fn the_compose_prometheus_configuration_loads_with_the_alert_rules() {
     let text = text.replace("/etc/prometheus/alerts.yml", &rules.display().to_string());
     let config = dir.path().join("prometheus.yml");
     std::fs::write(&config, text).unwrap();
-    let output = Command::new("promtool")
-        .args(["check", "config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    crate::cli::ok(
+        Command::new("promtool")
+            .args(["check", "config"])
+            .arg(&config)
+            .output()
+            .unwrap(),
     );
 }
 
