@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod blobs;
 mod body;
+mod drain;
 pub mod error;
 mod extract;
 mod health;

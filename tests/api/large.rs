@@ -449,3 +449,68 @@ async fn a_body_shorter_or_longer_than_declared_is_refused_and_leaves_nothing(ba
 }
 
 on_both_backends!(a_body_shorter_or_longer_than_declared_is_refused_and_leaves_nothing);
+
+/// Sends `head` and all of `body` (asserting that the server let it all in) and returns the
+/// answer's status line and body.
+async fn send_whole(app: &TestApp, head: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+        .write_all(body)
+        .await
+        .expect("the server stopped reading a refused body and reset the connection");
+    let mut answer = vec![0u8; 64 * 1024];
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut answer))
+        .await
+        .expect("no answer")
+        .expect("the connection was reset instead of answered");
+    String::from_utf8_lossy(&answer[..read]).into_owned()
+}
+
+/// A client that sends its whole body before reading (as most HTTP clients without
+/// `Expect: 100-continue` do) gets the answer to a refused upload, not a reset: the server
+/// reads and drops the rest. 20 MiB is more than the socket buffers can hold.
+#[tokio::test]
+async fn a_refused_upload_is_read_to_its_end_so_its_client_sees_the_answer() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.server.max_payload_bytes = 24 * MIB;
+    })
+    .await;
+    let alice = app.client(&app.create_client("alice").await);
+    let big = Synthetic::of_about(32 * MIB);
+    let bytes = big.bytes();
+
+    // Refused by authentication, before the handler: no signature at all.
+    let unsigned = format!(
+        "POST /api/v1/vault/blobs?scope=veid HTTP/1.1\r\nHost: vault\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    );
+    let answer = send_whole(&app, &unsigned, &bytes).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+
+    // Refused by its declared length, before a byte is read.
+    let head = raw_upload_head(&alice, &big.sha256_hex(), bytes.len()).await;
+    let answer = send_whole(&app, &head, &bytes).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // Refused on its first bytes, which are not an age header.
+    let mut plain = Synthetic::of_about(20 * MIB).bytes();
+    plain[..4].copy_from_slice(b"PLAI");
+    let head = raw_upload_head(&alice, &hex::encode(Sha256::digest(&plain)), plain.len()).await;
+    let answer = send_whole(&app, &head, &plain).await;
+    assert!(answer.starts_with("HTTP/1.1 422"), "{answer}");
+
+    // Any body, not only a raw upload's: a JSON one refused before authentication reads it.
+    let json = vec![b' '; 12 * MIB];
+    let unsigned_json = format!(
+        "POST /api/v1/vault/blobs HTTP/1.1\r\nHost: vault\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        json.len()
+    );
+    let answer = send_whole(&app, &unsigned_json, &json).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+
+    assert_eq!(app.count_rows("blobs").await, 0);
+}

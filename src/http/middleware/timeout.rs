@@ -2,6 +2,7 @@
 //! first byte is answered 503 `unavailable`, and counted as `route="timed_out"`. Raw blob
 //! uploads are the exception: they stream (DESIGN §18) and are refused when they stall.
 
+use crate::http::drain;
 use crate::http::error::ErrorBody;
 use crate::metrics::Metrics;
 use crate::server::RequestStarted;
@@ -23,15 +24,6 @@ pub struct TimeoutState {
 /// Bounds the time of everything inside it. It sits inside the request-id layer, so the 503
 /// is rendered with the request's id and logged in its span.
 pub async fn bound(State(state): State<TimeoutState>, request: Request, next: Next) -> Response {
-    // A streamed upload may rightly take far longer (gigabytes at the client's pace): it is
-    // bounded instead by its stall limit, and its connection by the idle rule.
-    if crate::http::body::is_streamed_upload(
-        request.method(),
-        request.uri().path(),
-        request.headers(),
-    ) {
-        return next.run(request).await;
-    }
     let timeout = state.timeout;
     // The limit counts from the request's first byte when the server knows it, so time spent
     // trickling the head is not granted again for the body.
@@ -40,6 +32,23 @@ pub async fn bound(State(state): State<TimeoutState>, request: Request, next: Ne
         .get::<RequestStarted>()
         .map_or_else(Instant::now, |s| s.0);
     let deadline = started.checked_add(timeout).unwrap_or_else(far_future);
+    // A streamed upload may rightly take far longer (gigabytes at the client's pace): it is
+    // bounded instead by its stall limit, and its connection by the idle rule.
+    let streamed = crate::http::body::is_streamed_upload(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+    );
+    // Refused before its body is read, a request's body is still read (within its time), so
+    // that its client sees the answer.
+    let until = match streamed {
+        true => drain::Until::StallAfterRefusal(timeout),
+        false => drain::Until::Deadline(deadline),
+    };
+    let request = drain::on_refusal(request, until);
+    if streamed {
+        return next.run(request).await;
+    }
     let method = request.method().as_str().to_owned();
     match tokio::time::timeout_at(deadline, next.run(request)).await {
         Ok(response) => response,
