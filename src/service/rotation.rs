@@ -147,7 +147,6 @@ impl Vault {
                     self.rotation_wake.notify_one();
                     return Ok(Rotation::from(started.as_ref()));
                 }
-                RotationStart::NoKey => return Err(VaultError::NotFound("tenant key")),
                 RotationStart::AlreadyRunning => {
                     return Err(VaultError::Conflict(format!(
                         "a rotation of {tenant} is already running"

@@ -32,12 +32,10 @@ pub struct RotationRecord {
 pub enum RotationStart {
     /// Started; the rotation as stored (with its `total`) and the `seq` of each event.
     Started(Box<RotationRecord>, Vec<i64>),
-    /// The tenant has no active key: nothing to rotate.
-    NoKey,
     /// A rotation of the tenant is already running.
     AlreadyRunning,
-    /// The active version is no longer `from_version` (a concurrent rotation or erasure):
-    /// the new key, bound to its version, must be made again.
+    /// The active version is no longer `from_version`, or none is seen (a concurrent rotation
+    /// or erasure): the new key, bound to its version, must be made again.
     VersionChanged,
 }
 
@@ -159,12 +157,11 @@ macro_rules! rotation_store {
                 .bind(&rotation.tenant)
                 .fetch_optional(&mut *tx)
                 .await?;
-                match active {
-                    None => return Ok(RotationStart::NoKey),
-                    Some(v) if v != rotation.from_version => {
-                        return Ok(RotationStart::VersionChanged)
-                    }
-                    Some(_) => {}
+                // None is a change too: on PostgreSQL, a rotation that committed while this
+                // waited retired the row it locked, and the row that replaced it is not in
+                // this statement's snapshot. The caller reads again and decides.
+                if active != Some(rotation.from_version) {
+                    return Ok(RotationStart::VersionChanged);
                 }
                 let inserted = sqlx::query(&format!(
                     "INSERT INTO key_rotations ({ROTATION_COLUMNS}) \

@@ -636,8 +636,29 @@ async fn an_erasure_during_a_rotation_keeps_the_held_blob_readable(backend: Back
     assert_eq!(response.status(), 200);
 }
 
+/// Two rotations of one tenant asked for at the same moment: one starts, the other is told
+/// 409, whichever way the race between them goes (on PostgreSQL the loser used to find the
+/// active version retired under it and answer 404). Several tenants, to run the race often.
+async fn two_rotations_at_once_start_one_and_refuse_the_other(backend: Backend) {
+    // One blob per batch and a long pause: the winner is still running when the loser asks.
+    let app = spawn(backend, 1, 10_000).await;
+    let admin = Arc::new(app.client(&app.create_client(ADMIN).await));
+    for i in 0..6 {
+        let owner = format!("racing-owner-{i}");
+        let api = Arc::new(app.client(&app.create_client(&owner).await));
+        store_blobs(&api, 1, None).await;
+        let body =
+            json!({"tenant": format!("owner:{owner}"), "reason": "race", "emergency": false});
+        let (first, second) = tokio::join!(admin.rotate_keys(&body), admin.rotate_keys(&body));
+        let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [202, 409], "tenant {owner}");
+    }
+}
+
 on_both_backends!(
     an_erasure_during_a_rotation_keeps_the_held_blob_readable,
+    two_rotations_at_once_start_one_and_refuse_the_other,
     rotating_with_a_thousand_blobs_fails_no_read,
     a_rewrap_killed_with_sigkill_completes_after_a_restart,
     two_replicas_rewrap_one_rotation_together,
