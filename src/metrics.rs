@@ -48,6 +48,8 @@ pub struct Metrics {
     object_read_failures: IntCounter,
     /// Objects awaiting the sweep, uploads in flight included.
     pub object_gc_pending: IntGauge,
+    /// Running key rotations that cannot complete: data keys that do not open.
+    pub key_rotations_blocked: IntGauge,
 }
 
 impl Metrics {
@@ -217,6 +219,11 @@ impl Metrics {
         registry.register(Box::new(objects_collected.clone()))?;
         registry.register(Box::new(object_read_failures.clone()))?;
         registry.register(Box::new(object_gc_pending.clone()))?;
+        let key_rotations_blocked = IntGauge::new(
+            "virtengine_data_vault_key_rotations_blocked",
+            "Running tenant key rotations that cannot complete: data keys that do not open.",
+        )?;
+        registry.register(Box::new(key_rotations_blocked.clone()))?;
         registry.register(Box::new(purged.clone()))?;
         for gauge in [
             &blobs_held,
@@ -279,6 +286,7 @@ impl Metrics {
             objects_collected,
             object_read_failures,
             object_gc_pending,
+            key_rotations_blocked,
         })
     }
 

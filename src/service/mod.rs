@@ -51,7 +51,7 @@ pub use orgs::Member;
 pub use recipients::{OrgReaders, PublishedRecipients, Reader, MAX_MEMBERS_SCANNED, MAX_READERS};
 pub use report::ComplianceReport;
 pub use retention::{SweepReport, RETENTION_REQUESTER};
-pub use rotation::{Rotation, RotationRequest, ROTATION_REQUESTER};
+pub use rotation::{BlockedRotation, Rotation, RotationRequest, ROTATION_REQUESTER};
 pub use subjects::{ErasureReport, ExportStream};
 pub use tlog::{
     read_plan, stored_tree, AuditHealth, ConsistencyProof, InclusionProof, LogKeyInfo,

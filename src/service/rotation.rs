@@ -21,6 +21,20 @@ pub const ROTATION_REQUESTER: &str = "system:key-rotation";
 /// Running rotations one pass of a replica's worker looks at.
 const ROTATIONS_PER_PASS: i64 = 16;
 
+/// A rotation held up by blobs whose data keys do not open (tampered with, or damaged): it
+/// stays running, every other blob rewrapped, until those blobs are dealt with.
+#[derive(Debug, Clone)]
+pub struct BlockedRotation {
+    pub id: String,
+    pub tenant: String,
+    pub unopened: u64,
+    /// The first few of those blobs, for the operator to look at.
+    pub examples: Vec<String>,
+}
+
+/// Blob ids a blocked rotation names in its log line and error.
+const BLOCKED_EXAMPLES: usize = 10;
+
 /// `POST /vault/keys/rotate`.
 #[derive(Debug)]
 pub struct RotationRequest {
@@ -218,16 +232,27 @@ impl Vault {
     }
 
     /// One pass of a replica's rotation worker: carries every running rotation on to its
-    /// end. Several replicas may run it at once: they claim disjoint batches.
-    pub async fn advance_rotations(&self) -> Result<usize, VaultError> {
+    /// end. Several replicas may run it at once: they claim disjoint batches. Returns the
+    /// rotations that cannot complete.
+    pub async fn advance_rotations(&self) -> Result<Vec<BlockedRotation>, VaultError> {
         let running = self.store.running_rotations(ROTATIONS_PER_PASS).await?;
-        let mut completed = 0;
+        let mut blocked_rotations = Vec::new();
         // One rotation that cannot go on (a data key that does not open, a database error)
         // must not hold up the others, emergency rotations above all: log it and go on.
         for rotation in &running {
             match self.run_rotation(rotation).await {
-                Ok(true) => completed += 1,
-                Ok(false) => {}
+                Ok(None) => {}
+                Ok(Some(blocked)) => {
+                    tracing::error!(
+                        rotation = %blocked.id,
+                        tenant = %blocked.tenant,
+                        unopened = blocked.unopened,
+                        blobs = %blocked.examples.join(","),
+                        "key rotation cannot complete: data keys do not open under their \
+                         tenant key (see runbooks/key-rotation.md)"
+                    );
+                    blocked_rotations.push(blocked);
+                }
                 Err(e) => tracing::warn!(
                     rotation = %rotation.id,
                     tenant = %rotation.tenant,
@@ -236,12 +261,18 @@ impl Vault {
                 ),
             }
         }
-        Ok(completed)
+        self.metrics
+            .key_rotations_blocked
+            .set(i64::try_from(blocked_rotations.len()).unwrap_or(i64::MAX));
+        Ok(blocked_rotations)
     }
 
-    /// Rewraps the rotation's blobs batch by batch, then completes it (unless another
-    /// replica did). Whether this call completed it.
-    async fn run_rotation(&self, rotation: &RotationRecord) -> Result<bool, VaultError> {
+    /// Rewraps the rotation's blobs batch by batch, then completes it unless another replica
+    /// holds some of them or completed it first. What blocks it, if data keys do not open.
+    async fn run_rotation(
+        &self,
+        rotation: &RotationRecord,
+    ) -> Result<Option<BlockedRotation>, VaultError> {
         let keys = self.store.live_tenant_keys(&rotation.tenant).await?;
         let Some(new_record) = keys.iter().find(|k| k.version == rotation.to_version) else {
             return Err(VaultError::Internal(anyhow::anyhow!(
@@ -272,8 +303,15 @@ impl Vault {
             new_key.wrap_data_key(&binding, &data_key).ok()
         };
         // One pass over the tenant's stale blobs in id order; rows another replica holds are
-        // skipped (it rewraps them), and the check below sees whether any are left.
+        // skipped (it rewraps them), and the check below sees whether any are left. A data key
+        // that does not open is passed over, so that every other one is rewrapped.
         let mut after = String::new();
+        let mut blocked = BlockedRotation {
+            id: rotation.id.clone(),
+            tenant: rotation.tenant.clone(),
+            unopened: 0,
+            examples: Vec::new(),
+        };
         loop {
             let batch = self
                 .store
@@ -285,22 +323,23 @@ impl Vault {
                     &plan,
                 )
                 .await?;
-            if batch.failed > 0 {
-                // Never destroy or retire past a data key that does not open: stop here,
-                // loudly; the rotation stays running.
-                return Err(VaultError::Internal(anyhow::anyhow!(
-                    "{} data key(s) of {} do not open under their tenant key; rotation {} \
-                     cannot complete",
-                    batch.failed,
-                    rotation.tenant,
-                    rotation.id
-                )));
-            }
+            blocked.unopened = blocked
+                .unopened
+                .saturating_add(u64::try_from(batch.unopened.len()).unwrap_or(u64::MAX));
+            let room = BLOCKED_EXAMPLES.saturating_sub(blocked.examples.len());
+            blocked
+                .examples
+                .extend(batch.unopened.into_iter().take(room));
             let Some(last) = batch.last_id else { break };
             after = last;
             if !self.keys.rewrap_pause.is_zero() {
                 tokio::time::sleep(self.keys.rewrap_pause).await;
             }
+        }
+        // Never retire or destroy a version past a data key that does not open: the rotation
+        // stays running, loudly, until that blob is dealt with.
+        if blocked.unopened > 0 {
+            return Ok(Some(blocked));
         }
         // Blobs another replica holds in its batch are not done yet: it will complete.
         if self
@@ -309,7 +348,7 @@ impl Vault {
             .await?
             > 0
         {
-            return Ok(false);
+            return Ok(None);
         }
         let now = self.clock.now_secs();
         let request_id = uuid::Uuid::new_v4().simple().to_string();
@@ -358,6 +397,6 @@ impl Vault {
                 "tenant key rotation complete"
             );
         }
-        Ok(completed)
+        Ok(None)
     }
 }

@@ -56,8 +56,8 @@ pub struct RewrapRow {
 pub struct RewrapBatch {
     pub claimed: u64,
     pub rewrapped: u64,
-    /// Data keys that did not open under their tenant key (left as they were).
-    pub failed: u64,
+    /// The blobs whose data keys did not open under their tenant key (left as they were).
+    pub unopened: Vec<String>,
     /// The greatest id claimed (the cursor of the next batch).
     pub last_id: Option<String>,
 }
@@ -271,12 +271,12 @@ macro_rules! rotation_store {
                 .bind(limit)
                 .fetch_all(&mut *tx)
                 .await?;
-                let mut failed = 0u64;
+                let mut unopened = Vec::new();
                 let mut planned: Vec<(&RewrapRow, Vec<u8>)> = Vec::with_capacity(rows.len());
                 for row in &rows {
                     match plan(row) {
                         Some(wrapped) => planned.push((row, wrapped)),
-                        None => failed += 1,
+                        None => unopened.push(row.id.clone()),
                     }
                 }
                 // One statement per chunk rather than one round trip per blob (the round trips
@@ -322,7 +322,7 @@ macro_rules! rotation_store {
                 Ok(RewrapBatch {
                     claimed: u64::try_from(rows.len()).unwrap_or(u64::MAX),
                     rewrapped: done,
-                    failed,
+                    unopened,
                     last_id: rows.last().map(|r| r.id.clone()),
                 })
             }

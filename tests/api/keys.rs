@@ -656,8 +656,78 @@ async fn two_rotations_at_once_start_one_and_refuse_the_other(backend: Backend) 
     }
 }
 
+/// A data key that does not open (its row tampered with) holds its rotation up: every other
+/// blob is rewrapped, the old version is neither retired nor destroyed past it, the metric and
+/// the CLI say so (the CLI stops waiting instead of waiting forever), and once the row is
+/// restored the rotation completes by itself.
+async fn a_data_key_that_does_not_open_blocks_its_rotation_loudly(backend: Backend) {
+    let app = spawn(backend, 2, 0).await;
+    let admin = app.client(&app.create_client(ADMIN).await);
+    let owner = Arc::new(app.client(&app.create_client(OWNER).await));
+    let blobs = store_blobs(&owner, 5, None).await;
+    let tenant = format!("owner:{OWNER}");
+    let broken = blobs.keys().min().unwrap().clone();
+    app.sql(&format!(
+        "UPDATE blobs SET owner = 'mallory' WHERE id = '{broken}'"
+    ))
+    .await;
+
+    let mut child = data_vault(&app)
+        .args(["admin", "keys", "rotate", &tenant, "--reason", "scheduled"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let since = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if since.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("admin keys rotate still waits on a rotation that cannot complete");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot complete: 1 data key(s) do not open"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&broken), "the blob is named: {stderr}");
+
+    // Everything else moved; the old version keeps the one blob and stays retired.
+    let keys = versions(&admin, &tenant).await;
+    assert_eq!(keys[&1], ("retired".to_owned(), 1));
+    assert_eq!(keys[&2], ("active".to_owned(), 4));
+    let blocked = "virtengine_data_vault_key_rotations_blocked";
+    until("the blocked rotation is counted", async || {
+        app.metric(blocked).await == 1.0
+    })
+    .await;
+
+    // Restored (as from a backup), the row opens, and the server's worker completes it.
+    app.sql(&format!(
+        "UPDATE blobs SET owner = '{OWNER}' WHERE id = '{broken}'"
+    ))
+    .await;
+    // "error: rotation <id> of <tenant> cannot complete: ..."
+    let id = stderr
+        .split("error: rotation ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no rotation id: {stderr}"))
+        .to_owned();
+    until_complete(&admin, &id, Duration::from_secs(60)).await;
+    all_open_under(&owner, &blobs, 2).await;
+    until("the rotation is no longer counted as blocked", async || {
+        app.metric(blocked).await == 0.0
+    })
+    .await;
+}
+
 on_both_backends!(
     an_erasure_during_a_rotation_keeps_the_held_blob_readable,
+    a_data_key_that_does_not_open_blocks_its_rotation_loudly,
     two_rotations_at_once_start_one_and_refuse_the_other,
     rotating_with_a_thousand_blobs_fails_no_read,
     a_rewrap_killed_with_sigkill_completes_after_a_restart,

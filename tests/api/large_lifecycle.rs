@@ -68,17 +68,6 @@ fn tamper(app: &TestApp, id: &str, change: impl FnOnce(&mut Vec<u8>)) {
     std::fs::write(&path, bytes).unwrap();
 }
 
-/// Waits (up to 60 s) until `done` holds.
-async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    for _ in 0..600 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("still not so after 60 s: {what}");
-}
-
 /// Waits until blob `id`'s object is deleted and the journal has forgotten every object.
 async fn until_collected(app: &TestApp, id: &str) {
     until(&format!("the object of {id} is deleted"), async || {
@@ -94,14 +83,6 @@ async fn until_journal_empty(app: &TestApp) {
         app.count_rows("object_gc").await == 0
     })
     .await;
-}
-
-/// The value of a counter or gauge without labels.
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.metrics_text().await;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in the metrics"))
 }
 
 /// Blob `id` is answered 500 `internal`, and the read is recorded as an integrity failure.
@@ -157,7 +138,7 @@ async fn a_server_killed_mid_upload_leaves_no_blob_and_its_object_is_collected(b
     app.clock().set_millis(SystemClock.now_millis());
     app.start().await;
     until("the first sweep has run", async || {
-        metric(&app, "virtengine_data_vault_object_gc_pending").await == 1.0
+        app.metric("virtengine_data_vault_object_gc_pending").await == 1.0
     })
     .await;
     let alice = app.client(&creds);
@@ -174,7 +155,7 @@ async fn a_server_killed_mid_upload_leaves_no_blob_and_its_object_is_collected(b
     until_objects(&app.objects_dir(), 0).await;
     let collected = "virtengine_data_vault_objects_collected_total";
     until("the collection is counted", async || {
-        metric(&app, collected).await == 1.0
+        app.metric(collected).await == 1.0
     })
     .await;
     until_journal_empty(&app).await;
@@ -338,7 +319,7 @@ async fn a_moved_swapped_or_cut_object_does_not_open(backend: Backend) {
     // short of its Content-Length, and the failure is counted.
     tamper(&app, late, |bytes| bytes[20 * CHUNK_SEALED + 100] ^= 1);
     let failures = "virtengine_data_vault_object_read_failures_total";
-    assert_eq!(metric(&app, failures).await, 0.0);
+    assert_eq!(app.metric(failures).await, 0.0);
     let response = alice.get_blob_raw(late, &ReadQuery::default()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.content_length(), Some(envelope.len() as u64));
@@ -358,7 +339,7 @@ async fn a_moved_swapped_or_cut_object_does_not_open(backend: Backend) {
         "a damaged object was sent whole ({received} bytes; body error: {broken})"
     );
     until("the failed read is counted", async || {
-        metric(&app, failures).await == 1.0
+        app.metric(failures).await == 1.0
     })
     .await;
 }

@@ -3,7 +3,7 @@
 
 use crate::audit::ChainName;
 use crate::domain::Note;
-use crate::service::{Caller, KeyListing, Rotation, RotationRequest, Vault};
+use crate::service::{BlockedRotation, Caller, KeyListing, Rotation, RotationRequest, Vault};
 use clap::Subcommand;
 use std::io::Write;
 use std::time::Duration;
@@ -110,6 +110,24 @@ fn print_rotation(rotation: &Rotation, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why waiting for a rotation ended without it: waiting longer would be waiting forever.
+fn blocked_message(blocked: &BlockedRotation) -> String {
+    format!(
+        "rotation {} of {} cannot complete: {} data key(s) do not open under their tenant key \
+         (blobs {}{}). Every other blob is rewrapped; the rotation stays running and completes \
+         once those blobs are restored or deleted (runbooks/key-rotation.md)",
+        blocked.id,
+        blocked.tenant,
+        blocked.unopened,
+        blocked.examples.join(", "),
+        if blocked.unopened > blocked.examples.len() as u64 {
+            ", ..."
+        } else {
+            ""
+        }
+    )
+}
+
 pub async fn run(vault: &Vault, admin: &Caller, command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::List { tenant, json } => {
@@ -144,8 +162,16 @@ pub async fn run(vault: &Vault, admin: &Caller, command: KeysCommand) -> anyhow:
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    if let Err(e) = vault.advance_rotations().await {
-                        eprintln!("\nrewrap step failed (retrying): {}", e.cause_chain());
+                    match vault.advance_rotations().await {
+                        Ok(blocked) => {
+                            if let Some(blocked) = blocked.iter().find(|b| b.id == rotation.id) {
+                                eprintln!();
+                                anyhow::bail!(blocked_message(blocked));
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("\nrewrap step failed (retrying): {}", e.cause_chain());
+                        }
                     }
                     rotation = vault.rotation_progress(&rotation.id).await?;
                 }
