@@ -59,6 +59,28 @@ impl WebError for VaultError {
     }
 }
 
+/// Every code [`WebError::code`] gives, in the order of DESIGN §5's table: what the OpenAPI
+/// document lists, and what the status-table test holds the match to.
+pub const ERROR_CODES: [&str; 17] = [
+    "bad_request",
+    "unauthenticated",
+    "replayed",
+    "clock_skew",
+    "forbidden",
+    "not_found",
+    "expired",
+    "purged",
+    "legal_hold",
+    "conflict",
+    "retention_exceeded",
+    "payload_too_large",
+    "invalid_envelope",
+    "rate_limited",
+    "unavailable",
+    "audit_unavailable",
+    "internal",
+];
+
 /// The `X-RateLimit-*` headers of a verdict.
 pub fn rate_limit_headers(headers: &mut axum::http::HeaderMap, verdict: &crate::limits::Verdict) {
     headers.insert("x-ratelimit-limit", HeaderValue::from(verdict.limit));
@@ -179,12 +201,20 @@ mod tests {
                 "internal",
             ),
         ];
+        let mut seen: Vec<&str> = Vec::new();
         for (err, status, code) in cases {
             assert_eq!(
                 (err.status().as_u16(), err.code()),
                 (status, code),
                 "{err:?}"
             );
+            seen.push(code);
+        }
+        assert_eq!(seen, ERROR_CODES, "one case per code, in the table's order");
+        for status in [404, 405, 413, 500, 503] {
+            let status = StatusCode::from_u16(status).unwrap_or_default();
+            let code = ErrorBody::for_status(status).code;
+            assert!(ERROR_CODES.contains(&code), "{status}: {code}");
         }
     }
 

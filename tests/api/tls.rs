@@ -66,13 +66,23 @@ async fn healthz_with_new_client(ca_pem: &str, addr: SocketAddr) -> bool {
     healthz_over_new_connection(&trusting(ca_pem), addr).await
 }
 
+/// `false` only when the client refused the server's certificate: any other failure (a
+/// refused connection, a server gone) fails the test, so a negative check cannot pass for
+/// the wrong reason.
 async fn healthz_over_new_connection(client: &reqwest::Client, addr: SocketAddr) -> bool {
     match client.get(format!("https://{addr}/healthz")).send().await {
         Ok(response) => {
             assert_eq!(response.status(), 200);
             true
         }
-        Err(_) => false,
+        Err(e) => {
+            let cause = format!("{e:?}");
+            assert!(
+                cause.contains("InvalidCertificate(UnknownIssuer)"),
+                "the request failed, but not for the certificate: {cause}"
+            );
+            false
+        }
     }
 }
 
