@@ -5,6 +5,7 @@
 //! background probe, not a request, finds out when it is back.
 
 use crate::metrics::Metrics;
+use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,8 @@ const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often the background probe looks at the breaker.
 const PROBE_TICK: Duration = Duration::from_millis(100);
+/// The lifetime of the key the health probe writes.
+const PROBE_KEY_TTL_MS: u64 = 10_000;
 
 /// The circuit breaker's state: closed (`open_until` is `None`) or open until a time.
 #[derive(Debug, Default)]
@@ -144,11 +147,7 @@ impl Redis {
                     if let Ok(mut guard) = redis.connection.write() {
                         *guard = None;
                     }
-                    let _ = redis
-                        .attempt(|mut c| async move {
-                            redis::cmd("PING").query_async::<String>(&mut c).await
-                        })
-                        .await;
+                    let _ = redis.attempt(redis.write_probe()).await;
                 }
             }
         });
@@ -204,8 +203,26 @@ impl Redis {
 
     /// Checks Redis now (for readiness); `false` at once while the breaker is open.
     pub async fn ping(&self) -> bool {
-        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
-            .await
-            .is_ok()
+        self.run(self.write_probe()).await.is_ok()
+    }
+
+    /// A short-lived write, not a PING: a read-only replica (a failover the vault's address
+    /// did not follow) or a Redis out of memory answers PING, yet refuses every write the
+    /// nonce store and the limiter make, and the breaker would flap between the two.
+    fn write_probe(
+        &self,
+    ) -> impl FnOnce(ConnectionManager) -> BoxFuture<'static, redis::RedisResult<()>> {
+        let key = self.key(&["probe"]);
+        move |mut c| {
+            Box::pin(async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("PX")
+                    .arg(PROBE_KEY_TTL_MS)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+        }
     }
 }

@@ -174,8 +174,73 @@ async fn a_redis_killed_mid_flight_keeps_latency_in_milliseconds(backend: Backen
     assert!(recovered, "the breaker closes by itself once Redis is back");
 }
 
+/// Runs one command on `url`'s Redis, as its operator would with redis-cli.
+async fn redis_admin(url: &str, args: &[&str]) {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command
+        .query_async::<redis::Value>(&mut connection)
+        .await
+        .unwrap();
+}
+
+/// A Redis that answers but refuses writes (turned into a read-only replica, as after a
+/// failover the vault's address did not follow; or out of memory) is as good as gone: the
+/// vault serves from in-process state and stays `degraded` for as long as it lasts, rather
+/// than flapping back to `ready` each time a PING succeeds; once writes work again it
+/// recovers by itself.
+async fn a_redis_that_refuses_writes_is_degraded_until_it_takes_them(backend: Backend) {
+    let Some(redis) = PrivateRedis::start() else {
+        return;
+    };
+    let url = redis.url();
+    let app = TestApp::spawn_with(backend, |c| c.redis.url = Some(url.clone())).await;
+    let client = app.client(&app.create_client("svc").await);
+    let anonymous = &app.anonymous();
+    let status = || async move {
+        let ready: Value = anonymous.readyz().await.json().await.unwrap();
+        ready["status"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(status().await, "ready");
+
+    let refusals: [(&[&str], &[&str]); 2] = [
+        (
+            &["REPLICAOF", "127.0.0.1", "1"],
+            &["REPLICAOF", "NO", "ONE"],
+        ),
+        (
+            &["CONFIG", "SET", "maxmemory", "1"],
+            &["CONFIG", "SET", "maxmemory", "0"],
+        ),
+    ];
+    for (refuse, restore) in refusals {
+        redis_admin(&url, refuse).await;
+        let response = client.list_blobs(&ListQuery::default()).await;
+        assert_eq!(response.status(), 200, "{refuse:?}: served without Redis");
+        until("readiness says degraded", async || {
+            status().await == "degraded"
+        })
+        .await;
+        // Longer than the breaker's longest back-off (2 s): a probe has run, and failed.
+        for _ in 0..15 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            assert_eq!(status().await, "degraded", "{refuse:?}");
+        }
+        redis_admin(&url, restore).await;
+        until("readiness is ready again", async || {
+            status().await == "ready"
+        })
+        .await;
+    }
+}
+
 on_both_backends!(
     a_nonce_replayed_to_another_replica_is_rejected,
+    a_redis_that_refuses_writes_is_degraded_until_it_takes_them,
     a_redis_outage_degrades_and_recovers_by_itself,
     a_redis_killed_mid_flight_keeps_latency_in_milliseconds,
 );
