@@ -128,6 +128,10 @@ pub struct StorageConfig {
     pub migrations_database_url: Option<String>,
     /// Envelopes up to this size live in the database; larger ones in the object store.
     pub inline_max_bytes: usize,
+    /// Large uploads one replica streams at once; another waits up to
+    /// `server.request_timeout_secs` for a place, then gets 503. Each holds up to a sealing
+    /// batch (file store) or an 8 MiB part (S3) in memory.
+    pub max_large_uploads: u32,
 }
 
 /// Default of `server.max_payload_bytes`: 5 GiB for a raw upload, which streams to the object
@@ -142,6 +146,11 @@ pub const DEFAULT_INLINE_MAX_BYTES: usize = 1024 * 1024;
 /// envelopes it is not made for; above 10 MiB rows would outgrow the JSON body limit.
 const INLINE_MAX_BYTES_RANGE: std::ops::RangeInclusive<usize> = 65_536..=10_485_760;
 
+/// Default of `storage.max_large_uploads`: at most about 160 MiB of S3 parts in memory.
+pub const DEFAULT_MAX_LARGE_UPLOADS: u32 = 16;
+/// Bounds of `storage.max_large_uploads`.
+const MAX_LARGE_UPLOADS_RANGE: std::ops::RangeInclusive<u32> = 1..=1024;
+
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
@@ -149,6 +158,7 @@ impl Default for StorageConfig {
             max_connections: 16,
             migrations_database_url: None,
             inline_max_bytes: DEFAULT_INLINE_MAX_BYTES,
+            max_large_uploads: DEFAULT_MAX_LARGE_UPLOADS,
         }
     }
 }
@@ -401,6 +411,22 @@ fn is_origin(origin: &str) -> bool {
     matches!(url.scheme(), "http" | "https") && url.origin().ascii_serialization() == origin
 }
 
+/// `name`'s `value` within `range`, or the error that says so.
+fn within<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    range: &std::ops::RangeInclusive<T>,
+    value: T,
+) -> Result<(), ConfigError> {
+    match range.contains(&value) {
+        true => Ok(()),
+        false => Err(ConfigError::Invalid(format!(
+            "{name} must be between {} and {}, not {value}",
+            range.start(),
+            range.end()
+        ))),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration file {0} does not exist")]
@@ -498,14 +524,16 @@ impl Config {
         if let Some(owner) = &self.storage.migrations_database_url {
             crate::store::check_migrations_url(url, owner).map_err(ConfigError::Invalid)?;
         }
-        if !INLINE_MAX_BYTES_RANGE.contains(&self.storage.inline_max_bytes) {
-            return invalid(format!(
-                "storage.inline_max_bytes must be between {} and {}, not {}",
-                INLINE_MAX_BYTES_RANGE.start(),
-                INLINE_MAX_BYTES_RANGE.end(),
-                self.storage.inline_max_bytes
-            ));
-        }
+        within(
+            "storage.inline_max_bytes",
+            &INLINE_MAX_BYTES_RANGE,
+            self.storage.inline_max_bytes,
+        )?;
+        within(
+            "storage.max_large_uploads",
+            &MAX_LARGE_UPLOADS_RANGE,
+            self.storage.max_large_uploads,
+        )?;
         crate::objects::Location::parse(&self.object_store).map_err(ConfigError::Invalid)?;
         if self.auth.wallet_prefix.is_empty()
             || !self
@@ -667,6 +695,15 @@ mod tests {
         assert!(message.contains("server.max_connections"), "{message}");
         let message = refusal(|c| c.server.max_connections = MAX_MAX_CONNECTIONS + 1);
         assert!(message.contains("server.max_connections"), "{message}");
+    }
+
+    #[test]
+    fn max_large_uploads_defaults_to_sixteen_and_is_bounded() {
+        assert_eq!(Config::default().storage.max_large_uploads, 16);
+        for bad in [0, 1025] {
+            let message = refusal(|c| c.storage.max_large_uploads = bad);
+            assert!(message.contains("storage.max_large_uploads"), "{message}");
+        }
     }
 
     #[test]

@@ -129,6 +129,8 @@ async fn open_vault_with(
         objects: crate::objects::from_config(&config.object_store, &default_object_root(config))?,
         inline_max_bytes: config.storage.inline_max_bytes,
         object_lease_secs: object_lease_secs(config),
+        max_large_uploads: usize::try_from(config.storage.max_large_uploads).unwrap_or(1),
+        large_upload_wait: Duration::from_secs(config.server.request_timeout_secs),
         retention: crate::retention::Settings {
             configured: crate::retention::configured(&config.retention.policies)
                 .map_err(anyhow::Error::msg)?,

@@ -220,6 +220,9 @@ pub struct VaultParts {
     pub objects: Arc<dyn crate::objects::ObjectBackend>,
     pub inline_max_bytes: usize,
     pub object_lease_secs: i64,
+    /// Large uploads streamed at once, and how long another waits for a place.
+    pub max_large_uploads: usize,
+    pub large_upload_wait: std::time::Duration,
 }
 
 impl Vault {
@@ -246,6 +249,10 @@ impl Vault {
                 backend: parts.objects,
                 lease_secs: parts.object_lease_secs,
                 inline_max_bytes: parts.inline_max_bytes,
+                uploads: objects::UploadSlots::new(
+                    parts.max_large_uploads,
+                    parts.large_upload_wait,
+                ),
                 wake: tokio::sync::Notify::new(),
             },
         })

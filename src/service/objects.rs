@@ -42,9 +42,41 @@ pub struct ObjectStorage {
     pub lease_secs: i64,
     /// Envelopes larger than this go to the object store; smaller ones stay in their row.
     pub inline_max_bytes: usize,
+    /// Places for the large uploads streamed at once.
+    pub uploads: UploadSlots,
     /// Wakes the sweep when an upload fails or a row with an object goes, so the object goes
     /// at once.
     pub wake: tokio::sync::Notify,
+}
+
+/// The large uploads one replica streams at once: each holds a sealing batch or an S3 part
+/// in memory, so their number bounds the memory uploads take, whatever clients send.
+pub struct UploadSlots {
+    slots: tokio::sync::Semaphore,
+    max: usize,
+    wait: Duration,
+}
+
+impl UploadSlots {
+    pub fn new(max: usize, wait: Duration) -> Self {
+        Self {
+            slots: tokio::sync::Semaphore::new(max),
+            max,
+            wait,
+        }
+    }
+
+    /// A place, waited for up to `wait`; 503 `unavailable` when none frees up in time.
+    async fn take(&self) -> Result<tokio::sync::SemaphorePermit<'_>, VaultError> {
+        match tokio::time::timeout(self.wait, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(VaultError::Unavailable(anyhow::anyhow!(
+                "{} large uploads are already streaming on this replica \
+                 (storage.max_large_uploads)",
+                self.max
+            ))),
+        }
+    }
 }
 
 /// What an upload's body brings beyond the envelope's first bytes.
@@ -116,6 +148,7 @@ impl Vault {
         caller: &Caller,
         upload: LargeUpload,
     ) -> Result<BlobRecord, VaultError> {
+        let _slot = self.objects.uploads.take().await?;
         let key = object_key(&upload.record.id);
         let lease = self.objects.lease_secs;
         self.store

@@ -514,3 +514,52 @@ async fn a_refused_upload_is_read_to_its_end_so_its_client_sees_the_answer() {
 
     assert_eq!(app.count_rows("blobs").await, 0);
 }
+
+/// Large uploads beyond `storage.max_large_uploads` wait for a place, and are refused with
+/// 503 once the wait (the request time limit) is over; the one streaming is not disturbed,
+/// and its place is free again when it ends.
+#[tokio::test]
+async fn large_uploads_beyond_the_cap_wait_and_are_then_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.storage.max_large_uploads = 1;
+        c.server.request_timeout_secs = 2;
+    })
+    .await;
+    let alice = app.client(&app.create_client("alice").await);
+
+    // The first takes the only place and holds it, sending a little at a time.
+    let first = Synthetic::of_about(3 * MIB);
+    let bytes = first.bytes();
+    let head = raw_upload_head(&alice, &first.sha256_hex(), bytes.len()).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&bytes[..2 * MIB]).await.unwrap();
+    let mut sent = 2 * MIB;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let second = {
+        let alice = app.client(&app.create_client("bob").await);
+        tokio::spawn(async move {
+            let envelope = Synthetic::of_about(3 * MIB + 1);
+            error_of(upload_streamed(&alice, &envelope, "veid", None).await).await
+        })
+    };
+    while !second.is_finished() {
+        let next = (sent + 64 * 1024).min(bytes.len() - 1);
+        stream.write_all(&bytes[sent..next]).await.unwrap();
+        sent = next;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(second.await.unwrap(), (503, "unavailable".into()));
+
+    stream.write_all(&bytes[sent..]).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = stream.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+
+    let third = Synthetic::of_about(3 * MIB + 2);
+    json_with_status(upload_streamed(&alice, &third, "veid", None).await, 201).await;
+    assert_eq!(app.count_rows("blobs").await, 2);
+}
