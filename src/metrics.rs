@@ -31,6 +31,8 @@ pub struct Metrics {
     accept_errors: IntCounterVec,
     /// SIGHUP reloads of the TLS certificate, by outcome (DESIGN §17).
     tls_reloads: IntCounterVec,
+    /// When the API listener's TLS certificate expires (Unix seconds; 0 without TLS).
+    pub tls_cert_expiry: IntGauge,
     /// Blobs destroyed by sweeps and erasure, by purge method.
     purged: IntCounterVec,
     /// Live blobs under legal hold.
@@ -173,6 +175,11 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let tls_cert_expiry = IntGauge::new(
+            "virtengine_data_vault_tls_cert_expiry_timestamp_seconds",
+            "When the API listener's TLS certificate expires (Unix seconds; 0 without TLS).",
+        )?;
+        registry.register(Box::new(tls_cert_expiry.clone()))?;
         let purged = IntCounterVec::new(
             Opts::new(
                 "virtengine_data_vault_blobs_purged_total",
@@ -277,6 +284,7 @@ impl Metrics {
             connections_cut,
             accept_errors,
             tls_reloads,
+            tls_cert_expiry,
             purged,
             blobs_held,
             expired_pending_purge,

@@ -216,6 +216,22 @@ impl Application {
     /// Builds the server on `clock` (tests set the time instead of waiting for it).
     pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+        // First: a bad certificate is an operator's typo, to be told before any connection
+        // to the database or Redis is tried.
+        let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                warn_if_readable_by_others(key, "TLS key file");
+                let tls = Arc::new(server::Tls::load(cert, key, clock.clone())?);
+                metrics.tls_cert_expiry.set(tls.not_after());
+                Some(ListenerTls {
+                    tls,
+                    #[cfg(unix)]
+                    hangups: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                        .context("cannot listen for SIGHUP (TLS reload)")?,
+                })
+            }
+            _ => None,
+        };
         let redis = match &config.redis.url {
             Some(url) => {
                 let redis = Arc::new(
@@ -289,15 +305,6 @@ impl Application {
                 tls: config.server.tls_cert_file.is_some(),
             },
         );
-        let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
-            (Some(cert), Some(key)) => Some(ListenerTls {
-                tls: Arc::new(server::Tls::load(cert, key)?),
-                #[cfg(unix)]
-                hangups: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                    .context("cannot listen for SIGHUP (TLS reload)")?,
-            }),
-            _ => None,
-        };
         server::check_descriptor_limit(
             config.server.max_connections,
             config.storage.max_connections,

@@ -24,6 +24,18 @@ struct TestPki {
 }
 
 fn issue(ca_name: &str) -> TestPki {
+    issue_for(ca_name, |_| {})
+}
+
+/// A certificate valid only from `from` until `until` (year, month, day).
+fn issue_valid(ca_name: &str, from: (i32, u8, u8), until: (i32, u8, u8)) -> TestPki {
+    issue_for(ca_name, |params| {
+        params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+        params.not_after = rcgen::date_time_ymd(until.0, until.1, until.2);
+    })
+}
+
+fn issue_for(ca_name: &str, customise: impl FnOnce(&mut rcgen::CertificateParams)) -> TestPki {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -33,8 +45,9 @@ fn issue(ca_name: &str) -> TestPki {
         .push(DnType::CommonName, ca_name);
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let params =
+    let mut params =
         CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    customise(&mut params);
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
     TestPki {
         ca_pem: ca.pem(),
@@ -153,7 +166,7 @@ fn serve_tls(app: &TestApp, dir: &Path, pki: &TestPki) -> (ServerProcess, PathBu
 on_both_backends!(https_round_trip_with_a_test_ca);
 
 async fn https_round_trip_with_a_test_ca(backend: Backend) {
-    let pki = issue("data-vault test CA");
+    let pki = issue_valid("data-vault test CA", (2020, 1, 1), (2999, 1, 1));
     let files = tempfile::tempdir().unwrap();
     let (cert, key) = install(files.path(), &pki);
     let app = TestApp::spawn_with(backend, |c| {
@@ -168,6 +181,13 @@ async fn https_round_trip_with_a_test_ca(backend: Backend) {
     };
     let base = format!("https://{}", app.addr);
     let api = Api::from(VaultClient::with_http(&base, auth, trusting(&pki.ca_pem)).unwrap());
+
+    // The certificate's expiry is a metric, for the alert that warns before it comes.
+    assert_eq!(
+        app.metric("virtengine_data_vault_tls_cert_expiry_timestamp_seconds")
+            .await,
+        rcgen::date_time_ymd(2999, 1, 1).unix_timestamp() as f64
+    );
 
     let id = api.create_blob("market", None).await;
     let response = api.get_blob(&id, &ReadQuery::default()).await;
@@ -270,6 +290,20 @@ async fn bad_file_at_reload_is_logged_and_the_old_certificate_kept() {
         healthz_with_new_client(&one.ca_pem, server.addr).await,
         "the previous certificate is still served"
     );
+    // A certificate that has expired, with its own key: clients would refuse it.
+    let expired = issue_valid("CA one", (2020, 1, 1), (2021, 1, 1));
+    std::fs::write(&cert, &expired.cert_pem).unwrap();
+    std::fs::write(&key, &expired.key_pem).unwrap();
+    server.hangup();
+    let errors = server
+        .wait_for_log("cannot reload the TLS certificate", 3)
+        .await;
+    assert!(
+        errors[2].contains("expired at 2021-01-01T00:00:00Z"),
+        "{}",
+        errors[2]
+    );
+    assert!(healthz_with_new_client(&one.ca_pem, server.addr).await);
     assert!(server
         .log_lines_with("reloaded the TLS certificate")
         .is_empty());
@@ -278,6 +312,19 @@ async fn bad_file_at_reload_is_logged_and_the_old_certificate_kept() {
         server.log_lines_with(key_pem).is_empty(),
         "key material never reaches the log"
     );
+}
+
+/// A server's configuration in `dir` with TLS from `cert` and `key`.
+fn tls_config(dir: &Path, cert: &Path, key: &Path) -> Config {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".into();
+    config.server.metrics_listen = "127.0.0.1:0".into();
+    config.storage.database_url = format!("sqlite://{}", dir.join("vault.db").display());
+    config.keys.master_key_file = dir.join("master.key");
+    config.audit.log_key_file = dir.join("log.key");
+    config.server.tls_cert_file = Some(cert.to_owned());
+    config.server.tls_key_file = Some(key.to_owned());
+    config
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,14 +346,7 @@ async fn bad_files_at_start_up_are_errors_naming_the_file() {
         (&key, &key, &key),
         (&cert, &other_key, &other_key),
     ] {
-        let mut config = Config::default();
-        config.server.listen = "127.0.0.1:0".into();
-        config.server.metrics_listen = "127.0.0.1:0".into();
-        config.storage.database_url = format!("sqlite://{}", dir.path().join("vault.db").display());
-        config.keys.master_key_file = dir.path().join("master.key");
-        config.audit.log_key_file = dir.path().join("log.key");
-        config.server.tls_cert_file = Some(cert_file.clone());
-        config.server.tls_key_file = Some(key_file.clone());
+        let config = tls_config(dir.path(), cert_file, key_file);
         let error = match Application::build(&config).await {
             Ok(_) => panic!("{cert_file:?} with {key_file:?} must not start"),
             Err(e) => format!("{e:#}"),
@@ -316,6 +356,27 @@ async fn bad_files_at_start_up_are_errors_naming_the_file() {
             "the error names {named:?}: {error}"
         );
         assert!(!error.contains("PRIVATE KEY-----\n"), "{error}");
+    }
+
+    // Certificates that every client would refuse: expired, or not valid yet.
+    for (pki, said) in [
+        (
+            issue_valid("CA one", (2020, 1, 1), (2021, 1, 1)),
+            "expired at 2021-01-01T00:00:00Z",
+        ),
+        (
+            issue_valid("CA one", (2999, 1, 1), (3000, 1, 1)),
+            "is not valid before 2999-01-01T00:00:00Z",
+        ),
+    ] {
+        let (cert, key) = install(dir.path(), &pki);
+        let config = tls_config(dir.path(), &cert, &key);
+        let error = match Application::build(&config).await {
+            Ok(_) => panic!("a certificate that {said} must not be served"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(error.contains(said), "{error}");
+        assert!(error.contains(cert.to_str().unwrap()), "{error}");
     }
 }
 
