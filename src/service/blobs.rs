@@ -394,7 +394,7 @@ impl Vault {
                 .map(Envelope::Whole)
                 .map_err(|e| VaultError::Internal(anyhow::anyhow!("blob {id} does not open: {e}"))),
             (Ok(key), true) => self
-                .open_object(meta, &content, key)
+                .open_object(meta, &content, key, Some(event.clone()))
                 .await
                 .map(|(len, stream)| Envelope::Stream { len, stream }),
             (Err(e), _) => Err(VaultError::Internal(anyhow::anyhow!(

@@ -385,12 +385,15 @@ impl Vault {
     }
 
     /// Opens a large blob's object for reading. The first batch is opened before this returns,
-    /// so a damaged or misplaced object fails here, before any byte is sent.
+    /// so a damaged or misplaced object fails here, before any byte is sent. A failure after
+    /// that cuts the answer short; `on_failure`, the read's event, is then recorded again with
+    /// the failure as its outcome, since the read was already recorded as granted.
     pub(super) async fn open_object(
         &self,
         meta: &BlobRecord,
         content: &SealedContent,
         data_key: DataKey,
+        on_failure: Option<NewEvent>,
     ) -> Result<(u64, BoxStream<'static, Result<Bytes, VaultError>>), VaultError> {
         let key = content.object_key.as_deref().ok_or_else(|| {
             VaultError::Internal(anyhow::anyhow!("blob {} has no object", meta.id))
@@ -413,16 +416,31 @@ impl Vault {
             data_key: Arc::new(data_key),
             record: Arc::new(meta.clone()),
             metrics: self.metrics.clone(),
+            sent: 0,
+            on_failure: on_failure.and_then(|event| {
+                Some(FailureRecord {
+                    sink: self.commits.sink()?,
+                    event,
+                    clock: self.clock.clone(),
+                })
+            }),
         };
         let first = reader.next_batch().await?;
+        reader.sent = first.as_ref().map_or(0, |batch| batch.len() as u64);
         let stream = futures_util::stream::iter(first.map(Ok))
             .chain(futures_util::stream::try_unfold(reader, |mut reader| async move {
                 let next = reader.next_batch().await;
                 if let Err(e) = &next {
                     reader.metrics.object_read_failed();
                     tracing::error!(error = %e.cause_chain(), blob = %reader.record.id, "a large blob's read failed mid-stream; the response is cut short");
+                    if let Some(record) = reader.on_failure.take() {
+                        record.append(e, reader.sent).await;
+                    }
                 }
-                Ok(next?.map(|batch| (batch, reader)))
+                Ok(next?.map(|batch| {
+                    reader.sent = reader.sent.saturating_add(batch.len() as u64);
+                    (batch, reader)
+                }))
             }))
             .boxed();
         Ok((size, stream))
@@ -491,6 +509,36 @@ struct ObjectReader {
     data_key: Arc<DataKey>,
     record: Arc<BlobRecord>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Envelope bytes handed to the answer so far.
+    sent: u64,
+    on_failure: Option<FailureRecord>,
+}
+
+/// What records a read cut short: the read's own event, outcome and time changed.
+struct FailureRecord {
+    sink: crate::store::EventSink,
+    event: NewEvent,
+    clock: Arc<dyn crate::time::Clock>,
+}
+
+impl FailureRecord {
+    /// Appends the event (durably, before the client's connection is cut): `integrity` for
+    /// an object that does not open, `interrupted` for a store that stopped answering.
+    async fn append(self, error: &VaultError, sent: u64) {
+        let mut event = self.event;
+        event.id = uuid::Uuid::now_v7().to_string();
+        event.timestamp_ms = self.clock.now_millis();
+        event.outcome = crate::audit::Outcome::Error;
+        event.denial_reason = Some(match error {
+            VaultError::Unavailable(_) => "interrupted",
+            _ => "integrity",
+        });
+        let details = event.details.get_or_insert_with(Default::default);
+        details.insert("cut_after_bytes".into(), sent.to_string());
+        if let Err(e) = self.sink.append(vec![event]).await {
+            tracing::error!(error = %e, "could not record that a read was cut short");
+        }
+    }
 }
 
 impl ObjectReader {

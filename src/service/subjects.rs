@@ -165,7 +165,7 @@ impl Vault {
             .unwrap_data_key(&binding(meta), &content.wrapped_key)
             .map_err(does_not_open)?;
         if content.object_key.is_some() {
-            let (len, stream) = self.open_object(meta, &content, key).await?;
+            let (len, stream) = self.open_object(meta, &content, key, None).await?;
             return Ok(Some(Envelope::Stream { len, stream }));
         }
         key.open(&binding(meta), &content.ciphertext)

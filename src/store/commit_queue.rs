@@ -51,12 +51,10 @@ impl CommitQueue {
 
     /// Appends `events` (to their chains, in order) and returns once they are durable.
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<(), CommitError> {
-        self.submit(BatchJob {
-            events,
-            ..BatchJob::default()
-        })
-        .await
-        .map(|_| ())
+        self.sink()
+            .ok_or(CommitError::Stopped)?
+            .append(events)
+            .await
     }
 
     /// Spends the job's nonce, applies its write and appends its events in one
@@ -64,22 +62,17 @@ impl CommitQueue {
     /// (a delete may find nothing, a nonce may be spent already: then nothing is recorded)
     /// and where its events went.
     pub async fn submit(&self, job: BatchJob) -> Result<Committed, CommitError> {
-        let sender = self
-            .sender
+        self.sink().ok_or(CommitError::Stopped)?.submit(job).await
+    }
+
+    /// A handle that appends events from outside a request's own await, such as a response
+    /// body still streaming; `None` once the queue is closing.
+    pub fn sink(&self) -> Option<EventSink> {
+        self.sender
             .lock()
             .ok()
             .and_then(|s| s.clone())
-            .ok_or(CommitError::Stopped)?;
-        let (done, result) = oneshot::channel();
-        sender
-            .send(Pending { job, done })
-            .await
-            .map_err(|_| CommitError::Stopped)?;
-        match result.await {
-            Ok(Ok(applied)) => Ok(applied),
-            Ok(Err(e)) => Err(CommitError::Store(e)),
-            Err(_) => Err(CommitError::Stopped),
-        }
+            .map(EventSink)
     }
 
     /// Stops taking jobs, commits everything already queued, and waits for the task.
@@ -89,6 +82,35 @@ impl CommitQueue {
         }
         if let Some(task) = self.task.lock().await.take() {
             let _ = task.await;
+        }
+    }
+}
+
+/// A sender into a [`CommitQueue`]: what it commits is as durable as any request's events.
+#[derive(Clone)]
+pub struct EventSink(mpsc::Sender<Pending>);
+
+impl EventSink {
+    /// Appends `events` (to their chains, in order) and returns once they are durable.
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<(), CommitError> {
+        self.submit(BatchJob {
+            events,
+            ..BatchJob::default()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn submit(&self, job: BatchJob) -> Result<Committed, CommitError> {
+        let (done, result) = oneshot::channel();
+        self.0
+            .send(Pending { job, done })
+            .await
+            .map_err(|_| CommitError::Stopped)?;
+        match result.await {
+            Ok(Ok(applied)) => Ok(applied),
+            Ok(Err(e)) => Err(CommitError::Store(e)),
+            Err(_) => Err(CommitError::Stopped),
         }
     }
 }

@@ -47,7 +47,7 @@ pub use audit::{AuditQuery, AuditScope, AuditStore, TreeHead};
 pub use batch::{BatchJob, BatchStore, Committed, EventPosition, JobOutcome};
 pub use blobs::{BlobRecord, BlobStore, BlobWrite, ListQuery, SealedContent};
 pub use clients::{ClientSecretRecord, ClientStore, ClientSummary};
-pub use commit_queue::{CommitError, CommitQueue, MAX_BATCH_EVENTS, QUEUE_CAPACITY};
+pub use commit_queue::{CommitError, CommitQueue, EventSink, MAX_BATCH_EVENTS, QUEUE_CAPACITY};
 pub use keys::{
     KeyStore, OldestKeys, SealedSecretRecord, TenantKeyListing, TenantKeyRecord, KEY_ACTIVE,
 };

@@ -342,6 +342,23 @@ async fn a_moved_swapped_or_cut_object_does_not_open(backend: Backend) {
         app.metric(failures).await == 1.0
     })
     .await;
+    // Recorded as granted when the answer began, the read is recorded again as cut short,
+    // with how far it got (one 1 MiB batch: the damage is in the second).
+    let events = alice
+        .audit_events(&AuditQuery::default().blob_id(late))
+        .await;
+    let reads: Vec<_> = events
+        .iter()
+        .filter(|e| e["event_type"] == "blob.read")
+        .collect();
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert!(reads.iter().any(|e| e["outcome"] == "granted"), "{reads:?}");
+    let cut = reads
+        .iter()
+        .find(|e| e["outcome"] == "error")
+        .unwrap_or_else(|| panic!("the cut read is not recorded: {reads:?}"));
+    assert_eq!(cut["denial_reason"], "integrity", "{cut}");
+    assert_eq!(cut["details"]["cut_after_bytes"], "1048576", "{cut}");
 }
 
 async fn a_key_rotation_rewraps_the_data_key_and_leaves_the_object_alone(backend: Backend) {
