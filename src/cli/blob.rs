@@ -6,6 +6,7 @@ use super::open::{Destination, Identities};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use reqwest::Method;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -59,6 +60,9 @@ pub enum BlobCommand {
         expires_at: Option<String>,
         #[arg(long)]
         retention_policy: Option<String>,
+        /// A tag KEY=VALUE; repeat for several.
+        #[arg(long = "tag", value_parser = tag_of)]
+        tags: Vec<(String, String)>,
     },
     /// Download a blob and decrypt it with an age identity file.
     Get {
@@ -225,6 +229,14 @@ impl Connection {
     }
 }
 
+/// A `--tag KEY=VALUE`.
+fn tag_of(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("a tag is KEY=VALUE, not {text:?}")),
+    }
+}
+
 pub(super) fn blob_path(id: &str) -> anyhow::Result<String> {
     let id = crate::domain::BlobId::parse(id)?;
     Ok(format!("/api/v1/vault/blobs/{id}"))
@@ -247,6 +259,7 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
             to_readers,
             expires_at,
             retention_policy,
+            tags,
         } => {
             let client = connection.client()?;
             let recipients = match (&org, to_readers) {
@@ -265,6 +278,10 @@ pub async fn run(command: BlobCommand) -> anyhow::Result<()> {
             }
             if let Some(policy) = &retention_policy {
                 query.push(("retention_policy", policy));
+            }
+            let tags = serde_json::to_string(&tags.into_iter().collect::<BTreeMap<_, _>>())?;
+            if tags != "{}" {
+                query.push(("tags", &tags));
             }
             let response = sealed.upload(&client, &query).await?;
             let value: serde_json::Value = response.json().await?;

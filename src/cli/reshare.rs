@@ -5,11 +5,10 @@
 //! and the create of the new one, and with `--delete-old` the delete of the old one.
 
 use super::blob::blob_path;
-use super::client::{Body, VaultClient};
+use super::client::VaultClient;
 use super::open::{open, Identities};
 use super::seal::{seal, Sealed};
 use anyhow::Context;
-use base64::Engine;
 use reqwest::Method;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -104,8 +103,8 @@ impl Reshare<'_> {
         Ok(())
     }
 
-    /// Stores the new envelope with the old blob's metadata. A raw upload streams any size but
-    /// carries no tags, so a tagged blob goes up as JSON, which bounds it to the JSON limit.
+    /// Stores the new envelope with the old blob's metadata, streamed as a raw upload (tags
+    /// travel in the query, as the same JSON object a JSON upload carries).
     async fn store(
         &self,
         client: &VaultClient,
@@ -113,44 +112,18 @@ impl Reshare<'_> {
         org: &str,
         sealed: Sealed,
     ) -> anyhow::Result<reqwest::Response> {
-        if meta.tags.is_empty() {
-            let mut query = vec![
-                ("scope", meta.scope.as_str()),
-                ("org_id", org),
-                ("retention_policy", meta.retention_policy.as_str()),
-            ];
-            if let Some(at) = &meta.expires_at {
-                query.push(("expires_at", at));
-            }
-            return sealed.upload(client, &query).await;
+        let tags = serde_json::to_string(&meta.tags)?;
+        let mut query = vec![
+            ("scope", meta.scope.as_str()),
+            ("org_id", org),
+            ("retention_policy", meta.retention_policy.as_str()),
+        ];
+        if let Some(at) = &meta.expires_at {
+            query.push(("expires_at", at));
         }
-        let envelope = sealed
-            .into_bytes(crate::service::JSON_MAX_BYTES)
-            .with_context(|| {
-                format!(
-                    "blob {} has tags, which only a JSON upload carries; nothing was stored",
-                    self.id
-                )
-            })?;
-        let body = serde_json::to_vec(&serde_json::json!({
-            "scope": meta.scope,
-            "org_id": org,
-            "payload_base64": base64::engine::general_purpose::STANDARD.encode(&envelope),
-            "retention_policy": meta.retention_policy,
-            "expires_at": meta.expires_at,
-            "tags": meta.tags,
-        }))?;
-        client
-            .call(
-                Method::POST,
-                "/api/v1/vault/blobs",
-                &[],
-                Some(Body {
-                    bytes: &body,
-                    content_type: "application/json",
-                }),
-                None,
-            )
-            .await
+        if !meta.tags.is_empty() {
+            query.push(("tags", &tags));
+        }
+        sealed.upload(client, &query).await
     }
 }

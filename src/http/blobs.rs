@@ -44,6 +44,8 @@ struct CreateQuery {
     org_id: Option<String>,
     retention_policy: Option<String>,
     expires_at: Option<String>,
+    /// A JSON object of string values, as a JSON upload's `tags`.
+    tags: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -101,9 +103,22 @@ pub fn raw_upload(raw_query: Option<&str>, envelope: Vec<u8>) -> Result<NewBlob,
         org_id: optional(q.org_id, OrgId::parse)?,
         retention_policy: optional(q.retention_policy, RetentionPolicy::parse)?.unwrap_or_default(),
         expires_at: parse_expiry(q.expires_at)?,
-        tags: Tags::default(),
+        tags: query_tags(q.tags.as_deref())?,
         envelope,
     })
+}
+
+/// A raw upload's `tags` query parameter: the same JSON object a JSON upload carries.
+fn query_tags(text: Option<&str>) -> Result<Tags, VaultError> {
+    let Some(text) = text else {
+        return Ok(Tags::default());
+    };
+    let map = serde_json::from_str(text).map_err(|_| {
+        VaultError::BadRequest(
+            "tags must be a JSON object of string values, e.g. {\"ticket\":\"T-42\"}".into(),
+        )
+    })?;
+    Ok(Tags::new(map)?)
 }
 
 /// Parses the body of a JSON upload; `max` is the envelope limit in bytes, checked before the
@@ -135,7 +150,7 @@ pub fn json_upload(body: &[u8], max: usize) -> Result<NewBlob, VaultError> {
     })
 }
 
-#[utoipa::path(post, operation_id = "createBlob", path = "/api/v1/vault/blobs", tag = "blobs", params(("scope" = Option<String>, Query, description = "raw uploads: the scope (required)"), ("org_id" = Option<String>, Query), ("retention_policy" = Option<String>, Query), ("expires_at" = Option<String>, Query, description = "RFC 3339")), request_body(content((CreateJson = "application/json"), (super::openapi::Envelope = "application/octet-stream"))), responses((status = 201, body = super::openapi::Created)))]
+#[utoipa::path(post, operation_id = "createBlob", path = "/api/v1/vault/blobs", tag = "blobs", params(("scope" = Option<String>, Query, description = "raw uploads: the scope (required)"), ("org_id" = Option<String>, Query), ("retention_policy" = Option<String>, Query), ("expires_at" = Option<String>, Query, description = "RFC 3339"), ("tags" = Option<String>, Query, description = "raw uploads: a JSON object of string values")), request_body(content((CreateJson = "application/json"), (super::openapi::Envelope = "application/octet-stream"))), responses((status = 201, body = super::openapi::Created)))]
 async fn create(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

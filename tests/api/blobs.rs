@@ -144,6 +144,55 @@ async fn ten_mib_envelope_round_trips_and_one_byte_more_is_refused(backend: Back
     );
 }
 
+async fn a_raw_upload_carries_tags_in_its_query(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = app.client(&app.create_client("svc").await);
+    let envelope = age_envelope_of_size(300);
+    let tags = r#"{"ticket":"T-42","kind":"log bundle"}"#;
+    let (_, created) = created_id(
+        client
+            .upload_raw(&envelope, &UploadQuery::in_scope("support").tags(tags))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        created["tags"],
+        json!({"ticket": "T-42", "kind": "log bundle"})
+    );
+
+    let too_many = serde_json::to_string(
+        &(0..33)
+            .map(|i| (format!("k{i}"), "v".to_owned()))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    )
+    .unwrap();
+    for (bad, said) in [
+        ("ticket=T-42", "JSON object"),
+        (r#"{"ticket": 42}"#, "JSON object"),
+        (too_many.as_str(), "at most 32 tags"),
+    ] {
+        let response = client
+            .upload_raw(&envelope, &UploadQuery::in_scope("support").tags(bad))
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            (status.as_u16(), body["code"].as_str()),
+            (400, Some("bad_request")),
+            "{bad}"
+        );
+        assert!(
+            body["error"].as_str().unwrap_or_default().contains(said),
+            "{bad}: {body}"
+        );
+    }
+    assert_eq!(
+        app.count_rows("blobs").await,
+        1,
+        "nothing stored for refused uploads"
+    );
+}
+
 async fn plaintext_upload_is_refused_as_invalid_envelope(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let client = app.client(&app.create_client("svc").await);
@@ -419,6 +468,7 @@ async fn health_and_readiness_answer_without_auth(backend: Backend) {
 
 on_both_backends!(
     four_kib_envelope_round_trips_byte_for_byte,
+    a_raw_upload_carries_tags_in_its_query,
     ten_mib_envelope_round_trips_and_one_byte_more_is_refused,
     plaintext_upload_is_refused_as_invalid_envelope,
     unknown_id_is_not_found,

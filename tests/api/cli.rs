@@ -79,12 +79,27 @@ async fn cli_round_trip_with_a_real_age_identity(backend: Backend) {
             "veid",
             "--recipient",
             &recipient,
+            "--tag",
+            "case=C-9",
+            "--tag",
+            "kind=passport",
         ])
         .output()
         .unwrap());
     let meta: serde_json::Value = serde_json::from_str(&put).unwrap();
     let id = meta["id"].as_str().unwrap().to_owned();
     assert_eq!(meta["owner"], "cli-user");
+    assert_eq!(
+        meta["tags"],
+        serde_json::json!({"case": "C-9", "kind": "passport"})
+    );
+    let untagged = as_user(&app)
+        .args(["blob", "put", document.to_str().unwrap(), "--scope", "veid"])
+        .args(["--recipient", &recipient, "--tag", "no-equals-sign"])
+        .output()
+        .unwrap();
+    assert!(!untagged.status.success());
+    assert!(String::from_utf8_lossy(&untagged.stderr).contains("a tag is KEY=VALUE"));
 
     let out = app.dir.path().join("out.pdf");
     ok(as_user(&app)

@@ -57,7 +57,7 @@ macro_rules! query_params {
 
 query_params!(
     /// `POST /api/v1/vault/blobs` with a raw envelope.
-    UploadQuery { scope, org_id, retention_policy, expires_at }
+    UploadQuery { scope, org_id, retention_policy, expires_at, tags }
 );
 query_params!(
     /// `GET /api/v1/vault/blobs/{id}`.
