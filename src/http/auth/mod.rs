@@ -63,8 +63,12 @@ impl Authenticator {
 /// The principal a request claims, fit for the log: the header's value when it is a valid
 /// principal (client names and addresses are plain ASCII, so nothing can be forged into the
 /// line), else `(malformed)`; `(none)` when neither header is sent.
-fn claimed_principal(parts: &Parts) -> String {
-    let header = |name| headers::header(&parts.headers, name);
+pub fn claimed_principal(headers: &axum::http::HeaderMap) -> LoggedPrincipal {
+    LoggedPrincipal(claimed_principal_text(headers))
+}
+
+fn claimed_principal_text(headers: &axum::http::HeaderMap) -> String {
+    let header = |name| headers::header(headers, name);
     let claimed = match header(h::ADDRESS) {
         Err("missing") => header(h::PRINCIPAL),
         other => other,
@@ -83,7 +87,11 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let claimed = claimed_principal(&parts);
+    // Taken by the time limit, which logs it should the request run out of time.
+    let claimed = match parts.extensions.get::<LoggedPrincipal>() {
+        Some(claimed) => claimed.0.clone(),
+        None => claimed_principal_text(&parts.headers),
+    };
     tracing::Span::current().record("claimed_principal", tracing::field::display(&claimed));
     match verify_and_run(&auth, parts, body, next).await {
         Ok(response) => response,

@@ -3,7 +3,7 @@
 //! request's own [`MatchedPath`] (every layer of the API router runs after routing), so even a
 //! response that no inner layer finished, such as a time-out's 503, names its route. The
 //! principal is left in the response's extensions by authentication: the proven one, or on a
-//! refusal the one the request claimed.
+//! refusal the one the request claimed; on a time-out, by the time limit: the one claimed.
 
 use crate::http::error::ErrorBody;
 use axum::extract::MatchedPath;
@@ -30,7 +30,7 @@ impl Requested {
     }
 }
 
-/// The principal a request proved, or on a 401 the one it claimed.
+/// The principal a request proved, or on a 401 or a time-out the one it claimed.
 #[derive(Debug, Clone)]
 pub struct LoggedPrincipal(pub String);
 

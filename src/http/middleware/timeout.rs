@@ -45,11 +45,15 @@ pub async fn bound(State(state): State<TimeoutState>, request: Request, next: Ne
         true => drain::Until::StallAfterRefusal(timeout),
         false => drain::Until::Deadline(deadline),
     };
-    let request = drain::on_refusal(request, until);
+    let mut request = drain::on_refusal(request, until);
     if streamed {
         return next.run(request).await;
     }
     let method = request.method().as_str().to_owned();
+    // A request that runs out of time never gets its principal from authentication: log the
+    // one it claimed (authentication reuses it rather than reading the headers again).
+    let claimed = crate::http::auth::claimed_principal(request.headers());
+    request.extensions_mut().insert(claimed.clone());
     match tokio::time::timeout_at(deadline, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
@@ -64,6 +68,7 @@ pub async fn bound(State(state): State<TimeoutState>, request: Request, next: Ne
                 code: "unavailable",
                 message: "request timed out".into(),
             });
+            response.extensions_mut().insert(claimed);
             response
         }
     }
