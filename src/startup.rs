@@ -99,8 +99,8 @@ async fn open_vault_with(
         }
     }
     .context("cannot open the database")?;
-    let master = load_master_keyring(config, store.as_ref(), serving).await?;
-    if check_master_keyring(store.as_ref(), &master, clock.now_secs()).await?
+    let mut master = load_master_keyring(config, store.as_ref(), serving).await?;
+    if check_master_keyring(store.as_ref(), &mut master, clock.now_secs()).await?
         == MasterKeyCheck::Recorded
     {
         tracing::info!("recorded the master key's fingerprint in a new database");

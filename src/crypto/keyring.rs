@@ -6,6 +6,9 @@ use super::keys::MasterKey;
 pub struct MasterKeyring {
     active: MasterKey,
     previous: Vec<MasterKey>,
+    /// The key the database was first set up with, which wrapped the rows recorded before
+    /// key ids existed; the active key until start-up has read it from the database.
+    original: Option<String>,
 }
 
 impl MasterKeyring {
@@ -20,7 +23,14 @@ impl MasterKeyring {
         Self {
             active,
             previous: kept,
+            original: None,
         }
+    }
+
+    /// Names the key the database was first set up with (start-up reads it from the
+    /// database's check value): rows without a key id were wrapped by it.
+    pub fn set_original(&mut self, key_id: &str) {
+        self.original = Some(key_id.to_owned());
     }
 
     /// The key that wraps new tenant keys and client secrets.
@@ -30,9 +40,9 @@ impl MasterKeyring {
 
     /// The key with this id, active or previous. A row recorded before key ids existed
     /// (`None`) was wrapped by the key the database was set up with, which start-up has
-    /// checked is the active one or in the ring; the active key is tried for it.
+    /// checked is in the ring (the active key when it has not been named).
     pub fn get(&self, key_id: Option<&str>) -> Option<&MasterKey> {
-        match key_id {
+        match key_id.or(self.original.as_deref()) {
             None => Some(&self.active),
             Some(id) => std::iter::once(&self.active)
                 .chain(&self.previous)

@@ -56,19 +56,21 @@ pub enum MasterKeyCheck {
 /// was last set to) is in the keyring, naming the missing key id.
 pub async fn check_master_keyring(
     store: &dyn Store,
-    ring: &MasterKeyring,
+    ring: &mut MasterKeyring,
     now: i64,
 ) -> Result<MasterKeyCheck, anyhow::Error> {
-    let active = ring.active();
     let recorded = store
-        .insert_meta_value(CHECK_KEY, active.check_value())
+        .insert_meta_value(CHECK_KEY, ring.active().check_value())
         .await?;
     let mut needed = store.referenced_master_keys().await?;
     if !recorded {
         if let Some(check) = store.meta_value(CHECK_KEY).await? {
-            needed.push(key_id_of_check(&check).to_owned());
+            let original = key_id_of_check(&check);
+            ring.set_original(original);
+            needed.push(original.to_owned());
         }
     }
+    let active = ring.active();
     needed.sort();
     needed.dedup();
     let missing: Vec<&String> = needed.iter().filter(|id| !ring.contains(id)).collect();
