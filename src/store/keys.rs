@@ -112,6 +112,34 @@ const TENANT_KEY_COLUMNS: &str = "id, tenant, version, wrapped, created_at, stat
 
 macro_rules! key_store {
     ($store:ty, $db:ty) => {
+        impl $store {
+            /// Inserts a tenant key version on `executor` (the pool, or a rotation's
+            /// transaction); false when the version exists already.
+            pub(super) async fn insert_tenant_key_on<'e, E>(
+                executor: E,
+                key: &TenantKeyRecord,
+            ) -> StoreResult<bool>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let done = sqlx::query(
+                    "INSERT INTO tenant_keys \
+                     (id, tenant, version, wrapped, created_at, status, master_key_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                )
+                .bind(&key.id)
+                .bind(&key.tenant)
+                .bind(key.version)
+                .bind(&key.wrapped)
+                .bind(key.created_at)
+                .bind(&key.status)
+                .bind(&key.master_key_id)
+                .execute(executor)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+
         #[async_trait]
         impl KeyStore for $store {
             async fn current_tenant_key(
@@ -149,21 +177,7 @@ macro_rules! key_store {
             }
 
             async fn insert_tenant_key(&self, key: &TenantKeyRecord) -> StoreResult<bool> {
-                let done = sqlx::query(
-                    "INSERT INTO tenant_keys \
-                     (id, tenant, version, wrapped, created_at, status, master_key_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                )
-                .bind(&key.id)
-                .bind(&key.tenant)
-                .bind(key.version)
-                .bind(&key.wrapped)
-                .bind(key.created_at)
-                .bind(&key.status)
-                .bind(&key.master_key_id)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                Self::insert_tenant_key_on(&self.pool, key).await
             }
 
             async fn list_tenant_keys(

@@ -189,21 +189,7 @@ macro_rules! rotation_store {
                 .bind(&rotation.tenant)
                 .execute(&mut *tx)
                 .await?;
-                let added = sqlx::query(
-                    "INSERT INTO tenant_keys \
-                     (id, tenant, version, wrapped, created_at, status, master_key_id) \
-                     VALUES ($1, $2, $3, $4, $5, 'active', $6) ON CONFLICT DO NOTHING",
-                )
-                .bind(&new_key.id)
-                .bind(&new_key.tenant)
-                .bind(new_key.version)
-                .bind(&new_key.wrapped)
-                .bind(new_key.created_at)
-                .bind(&new_key.master_key_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if added != 1 {
+                if !Self::insert_tenant_key_on(&mut *tx, new_key).await? {
                     // The version was taken since it was read (a destroyed one after an
                     // erasure raced us): start over with the next.
                     return Ok(RotationStart::VersionChanged);
