@@ -308,7 +308,7 @@ async fn a_512_mib_envelope_round_trips_in_flat_memory_on_the_file_store() {
 
 /// A vault process whose objects go to a fresh moto server; `None` when moto is missing
 /// outside CI (the fixture says so loudly).
-async fn on_s3() -> Option<(crate::moto::Moto, TestApp, Credentials, ServerProcess)> {
+pub async fn on_s3() -> Option<(crate::moto::Moto, TestApp, Credentials, ServerProcess)> {
     let moto = crate::moto::Moto::start().await?;
     let app = TestApp::spawn(Backend::Sqlite).await;
     let creds = app.create_client("alice").await;

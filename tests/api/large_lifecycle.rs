@@ -4,7 +4,7 @@
 
 use crate::helpers::*;
 use crate::keys::until_complete;
-use crate::large::{download_hashed, objects_in, until_objects, Synthetic};
+use crate::large::{download_hashed, objects_in, on_s3, until_objects, Synthetic};
 use crate::on_both_backends;
 use crate::retention::{governed_app, in_secs, ROOT};
 use crate::subjects::export_lines;
@@ -161,6 +161,48 @@ async fn a_server_killed_mid_upload_leaves_no_blob_and_its_object_is_collected(b
     until_journal_empty(&app).await;
     // (Signed requests would be refused now: the vault's clock is ahead of the client's.)
     assert_eq!(app.count_rows("blobs").await, 0);
+}
+
+/// On S3, a server killed mid-upload leaves an unfinished multipart upload, whose id its
+/// journal entry holds: once the lease is over (here: made due), the next server's sweep
+/// aborts it, so no part stays billed, and no blob ever appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_a_server_killed_mid_upload_leaves_its_multipart_upload_to_the_sweep() {
+    let Some((moto, app, creds, server)) = on_s3().await else {
+        return;
+    };
+    let api = server.client(&creds);
+    let envelope = Synthetic::of_about(20 * MIB);
+    let hash = envelope.sha256_hex();
+    let body = stalling_body(&envelope, 3);
+    let upload = tokio::spawn(async move {
+        api.signer()
+            .send_streamed(BLOBS, &[("scope", "veid")], body, &hash)
+            .await
+    });
+    until("the upload's multipart id is journalled", async || {
+        app.count_rows("object_gc WHERE upload_id IS NOT NULL")
+            .await
+            == 1
+    })
+    .await;
+    assert!(moto.open_uploads().await.contains("<UploadId>"));
+    server.kill9();
+    assert!(upload.await.unwrap().is_err());
+    assert_eq!(app.count_rows("blobs").await, 0);
+
+    app.sql("UPDATE object_gc SET due_at = 0").await;
+    let env = moto.process_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let restarted = ServerProcess::start_with(&app, &env);
+    until("the sweep aborted the multipart upload", async || {
+        !moto.open_uploads().await.contains("<UploadId>")
+    })
+    .await;
+    until_journal_empty(&app).await;
+    assert!(moto.object_keys().await.is_empty());
+    assert_eq!(app.count_rows("blobs").await, 0);
+    drop(restarted);
 }
 
 async fn deleting_a_large_blob_removes_its_object_unless_it_is_held(backend: Backend) {
