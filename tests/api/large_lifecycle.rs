@@ -43,6 +43,24 @@ fn stalling_body(envelope: &Synthetic, mib: usize) -> reqwest::Body {
     reqwest::Body::wrap_stream(envelope.stream().take(mib).chain(silence))
 }
 
+/// An upload of an envelope of about `size` to `server` that sends 3 MiB and then nothing,
+/// for a test to kill the server under.
+fn stalled_upload(
+    server: &ServerProcess,
+    creds: &Credentials,
+    size: usize,
+) -> tokio::task::JoinHandle<anyhow::Result<reqwest::Response>> {
+    let api = server.client(creds);
+    let envelope = Synthetic::of_about(size);
+    let hash = envelope.sha256_hex();
+    let body = stalling_body(&envelope, 3);
+    tokio::spawn(async move {
+        api.signer()
+            .send_streamed(BLOBS, &[("scope", "veid")], body, &hash)
+            .await
+    })
+}
+
 /// The object file of blob `id` (objects are named `v1/<blob id>/<random>`).
 fn object_of(app: &TestApp, id: &str) -> Option<PathBuf> {
     let dir = format!(
@@ -107,15 +125,7 @@ async fn a_server_killed_mid_upload_leaves_no_blob_and_its_object_is_collected(b
     let creds = app.create_client("alice").await;
     app.stop().await;
     let server = ServerProcess::start(&app);
-    let api = server.client(&creds);
-    let envelope = Synthetic::of_about(8 * MIB);
-    let hash = envelope.sha256_hex();
-    let body = stalling_body(&envelope, 3);
-    let upload = tokio::spawn(async move {
-        api.signer()
-            .send_streamed(BLOBS, &[("scope", "veid")], body, &hash)
-            .await
-    });
+    let upload = stalled_upload(&server, &creds, 8 * MIB);
     // Mid-upload: a sealed batch is in the object, the rest has not come.
     until("the upload wrote a sealed batch", async || {
         objects_in(&app.objects_dir())
@@ -171,15 +181,7 @@ async fn on_s3_a_server_killed_mid_upload_leaves_its_multipart_upload_to_the_swe
     let Some((moto, app, creds, server)) = on_s3().await else {
         return;
     };
-    let api = server.client(&creds);
-    let envelope = Synthetic::of_about(20 * MIB);
-    let hash = envelope.sha256_hex();
-    let body = stalling_body(&envelope, 3);
-    let upload = tokio::spawn(async move {
-        api.signer()
-            .send_streamed(BLOBS, &[("scope", "veid")], body, &hash)
-            .await
-    });
+    let upload = stalled_upload(&server, &creds, 20 * MIB);
     until("the upload's multipart id is journalled", async || {
         app.count_rows("object_gc WHERE upload_id IS NOT NULL")
             .await
