@@ -330,6 +330,13 @@ impl Vault {
             blocked
                 .examples
                 .extend(batch.unopened.into_iter().take(room));
+            if batch.rewrapped > 0 {
+                tracing::debug!(
+                    rotation = %rotation.id,
+                    rewrapped = batch.rewrapped,
+                    "rewrapped a batch of data keys"
+                );
+            }
             let Some(last) = batch.last_id else { break };
             after = last;
             if !self.keys.rewrap_pause.is_zero() {

@@ -611,11 +611,11 @@ impl ServerProcess {
                 &app.config.audit.log_key_file,
             )
             .envs(object_store_env(&app.config))
+            .env("DATA_VAULT_LOG", "info")
             // The caller's settings win over the app's.
             .envs(env.iter().copied())
             .env("DATA_VAULT_SERVER__LISTEN", "127.0.0.1:0")
             .env("DATA_VAULT_SERVER__METRICS_LISTEN", "127.0.0.1:0")
-            .env("DATA_VAULT_LOG", "info")
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();

@@ -291,9 +291,12 @@ async fn two_replicas_rewrap_one_rotation_together(backend: Backend) {
     let admin_creds = app.create_client(ADMIN).await;
     let blobs = store_blobs(&Arc::new(app.client(&owner_creds)), 400, None).await;
     app.stop().await;
+    // Twenty batches 200 ms apart: longer than a replica takes (2 s) to find a rotation
+    // started elsewhere, so both are at work before it ends. Each logs its batches.
     let paced = [
         ("DATA_VAULT_KEYS__REWRAP_BATCH_SIZE", "20"),
-        ("DATA_VAULT_KEYS__REWRAP_PAUSE_MS", "20"),
+        ("DATA_VAULT_KEYS__REWRAP_PAUSE_MS", "200"),
+        ("DATA_VAULT_LOG", "info,data_vault::service::rotation=debug"),
         ADMIN_ENV,
     ];
     let replicas = [
@@ -314,6 +317,10 @@ async fn two_replicas_rewrap_one_rotation_together(backend: Backend) {
         done["rewrapped"], 400,
         "each data key rewrapped once, by one replica or the other"
     );
+    for (i, replica) in replicas.iter().enumerate() {
+        let batches = replica.log_lines_with("rewrapped a batch of data keys");
+        assert!(!batches.is_empty(), "replica {i} rewrapped nothing");
+    }
     // Whichever replicas took batches, exactly one completed the rotation.
     let completions = replicas
         .iter()
