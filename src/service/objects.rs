@@ -417,13 +417,7 @@ impl Vault {
             record: Arc::new(meta.clone()),
             metrics: self.metrics.clone(),
             sent: 0,
-            on_failure: on_failure.and_then(|event| {
-                Some(FailureRecord {
-                    sink: self.commits.sink()?,
-                    event,
-                    clock: self.clock.clone(),
-                })
-            }),
+            on_failure: on_failure.and_then(|event| self.failure_record(event)),
         };
         let first = reader.next_batch().await?;
         reader.sent = first.as_ref().map_or(0, |batch| batch.len() as u64);
@@ -434,7 +428,12 @@ impl Vault {
                     reader.metrics.object_read_failed();
                     tracing::error!(error = %e.cause_chain(), blob = %reader.record.id, "a large blob's read failed mid-stream; the response is cut short");
                     if let Some(record) = reader.on_failure.take() {
-                        record.append(e, reader.sent).await;
+                        // An object that does not open, or a store that stopped answering.
+                        let reason = match e {
+                            VaultError::Internal(_) => "integrity",
+                            _ => "interrupted",
+                        };
+                        record.append(reason, reader.sent).await;
                     }
                 }
                 Ok(next?.map(|batch| {
@@ -444,6 +443,16 @@ impl Vault {
             }))
             .boxed();
         Ok((size, stream))
+    }
+
+    /// What records `event` again, as failed, should an answer already under way be cut
+    /// short; `None` once the vault is shutting down.
+    pub(super) fn failure_record(&self, event: NewEvent) -> Option<FailureRecord> {
+        Some(FailureRecord {
+            sink: self.commits.sink()?,
+            event,
+            clock: self.clock.clone(),
+        })
     }
 
     /// Deletes the objects the journal holds due: those of failed or crashed uploads and of
@@ -514,25 +523,23 @@ struct ObjectReader {
     on_failure: Option<FailureRecord>,
 }
 
-/// What records a read cut short: the read's own event, outcome and time changed.
-struct FailureRecord {
+/// What records an answer cut short (a read, an export): its own event, outcome and time
+/// changed.
+pub(super) struct FailureRecord {
     sink: crate::store::EventSink,
     event: NewEvent,
     clock: Arc<dyn crate::time::Clock>,
 }
 
 impl FailureRecord {
-    /// Appends the event (durably, before the client's connection is cut): `integrity` for
-    /// an object that does not open, `interrupted` for a store that stopped answering.
-    async fn append(self, error: &VaultError, sent: u64) {
+    /// Appends the event with outcome `error` and `reason` (durably, before the client's
+    /// connection is cut); `sent`, the bytes the answer held by then.
+    pub(super) async fn append(self, reason: &'static str, sent: u64) {
         let mut event = self.event;
         event.id = uuid::Uuid::now_v7().to_string();
         event.timestamp_ms = self.clock.now_millis();
         event.outcome = crate::audit::Outcome::Error;
-        event.denial_reason = Some(match error {
-            VaultError::Unavailable(_) => "interrupted",
-            _ => "integrity",
-        });
+        event.denial_reason = Some(reason);
         let details = event.details.get_or_insert_with(Default::default);
         details.insert("cut_after_bytes".into(), sent.to_string());
         if let Err(e) = self.sink.append(vec![event]).await {

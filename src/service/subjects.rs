@@ -56,8 +56,10 @@ impl Vault {
             },
         )
         .await?;
-        self.record(caller, &[event]).await?;
+        self.record(caller, &[event.clone()]).await?;
         let state = Export {
+            on_failure: self.failure_record(event),
+            sent: 0,
             vault: self.clone(),
             subject: subject.clone(),
             exported_at: time::to_rfc3339(self.clock.now_secs()),
@@ -76,11 +78,18 @@ impl Vault {
             state,
             |mut state| async move {
                 match state.next_line().await {
-                    Ok(Some(line)) => Some((Ok(line), state)),
+                    Ok(Some(line)) => {
+                        state.sent = state.sent.saturating_add(line.len() as u64);
+                        Some((Ok(line), state))
+                    }
                     Ok(None) => None,
                     Err(e) => {
-                        // The stream ends without its `end` line: the client can tell.
+                        // The stream ends without its `end` line: the client can tell, and
+                        // the trail says so next to the export it began as.
                         tracing::error!(error = %e.cause_chain(), "subject export failed mid-stream");
+                        if let Some(record) = state.on_failure.take() {
+                            record.append("interrupted", state.sent).await;
+                        }
                         state.stage = Stage::Done;
                         Some((Err(e), state))
                     }
@@ -218,6 +227,10 @@ enum Stage {
 
 /// Where an export stands: at most one page of metadata or events, and one blob, in memory.
 struct Export {
+    /// Records the export again, as failed, should it be cut short.
+    on_failure: Option<super::objects::FailureRecord>,
+    /// Bytes of the export handed to the answer so far.
+    sent: u64,
     vault: Arc<Vault>,
     subject: Principal,
     exported_at: String,

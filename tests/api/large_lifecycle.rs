@@ -459,6 +459,41 @@ async fn an_export_carries_a_large_blob_byte_for_byte(backend: Backend) {
     assert!(data == envelope.bytes(), "the exported blob differs");
     assert!(blobs.iter().any(|l| l["metadata"]["id"] == small.as_str()));
     assert_eq!(lines.last().unwrap()["blobs"], 2);
+
+    // Damaged past its first batch, the large blob cuts the next export short: it lacks its
+    // end line, and the trail records the export again as interrupted.
+    tamper(&app, large["id"].as_str().unwrap(), |bytes| {
+        bytes[20 * CHUNK_SEALED + 100] ^= 1
+    });
+    let response = alice.export_subject("me").await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut received = Vec::new();
+    while let Some(Ok(piece)) = body.next().await {
+        received.extend_from_slice(&piece);
+    }
+    assert!(
+        !String::from_utf8_lossy(&received).contains(r#""type":"end""#),
+        "a cut export must not end as if whole"
+    );
+    let exports: Vec<Value> = alice
+        .audit_events(&AuditQuery::default())
+        .await
+        .into_iter()
+        .filter(|e| e["event_type"] == "subject.export")
+        .collect();
+    let cut = exports
+        .iter()
+        .find(|e| e["outcome"] == "error")
+        .unwrap_or_else(|| panic!("the cut export is not recorded: {exports:?}"));
+    assert_eq!(cut["denial_reason"], "interrupted", "{cut}");
+    let sent: usize = cut["details"]["cut_after_bytes"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // At least the subject line and the first MiB of the blob's line went out.
+    assert!(sent > 1024 * 1024, "{sent}");
 }
 
 async fn a_stalled_upload_is_refused_and_leaves_nothing(backend: Backend) {
