@@ -33,6 +33,9 @@ pub enum AdminCommand {
     /// Tenant keys, their rotation, and the master keyring.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The object store of large blobs.
+    #[command(subcommand)]
+    Objects(ObjectsCommand),
     /// PostgreSQL: apply the migrations as the owner role (storage.migrations_database_url,
     /// else storage.database_url) and grant the storage.database_url role what the server
     /// needs. Needs no master key.
@@ -44,6 +47,20 @@ pub enum AdminCommand {
         /// Where to write the snapshot (must not exist).
         #[arg(long)]
         out: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ObjectsCommand {
+    /// Delete the objects that no blob names (after restoring a database from a backup older
+    /// than the store, say), journalling them for the sweep first; progress-free, one pass.
+    Reconcile {
+        /// Count what would be deleted, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print {"dry_run", "listed", "orphans", "collected"} as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -228,6 +245,25 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                     report.purged,
                     report.candidates,
                     report.held
+                )?;
+            }
+        }
+        AdminCommand::Objects(ObjectsCommand::Reconcile { dry_run, json }) => {
+            let report = vault.reconcile_objects(&admin, dry_run).await?;
+            if json {
+                out!("{}", serde_json::to_string(&report)?)?;
+            } else if report.dry_run {
+                out!(
+                    "DRY RUN, nothing changed: {} of {} object(s) are named by no blob",
+                    report.orphans,
+                    report.listed
+                )?;
+            } else {
+                out!(
+                    "{} of {} object(s) were named by no blob; the sweep deleted {}",
+                    report.orphans,
+                    report.listed,
+                    report.collected
                 )?;
             }
         }

@@ -156,6 +156,68 @@ impl ObjectBackend for FileBackend {
     fn describe(&self) -> String {
         format!("file://{}", self.root.display())
     }
+
+    fn list(&self) -> BoxStream<'static, Result<String, ObjectError>> {
+        let walk = Walk {
+            top: Some(self.root.join(super::LAYOUT)),
+            blobs: None,
+            current: None,
+        };
+        stream::try_unfold(walk, Walk::next).boxed()
+    }
+}
+
+/// A walk of `v1/<blob id>/<file>`, one directory open at a time.
+struct Walk {
+    /// The layout's directory, until it has been opened.
+    top: Option<PathBuf>,
+    blobs: Option<tokio::fs::ReadDir>,
+    /// The blob directory being read, and its name.
+    current: Option<(String, tokio::fs::ReadDir)>,
+}
+
+impl Walk {
+    async fn next(mut self) -> Result<Option<(String, Self)>, ObjectError> {
+        loop {
+            if let Some((blob, files)) = self.current.as_mut() {
+                match files.next_entry().await? {
+                    Some(entry) => {
+                        let name = entry.file_name();
+                        if entry.file_type().await?.is_file() {
+                            if let Some(name) = name.to_str() {
+                                let key = format!("{}/{blob}/{name}", super::LAYOUT);
+                                return Ok(Some((key, self)));
+                            }
+                        }
+                        continue;
+                    }
+                    None => self.current = None,
+                }
+            }
+            if let Some(top) = self.top.take() {
+                match tokio::fs::read_dir(&top).await {
+                    Ok(blobs) => self.blobs = Some(blobs),
+                    // Nothing was ever stored.
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let Some(blobs) = self.blobs.as_mut() else {
+                return Ok(None);
+            };
+            match blobs.next_entry().await? {
+                Some(entry) => {
+                    if entry.file_type().await?.is_dir() {
+                        if let Some(name) = entry.file_name().to_str() {
+                            let files = tokio::fs::read_dir(entry.path()).await?;
+                            self.current = Some((name.to_owned(), files));
+                        }
+                    }
+                }
+                None => return Ok(None),
+            }
+        }
+    }
 }
 
 struct FileWriter {

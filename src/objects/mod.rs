@@ -18,6 +18,8 @@ use std::sync::Arc;
 /// Size of one S3 part, and so the most a writer buffers. S3 wants every part but the last
 /// to be at least 5 MiB and allows 10,000 parts: 8 MiB parts bound an object at 78 GiB.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// The first segment of every key the vault writes (`v1/<blob id>/<random>`).
+pub const LAYOUT: &str = "v1";
 /// Longest accepted key. S3 allows 1,024 bytes with the prefix; this leaves room for one.
 pub const MAX_KEY_LEN: usize = 512;
 /// Longest segment of a key: the common limit of a file name.
@@ -57,6 +59,10 @@ pub trait ObjectBackend: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), ObjectError>;
     /// `file:///abs/path` or `s3://bucket[/prefix]`, for logs (never credentials).
     fn describe(&self) -> String;
+    /// The key of every object under the vault's layout ([`LAYOUT`]`/...`), in no set order
+    /// and never held all at once, for reconciling the store with the database. Objects of
+    /// uploads still under way are among them.
+    fn list(&self) -> BoxStream<'static, Result<String, ObjectError>>;
 }
 
 #[async_trait::async_trait]

@@ -189,6 +189,21 @@ impl ObjectBackend for S3Backend {
             None => format!("s3://{}", self.location.bucket),
         }
     }
+
+    fn list(&self) -> BoxStream<'static, Result<String, ObjectError>> {
+        let (listed, strip) = match &self.location.prefix {
+            Some(prefix) => (format!("{prefix}/{}", super::LAYOUT), format!("{prefix}/")),
+            None => (super::LAYOUT.to_owned(), String::new()),
+        };
+        let redactor = Arc::clone(&self.redactor);
+        object_store::ObjectStore::list(&*self.store, Some(&ObjectPath::from(listed)))
+            .map(move |meta| {
+                let meta = meta.map_err(|e| redactor.error("listing the bucket", e))?;
+                let key = meta.location.as_ref();
+                Ok(key.strip_prefix(strip.as_str()).unwrap_or(key).to_owned())
+            })
+            .boxed()
+    }
 }
 
 /// Aborts a multipart upload; one that is gone (aborted or completed) is no error.

@@ -46,7 +46,7 @@ pub use keys::{
 pub use listing::{BlobPage, ListParams, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 pub use lookup::{OrgRoles, OrgSummary, PrincipalOverview, MAX_ORGS_LISTED};
 
-pub use objects::{Envelope, ReadForm, Streamed};
+pub use objects::{Envelope, ReadForm, Reconciled, Streamed};
 pub use orgs::Member;
 pub use recipients::{OrgReaders, PublishedRecipients, Reader, MAX_MEMBERS_SCANNED, MAX_READERS};
 pub use report::ComplianceReport;

@@ -79,6 +79,18 @@ impl UploadSlots {
     }
 }
 
+/// What a reconciliation found and did (`{"dry_run", "listed", "orphans", "collected"}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Reconciled {
+    pub dry_run: bool,
+    /// Objects in the store.
+    pub listed: u64,
+    /// Of those, the ones nothing named (journalled for the sweep, unless a dry run).
+    pub orphans: u64,
+    /// Objects the sweep then deleted: the orphans, and any other entry that was due.
+    pub collected: u64,
+}
+
 /// What an upload's body brings beyond the envelope's first bytes.
 #[derive(Default)]
 pub struct Streamed {
@@ -443,6 +455,55 @@ impl Vault {
             }))
             .boxed();
         Ok((size, stream))
+    }
+
+    /// `data-vault admin objects reconcile` (platform admins): journals every object of the
+    /// store that neither a blob row nor a journal entry names (an orphan: written after the
+    /// backup a database was restored from, say), then sweeps, which deletes them; a dry run
+    /// only counts. Recorded as `objects.reconciled` on `system` (dry runs too).
+    pub async fn reconcile_objects(
+        &self,
+        caller: &Caller,
+        dry_run: bool,
+    ) -> Result<Reconciled, VaultError> {
+        let mut event = self.event(
+            caller,
+            crate::audit::SYSTEM_CHAIN.to_owned(),
+            "objects.reconciled",
+        );
+        self.authorize(caller, super::access::Question::Platform { event: &event })
+            .await?;
+        self.spend_nonce(caller).await?;
+        let mut report = Reconciled {
+            dry_run,
+            ..Reconciled::default()
+        };
+        let now = self.clock.now_secs();
+        let mut keys = self.objects.backend.list();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(object_unavailable)?;
+            report.listed += 1;
+            if self.store.adopt_orphan_object(&key, now, dry_run).await? {
+                report.orphans += 1;
+            }
+        }
+        if !dry_run {
+            report.collected = self.collect_objects().await?;
+        }
+        let details = [
+            ("dry_run", report.dry_run.to_string()),
+            ("listed", report.listed.to_string()),
+            ("orphans", report.orphans.to_string()),
+            ("collected", report.collected.to_string()),
+        ];
+        event.details = Some(
+            details
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        );
+        self.record(caller, &[event]).await?;
+        Ok(report)
     }
 
     /// What records `event` again, as failed, should an answer already under way be cut

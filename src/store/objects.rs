@@ -36,6 +36,13 @@ pub trait ObjectGcStore: Send + Sync {
     async fn forget_object(&self, key: &str) -> StoreResult<()>;
     /// How many entries wait (uploads in flight included), for the gauge.
     async fn object_gc_backlog(&self) -> StoreResult<i64>;
+    /// Journals `key`, an object of the store, for the sweep (due at `due_at`) when neither
+    /// a blob row nor an entry names it: an orphan, such as an object written after the
+    /// backup a database was restored from. Whether it was one (with `dry_run`: whether it
+    /// is, changing nothing). An upload registers its object before writing it, so an
+    /// object that exists and is named by nothing cannot be named later.
+    async fn adopt_orphan_object(&self, key: &str, due_at: i64, dry_run: bool)
+        -> StoreResult<bool>;
 }
 
 macro_rules! object_gc_store {
@@ -109,6 +116,34 @@ macro_rules! object_gc_store {
                 Ok(sqlx::query_scalar("SELECT COUNT(*) FROM object_gc")
                     .fetch_one(&self.pool)
                     .await?)
+            }
+
+            async fn adopt_orphan_object(
+                &self,
+                key: &str,
+                due_at: i64,
+                dry_run: bool,
+            ) -> StoreResult<bool> {
+                if dry_run {
+                    let named: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM blobs WHERE object_key = $1) \
+                         OR EXISTS (SELECT 1 FROM object_gc WHERE object_key = $1)",
+                    )
+                    .bind(key)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    return Ok(!named);
+                }
+                let adopted = sqlx::query(
+                    "INSERT INTO object_gc (object_key, due_at) SELECT $1, $2 \
+                     WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE object_key = $1) \
+                     ON CONFLICT (object_key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(due_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(adopted.rows_affected() == 1)
             }
         }
     };

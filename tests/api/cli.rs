@@ -26,7 +26,9 @@ pub(crate) fn data_vault(app: &TestApp) -> Command {
         &app.config.storage.database_url,
         &app.config.keys.master_key_file,
     );
-    command.env("DATA_VAULT_URL", app.url(""));
+    command
+        .env("DATA_VAULT_URL", app.url(""))
+        .envs(object_store_env(&app.config));
     command
 }
 

@@ -573,7 +573,7 @@ fn log_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// The object-store settings of `config` as a server process reads them from its environment.
-fn object_store_env(config: &Config) -> Vec<(&'static str, String)> {
+pub fn object_store_env(config: &Config) -> Vec<(&'static str, String)> {
     let store = &config.object_store;
     [
         ("DATA_VAULT_OBJECT_STORE__URL", &store.url),

@@ -207,6 +207,67 @@ async fn on_s3_a_server_killed_mid_upload_leaves_its_multipart_upload_to_the_swe
     drop(restarted);
 }
 
+/// `admin objects reconcile` deletes what no blob names (here: an object left behind, as a
+/// restore from an older backup leaves them) and nothing else; a dry run only counts.
+async fn reconcile_deletes_the_objects_no_blob_names_and_nothing_else(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    let creds = app.create_client("alice").await;
+    let alice = app.client(&creds);
+    let envelope = Synthetic::of_about(3 * MIB);
+    let kept = upload_large(&alice, &envelope, &[("scope", "veid")]).await;
+    let kept = kept["id"].as_str().unwrap().to_owned();
+    let orphan = app
+        .objects_dir()
+        .join("v1")
+        .join("01a25000-0000-7000-8000-000000000000")
+        .join("00112233aabbccdd");
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(
+        &orphan,
+        b"sealed chunks of a blob the database does not know",
+    )
+    .unwrap();
+    // The server's own sweep would race the command's: stop it, as for any admin work on
+    // the store.
+    app.stop().await;
+    let reconcile = |extra: &[&str]| {
+        let output = crate::cli::data_vault(&app)
+            .args(["admin", "objects", "reconcile", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        serde_json::from_str::<Value>(&crate::cli::ok(output)).unwrap()
+    };
+
+    let dry = reconcile(&["--dry-run"]);
+    assert_eq!(
+        dry,
+        json!({"dry_run": true, "listed": 2, "orphans": 1, "collected": 0})
+    );
+    assert!(orphan.exists(), "a dry run deletes nothing");
+    assert_eq!(app.count_rows("object_gc").await, 0);
+
+    let done = reconcile(&[]);
+    assert_eq!(
+        done,
+        json!({"dry_run": false, "listed": 2, "orphans": 1, "collected": 1})
+    );
+    assert!(!orphan.exists());
+    assert_eq!(objects_in(&app.objects_dir()).len(), 1);
+    assert_eq!(app.count_rows("object_gc").await, 0);
+    assert_eq!(
+        app.count_rows("audit_events WHERE chain = 'system' AND event_type = 'objects.reconciled'")
+            .await,
+        2
+    );
+
+    app.start().await;
+    assert_eq!(
+        download_hashed(&app.client(&creds), &kept).await.1,
+        envelope.sha256_hex()
+    );
+}
+
 async fn deleting_a_large_blob_removes_its_object_unless_it_is_held(backend: Backend) {
     let app = governed_app(backend, 500).await;
     let root = app.client(&app.create_client(ROOT).await);
@@ -527,6 +588,7 @@ async fn a_stalled_upload_is_refused_and_leaves_nothing(backend: Backend) {
 
 on_both_backends!(
     a_server_killed_mid_upload_leaves_no_blob_and_its_object_is_collected,
+    reconcile_deletes_the_objects_no_blob_names_and_nothing_else,
     deleting_a_large_blob_removes_its_object_unless_it_is_held,
     a_retention_purge_removes_the_object_by_either_method_unless_held,
     erasure_removes_the_subjects_objects_but_not_a_held_ones,
