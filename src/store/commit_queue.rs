@@ -71,7 +71,7 @@ impl CommitQueue {
         self.sender
             .lock()
             .ok()
-            .and_then(|s| s.clone())
+            .and_then(|s| s.as_ref().map(mpsc::Sender::downgrade))
             .map(EventSink)
     }
 
@@ -87,8 +87,10 @@ impl CommitQueue {
 }
 
 /// A sender into a [`CommitQueue`]: what it commits is as durable as any request's events.
+/// It does not keep the queue open: a response still streaming at shutdown (which may hold
+/// one for as long as its client reads) must not stop the queue from closing.
 #[derive(Clone)]
-pub struct EventSink(mpsc::Sender<Pending>);
+pub struct EventSink(mpsc::WeakSender<Pending>);
 
 impl EventSink {
     /// Appends `events` (to their chains, in order) and returns once they are durable.
@@ -102,11 +104,14 @@ impl EventSink {
     }
 
     async fn submit(&self, job: BatchJob) -> Result<Committed, CommitError> {
+        let sender = self.0.upgrade().ok_or(CommitError::Stopped)?;
         let (done, result) = oneshot::channel();
-        self.0
+        sender
             .send(Pending { job, done })
             .await
             .map_err(|_| CommitError::Stopped)?;
+        // Sent: waiting for the answer needs no hold on the queue.
+        drop(sender);
         match result.await {
             Ok(Ok(applied)) => Ok(applied),
             Ok(Err(e)) => Err(CommitError::Store(e)),

@@ -563,3 +563,32 @@ async fn large_uploads_beyond_the_cap_wait_and_are_then_refused() {
     json_with_status(upload_streamed(&alice, &third, "veid", None).await, 201).await;
     assert_eq!(app.count_rows("blobs").await, 2);
 }
+
+/// A large download whose client stopped reading must not hold the server up at SIGTERM
+/// beyond its grace: the read's audit handle does not keep the audit queue open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_up_by_a_large_download_its_client_stopped_reading() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let creds = app.create_client("alice").await;
+    let server =
+        ServerProcess::start_with(&app, &[("DATA_VAULT_SERVER__SHUTDOWN_GRACE_SECS", "1")]);
+    let alice = server.client(&creds);
+    let envelope = Synthetic::of_about(64 * MIB);
+    let created =
+        json_with_status(upload_streamed(&alice, &envelope, "veid", None).await, 201).await;
+    let id = created["metadata"]["id"].as_str().unwrap();
+    // Its head read, its body never: the server's writes stall once the socket is full.
+    let download = alice.get_blob_raw(id, &ReadQuery::default()).await;
+    assert_eq!(download.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || server.terminate()),
+    )
+    .await;
+    assert!(
+        stopped.is_ok(),
+        "still running 20 s after SIGTERM with a 1 s grace"
+    );
+    drop(download);
+}
