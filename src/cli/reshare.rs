@@ -5,10 +5,11 @@
 //! and the create of the new one, and with `--delete-old` the delete of the old one.
 
 use super::blob::blob_path;
-use super::client::VaultClient;
+use super::client::{Body, VaultClient};
 use super::open::{open, Identities};
 use super::seal::{seal, Sealed};
 use anyhow::Context;
+use base64::Engine;
 use reqwest::Method;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -103,8 +104,9 @@ impl Reshare<'_> {
         Ok(())
     }
 
-    /// Stores the new envelope with the old blob's metadata, streamed as a raw upload (tags
-    /// travel in the query, as the same JSON object a JSON upload carries).
+    /// Stores the new envelope with the old blob's metadata, streamed as a raw upload with
+    /// its tags in the query string; tags too many or too long for a query string go as JSON
+    /// instead, which bounds that blob to the JSON limit.
     async fn store(
         &self,
         client: &VaultClient,
@@ -124,6 +126,37 @@ impl Reshare<'_> {
         if !meta.tags.is_empty() {
             query.push(("tags", &tags));
         }
-        sealed.upload(client, &query).await
+        if serde_urlencoded::to_string(&query)?.len() <= crate::http::parse::MAX_QUERY_LEN {
+            return sealed.upload(client, &query).await;
+        }
+        let envelope = sealed
+            .into_bytes(crate::service::JSON_MAX_BYTES)
+            .with_context(|| {
+                format!(
+                    "blob {} has more tags than a query string carries, and only a JSON \
+                     upload carries them; nothing was stored",
+                    self.id
+                )
+            })?;
+        let body = serde_json::to_vec(&serde_json::json!({
+            "scope": meta.scope,
+            "org_id": org,
+            "payload_base64": base64::engine::general_purpose::STANDARD.encode(&envelope),
+            "retention_policy": meta.retention_policy,
+            "expires_at": meta.expires_at,
+            "tags": meta.tags,
+        }))?;
+        client
+            .call(
+                Method::POST,
+                "/api/v1/vault/blobs",
+                &[],
+                Some(Body {
+                    bytes: &body,
+                    content_type: "application/json",
+                }),
+                None,
+            )
+            .await
     }
 }

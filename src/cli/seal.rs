@@ -141,6 +141,19 @@ impl Sealed {
         ))
     }
 
+    /// The whole envelope in memory, when it is at most `max` bytes (a JSON upload).
+    pub(super) fn into_bytes(mut self, max: usize) -> anyhow::Result<Vec<u8>> {
+        let len = usize::try_from(self.len).unwrap_or(usize::MAX);
+        if len > max {
+            anyhow::bail!("the envelope is {len} bytes, more than the {max} a JSON body carries");
+        }
+        let mut bytes = Vec::with_capacity(len);
+        self.file
+            .read_to_end(&mut bytes)
+            .context("cannot read the envelope back from its temporary file")?;
+        Ok(bytes)
+    }
+
     /// Uploads the envelope raw (`POST /api/v1/vault/blobs` with `query`), streamed from its
     /// file; the answer when it is a success.
     pub(super) async fn upload(
@@ -170,9 +183,7 @@ mod tests {
         .unwrap();
         let hash = sealed.sha256_hex.clone();
         let len = sealed.len;
-        let mut envelope = Vec::new();
-        let mut file = sealed.file;
-        file.read_to_end(&mut envelope).unwrap();
+        let envelope = sealed.into_bytes(usize::MAX).unwrap();
         assert_eq!(u64::try_from(envelope.len()).unwrap(), len);
         assert_eq!(hex::encode(Sha256::digest(&envelope)), hash);
         let opened = age::decrypt(&identity, &envelope).unwrap();
@@ -185,5 +196,12 @@ mod tests {
             .err()
             .unwrap();
         assert!(error.to_string().contains("age1nope"), "{error}");
+    }
+
+    #[test]
+    fn an_envelope_above_the_json_bound_is_not_read_back() {
+        let identity = age::x25519::Identity::generate();
+        let sealed = seal(&mut &[7u8; 1000][..], &[identity.to_public().to_string()]).unwrap();
+        assert!(sealed.into_bytes(100).is_err());
     }
 }

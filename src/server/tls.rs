@@ -16,6 +16,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 use tokio_rustls::TlsAcceptor;
 use zeroize::Zeroizing;
 
+/// How far ahead of this machine's clock a certificate's start may be.
+const NOT_BEFORE_SKEW_SECS: i64 = 300;
+
 /// Largest certificate or key file read: a chain of a few certificates is a few KiB, so
 /// anything near this is a wrong path (a log, a database), not a certificate.
 const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
@@ -183,7 +186,9 @@ fn valid_at(cert: &CertificateDer<'_>, now: i64) -> anyhow::Result<i64> {
         i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
     };
     let (not_before, not_after) = (secs(&validity.not_before), secs(&validity.not_after));
-    if now < not_before {
+    // A certificate issued this minute may start a little after a clock that lags; clients
+    // would judge it by their own clocks, so only one clearly not valid yet is refused.
+    if now.saturating_add(NOT_BEFORE_SKEW_SECS) < not_before {
         bail!(
             "is not valid before {}",
             crate::time::to_rfc3339(not_before)

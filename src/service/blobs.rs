@@ -393,8 +393,15 @@ impl Vault {
                 .open(&binding(meta), &content.ciphertext)
                 .map(Envelope::Whole)
                 .map_err(|e| VaultError::Internal(anyhow::anyhow!("blob {id} does not open: {e}"))),
+            // A JSON answer is collected before it is sent, so a failure there is a clean 500,
+            // never a body cut short: only a raw one needs recording again.
             (Ok(key), true) => self
-                .open_object(meta, &content, key, Some(event.clone()))
+                .open_object(
+                    meta,
+                    &content,
+                    key,
+                    (form == ReadForm::Raw).then(|| event.clone()),
+                )
                 .await
                 .map(|(len, stream)| Envelope::Stream { len, stream }),
             (Err(e), _) => Err(VaultError::Internal(anyhow::anyhow!(

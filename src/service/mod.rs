@@ -193,6 +193,9 @@ pub struct Vault {
     keys: KeySettings,
     /// Wakes this replica's rotation worker when a rotation starts here.
     rotation_wake: tokio::sync::Notify,
+    /// Blocked rotations already reported, and by how many data keys, so the worker (every
+    /// 2 s) reports each once and again only when it changes.
+    rotations_blocked: Mutex<std::collections::HashMap<String, u64>>,
     /// Where large blobs live (DESIGN §18).
     objects: objects::ObjectStorage,
 }
@@ -245,6 +248,7 @@ impl Vault {
             retention: parts.retention,
             keys: parts.keys,
             rotation_wake: tokio::sync::Notify::new(),
+            rotations_blocked: Mutex::default(),
             objects: objects::ObjectStorage {
                 backend: parts.objects,
                 lease_secs: parts.object_lease_secs,

@@ -50,7 +50,8 @@ pub struct ObjectStorage {
 }
 
 /// The large uploads one replica streams at once: each holds a sealing batch or an S3 part
-/// in memory, so their number bounds the memory uploads take, whatever clients send.
+/// in memory, so their number bounds what streaming takes. One waiting for a place holds only
+/// the first `inline_max_bytes` it has read (the connection limit bounds how many wait).
 pub struct UploadSlots {
     slots: tokio::sync::Semaphore,
     max: usize,

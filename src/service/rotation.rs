@@ -242,17 +242,7 @@ impl Vault {
         for rotation in &running {
             match self.run_rotation(rotation).await {
                 Ok(None) => {}
-                Ok(Some(blocked)) => {
-                    tracing::error!(
-                        rotation = %blocked.id,
-                        tenant = %blocked.tenant,
-                        unopened = blocked.unopened,
-                        blobs = %blocked.examples.join(","),
-                        "key rotation cannot complete: data keys do not open under their \
-                         tenant key (see runbooks/key-rotation.md)"
-                    );
-                    blocked_rotations.push(blocked);
-                }
+                Ok(Some(blocked)) => blocked_rotations.push(blocked),
                 Err(e) => tracing::warn!(
                     rotation = %rotation.id,
                     tenant = %rotation.tenant,
@@ -261,10 +251,34 @@ impl Vault {
                 ),
             }
         }
+        self.report_blocked(&blocked_rotations);
+        Ok(blocked_rotations)
+    }
+
+    /// Counts the blocked rotations, and logs each when it first blocks here or its count
+    /// of unopened data keys changes (the metric and its alert carry the rest).
+    fn report_blocked(&self, blocked: &[BlockedRotation]) {
         self.metrics
             .key_rotations_blocked
-            .set(i64::try_from(blocked_rotations.len()).unwrap_or(i64::MAX));
-        Ok(blocked_rotations)
+            .set(i64::try_from(blocked.len()).unwrap_or(i64::MAX));
+        let mut reported = self
+            .rotations_blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        reported.retain(|id, _| blocked.iter().any(|b| &b.id == id));
+        for rotation in blocked {
+            if reported.insert(rotation.id.clone(), rotation.unopened) == Some(rotation.unopened) {
+                continue;
+            }
+            tracing::error!(
+                rotation = %rotation.id,
+                tenant = %rotation.tenant,
+                unopened = rotation.unopened,
+                blobs = %rotation.examples.join(","),
+                "key rotation cannot complete: data keys do not open under their tenant key \
+                 (see runbooks/key-rotation.md)"
+            );
+        }
     }
 
     /// Rewraps the rotation's blobs batch by batch, then completes it unless another replica

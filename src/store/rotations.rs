@@ -78,7 +78,7 @@ pub trait RotationStore: Send + Sync {
         events: &[NewEvent],
     ) -> StoreResult<RotationStart>;
     async fn rotation(&self, id: &str) -> StoreResult<Option<RotationRecord>>;
-    /// Running rotations, oldest first, at most `limit`.
+    /// Running rotations, emergency ones first, then oldest first; at most `limit`.
     async fn running_rotations(&self, limit: i64) -> StoreResult<Vec<RotationRecord>>;
     /// Claims up to `limit` blobs of the tenant still under an older version, with ids after
     /// `after` (a keyset cursor: rows rewrapped earlier are never scanned again, dead or
@@ -230,7 +230,7 @@ macro_rules! rotation_store {
             async fn running_rotations(&self, limit: i64) -> StoreResult<Vec<RotationRecord>> {
                 Ok(sqlx::query_as(&format!(
                     "SELECT {ROTATION_COLUMNS} FROM key_rotations WHERE status = 'running' \
-                     ORDER BY started_at, id LIMIT $1"
+                     ORDER BY emergency DESC, started_at, id LIMIT $1"
                 ))
                 .bind(limit)
                 .fetch_all(&self.pool)

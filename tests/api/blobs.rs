@@ -166,7 +166,15 @@ async fn a_raw_upload_carries_tags_in_its_query(backend: Backend) {
             .collect::<std::collections::BTreeMap<_, _>>(),
     )
     .unwrap();
+    // Legal tags, but more than a query string carries: said so (JSON uploads carry them).
+    let long = serde_json::to_string(
+        &(0..20)
+            .map(|i| (format!("k{i}"), "v".repeat(250)))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    )
+    .unwrap();
     for (bad, said) in [
+        (long.as_str(), "query string longer than 4096 bytes"),
         ("ticket=T-42", "JSON object"),
         (r#"{"ticket": 42}"#, "JSON object"),
         (too_many.as_str(), "at most 32 tags"),

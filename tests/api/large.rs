@@ -536,7 +536,11 @@ async fn large_uploads_beyond_the_cap_wait_and_are_then_refused() {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&bytes[..2 * MIB]).await.unwrap();
     let mut sent = 2 * MIB;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // It holds the place once its object is journalled (which it does after taking it).
+    until("the first upload holds the place", async || {
+        app.count_rows("object_gc").await == 1
+    })
+    .await;
 
     let second = {
         let alice = app.client(&app.create_client("bob").await);

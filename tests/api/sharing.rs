@@ -352,6 +352,38 @@ async fn reshare_carries_tags_and_can_delete_the_old_blob(backend: Backend) {
     );
     let listed = api.list_blobs_json(&ListQuery::default()).await;
     assert_eq!(listed["blobs"].as_array().unwrap().len(), 1);
+
+    // Tags too long for a query string: the reshare carries them in a JSON upload.
+    let long_tags: serde_json::Map<String, Value> = (0..20)
+        .map(|i| (format!("note{i}"), Value::String("n".repeat(250))))
+        .collect();
+    let created = api
+        .upload_json(&serde_json::json!({
+            "scope": "support",
+            "org_id": "acme",
+            "payload_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &sealed.stdout),
+            "tags": long_tags,
+        }))
+        .await;
+    assert_eq!(created.status(), 201);
+    let long_id = created.json::<Value>().await.unwrap()["metadata"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reshared = customer.run(
+        &app,
+        &[
+            "blob",
+            "reshare",
+            &long_id,
+            "--to-readers",
+            "--identity",
+            customer.key.to_str().unwrap(),
+        ],
+    );
+    let reshared_id = ok(reshared).trim().to_owned();
+    let reshared_meta: Value = api.get_metadata(&reshared_id).await.json().await.unwrap();
+    assert_eq!(reshared_meta["tags"], Value::Object(long_tags));
 }
 
 async fn to_readers_refuses_when_nobody_could_decrypt(backend: Backend) {
