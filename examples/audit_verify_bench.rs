@@ -127,6 +127,12 @@ async fn main() {
     let phases = args
         .next()
         .unwrap_or_else(|| "read,check,nodes,verify".to_owned());
+    for phase in phases.split(',') {
+        assert!(
+            ["read", "check", "nodes", "verify", "none"].contains(&phase),
+            "unknown phase {phase:?}: PHASES is a comma-separated subset of read,check,nodes,verify (or none)"
+        );
+    }
     let run = |phase: &str| phases.split(',').any(|p| p == phase);
     let store = data_vault::store::connect(&url, 4).await.unwrap();
 

@@ -136,18 +136,18 @@ pub struct StorageConfig {
 
 /// Default of `server.max_payload_bytes`: 5 GiB for a raw upload, which streams to the object
 /// store (JSON bodies stay bounded at `service::JSON_MAX_BYTES` whatever this says).
-pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 5 << 30;
+const DEFAULT_MAX_PAYLOAD_BYTES: usize = 5 << 30;
 /// The largest `server.max_payload_bytes` accepted: 1 TiB.
 const MAX_PAYLOAD_BYTES_LIMIT: usize = 1 << 40;
 
 /// Default of `storage.inline_max_bytes`: 1 MiB.
-pub const DEFAULT_INLINE_MAX_BYTES: usize = 1024 * 1024;
+const DEFAULT_INLINE_MAX_BYTES: usize = 1024 * 1024;
 /// Bounds of `storage.inline_max_bytes`: below 64 KiB the object store would hold many small
 /// envelopes it is not made for; above 10 MiB rows would outgrow the JSON body limit.
 const INLINE_MAX_BYTES_RANGE: std::ops::RangeInclusive<usize> = 65_536..=10_485_760;
 
 /// Default of `storage.max_large_uploads`: at most about 160 MiB of S3 parts in memory.
-pub const DEFAULT_MAX_LARGE_UPLOADS: u32 = 16;
+const DEFAULT_MAX_LARGE_UPLOADS: u32 = 16;
 /// Bounds of `storage.max_large_uploads`.
 const MAX_LARGE_UPLOADS_RANGE: std::ops::RangeInclusive<u32> = 1..=1024;
 
@@ -471,11 +471,11 @@ impl Config {
                 ));
             }
         }
-        if !(1..=MAX_PAYLOAD_BYTES_LIMIT).contains(&self.server.max_payload_bytes) {
-            return invalid(format!(
-                "server.max_payload_bytes must be between 1 and {MAX_PAYLOAD_BYTES_LIMIT}"
-            ));
-        }
+        within(
+            "server.max_payload_bytes",
+            &(1..=MAX_PAYLOAD_BYTES_LIMIT),
+            self.server.max_payload_bytes,
+        )?;
         for (name, secs) in [
             (
                 "server.request_timeout_secs",
@@ -483,18 +483,13 @@ impl Config {
             ),
             ("server.idle_timeout_secs", self.server.idle_timeout_secs),
         ] {
-            if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
-                return invalid(format!(
-                    "{name} must be between 1 and {MAX_TIMEOUT_SECS}, not {secs}"
-                ));
-            }
+            within(name, &(1..=MAX_TIMEOUT_SECS), secs)?;
         }
-        if !(1..=MAX_MAX_CONNECTIONS).contains(&self.server.max_connections) {
-            return invalid(format!(
-                "server.max_connections must be between 1 and {MAX_MAX_CONNECTIONS}, not {}",
-                self.server.max_connections
-            ));
-        }
+        within(
+            "server.max_connections",
+            &(1..=MAX_MAX_CONNECTIONS),
+            self.server.max_connections,
+        )?;
         if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
             return invalid(
                 "server.tls_cert_file and server.tls_key_file must be set together".into(),
@@ -573,33 +568,35 @@ impl Config {
         {
             return invalid("audit.log_name must be 1-128 characters without spaces or '+'".into());
         }
-        if !(1..=MAX_TIMEOUT_SECS).contains(&self.audit.verify_interval_secs) {
-            return invalid(format!(
-                "audit.verify_interval_secs must be between 1 and {MAX_TIMEOUT_SECS}"
-            ));
-        }
+        within(
+            "audit.verify_interval_secs",
+            &(1..=MAX_TIMEOUT_SECS),
+            self.audit.verify_interval_secs,
+        )?;
         if self.auth.nonce_capacity < 1000 {
             return invalid("auth.nonce_capacity must be at least 1000".into());
         }
         self.scope_table()?;
-        if !(1..=10_000).contains(&self.retention.batch_size) {
-            return invalid("retention.batch_size must be between 1 and 10000".into());
-        }
+        within(
+            "retention.batch_size",
+            &(1..=10_000),
+            self.retention.batch_size,
+        )?;
         if self.retention.sweep_interval_secs > 30 * 86_400 {
             return invalid(
                 "retention.sweep_interval_secs must be at most 2592000 (30 days); 0 disables"
                     .into(),
             );
         }
-        if !(1..=3650).contains(&self.keys.max_age_days) {
-            return invalid("keys.max_age_days must be between 1 and 3650".into());
-        }
+        within("keys.max_age_days", &(1..=3650), self.keys.max_age_days)?;
         if self.keys.warn_age_days == 0 || self.keys.warn_age_days > self.keys.max_age_days {
             return invalid("keys.warn_age_days must be between 1 and keys.max_age_days".into());
         }
-        if !(1..=10_000).contains(&self.keys.rewrap_batch_size) {
-            return invalid("keys.rewrap_batch_size must be between 1 and 10000".into());
-        }
+        within(
+            "keys.rewrap_batch_size",
+            &(1..=10_000),
+            self.keys.rewrap_batch_size,
+        )?;
         if self.keys.rewrap_pause_ms > 60_000 {
             return invalid("keys.rewrap_pause_ms must be at most 60000".into());
         }

@@ -160,13 +160,11 @@ fn object_lease_secs(config: &Config) -> i64 {
 /// Where `file://` objects go when `object_store.url` is unset: `objects/` beside the SQLite
 /// database, else `./data/objects` (then several replicas must share it, or use S3).
 fn default_object_root(config: &Config) -> std::path::PathBuf {
-    use std::str::FromStr;
     let database = config
         .is_embedded()
-        .then(|| sqlx::sqlite::SqliteConnectOptions::from_str(&config.storage.database_url).ok())
+        .then(|| crate::store::sqlite_database_file(&config.storage.database_url).ok())
         .flatten()
-        .map(|options| options.get_filename().to_path_buf())
-        .filter(|file| file.as_os_str() != ":memory:");
+        .flatten();
     match database.as_deref().and_then(std::path::Path::parent) {
         Some(dir) => dir.join("objects"),
         None => std::path::PathBuf::from("./data/objects"),

@@ -10,13 +10,13 @@
 //! The nonce needs no randomness: a data key is fresh for each blob and seals each
 //! (index, last) pair once. Rotation rewraps the data key and never reseals the chunks.
 
-use super::aead::{CryptoError, InPlace, TAG_LEN};
+use super::aead::{CryptoError, InPlace, NONCE_LEN, TAG_LEN};
 use super::keys::{BlobBinding, DataKey};
 
 /// Envelope bytes per chunk.
 pub const CHUNK_PLAINTEXT: usize = 64 * 1024;
 /// The Poly1305 tag each sealed chunk carries after its ciphertext.
-pub const CHUNK_TAG: usize = 16;
+pub const CHUNK_TAG: usize = TAG_LEN;
 /// A whole sealed chunk in the object.
 pub const CHUNK_SEALED: usize = CHUNK_PLAINTEXT + CHUNK_TAG;
 
@@ -30,8 +30,8 @@ pub fn sealed_len(size: u64) -> u64 {
     size.saturating_add(chunk_count(size).saturating_mul(CHUNK_TAG as u64))
 }
 
-fn nonce(index: u64, last: bool) -> [u8; 24] {
-    let mut nonce = [0u8; 24];
+fn nonce(index: u64, last: bool) -> [u8; NONCE_LEN] {
+    let mut nonce = [0u8; NONCE_LEN];
     let (_, tail) = nonce.split_at_mut(15);
     let (counter, flag) = tail.split_at_mut(8);
     counter.copy_from_slice(&index.to_be_bytes());

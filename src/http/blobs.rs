@@ -67,14 +67,6 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
-}
-
 fn optional<T>(
     value: Option<String>,
     parse: impl FnOnce(&str) -> Result<T, crate::domain::Invalid>,
@@ -159,7 +151,7 @@ async fn create(
     claimed: Option<Extension<ClaimedSha256>>,
     body: Body,
 ) -> Result<Response, VaultError> {
-    let metadata = if content_type_is(&headers, "application/octet-stream") {
+    let metadata = if body::content_type_is(&headers, "application/octet-stream") {
         // Streamed: the first bytes decide whether the envelope stays in its row or goes to
         // the object store, and carry the header the check needs before the rest is read.
         let mut stream = body::streamed(
@@ -176,7 +168,7 @@ async fn create(
             claimed_sha256: claimed.map(|Extension(ClaimedSha256(hash))| hash),
         };
         state.vault.create_blob_streamed(&caller, new, rest).await?
-    } else if content_type_is(&headers, "application/json") {
+    } else if body::content_type_is(&headers, "application/json") {
         if raw_query.as_deref().is_some_and(|q| !q.is_empty()) {
             return Err(VaultError::BadRequest(
                 "a JSON upload takes its fields in the body, not the query string".into(),

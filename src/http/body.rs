@@ -29,11 +29,17 @@ pub fn is_streamed(parts: &Parts) -> bool {
 }
 
 fn is_raw(headers: &HeaderMap) -> bool {
+    content_type_is(headers, "application/octet-stream")
+}
+
+/// Whether the request's media type (parameters aside) is `expected`: the one test both the
+/// body limits and the upload handler use, so they cannot disagree on what a raw body is.
+pub fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/octet-stream"))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
 }
 
 /// A streamed upload's body: at most `max` bytes (413 beyond, and at once when declared
@@ -93,7 +99,7 @@ pub async fn read_prefix(
     Ok((prefix, false))
 }
 
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -56,10 +56,7 @@ impl DrainOnDrop {
     fn new(headers: &HeaderMap, body: Body, until: Until) -> Self {
         Self {
             inner: Some(body),
-            declared: headers
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok()),
+            declared: super::body::declared_length(headers),
             seen: 0,
             ended: false,
             polled: false,

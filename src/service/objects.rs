@@ -130,7 +130,11 @@ fn object_unavailable(e: ObjectError) -> VaultError {
 fn object_key(blob_id: &str) -> String {
     let mut suffix = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut suffix);
-    format!("v1/{blob_id}/{}", hex::encode(suffix))
+    format!(
+        "{}/{blob_id}/{}",
+        crate::objects::LAYOUT,
+        hex::encode(suffix)
+    )
 }
 
 /// Where a streamed upload stands: the hash of every byte so far, and the next chunk index.

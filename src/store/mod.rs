@@ -38,6 +38,7 @@ mod report;
 mod retention;
 mod rotations;
 mod sqlite;
+pub use sqlite::database_file as sqlite_database_file;
 mod tx;
 mod typed;
 

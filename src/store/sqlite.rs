@@ -6,6 +6,14 @@ use sqlx::SqlitePool;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// The file a SQLite URL names, by sqlx's own parser; `None` for an in-memory database.
+pub fn database_file(url: &str) -> StoreResult<Option<std::path::PathBuf>> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?;
+    let path = options.get_filename();
+    Ok((path.as_os_str() != ":memory:").then(|| path.to_path_buf()))
+}
+
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
 }
@@ -21,11 +29,12 @@ impl SqliteStore {
 
     /// Refuses a URL whose database file does not exist: only `serve` creates one.
     pub(super) fn require_existing(url: &str) -> StoreResult<()> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?;
-        let path = options.get_filename();
-        // An in-memory database is new by definition; it is a test's, never an operator's.
-        if path.as_os_str() == ":memory:" || path.is_file() {
+        let path = match database_file(url)? {
+            Some(path) => path,
+            // An in-memory database is new by definition; it is a test's, never an operator's.
+            None => return Ok(()),
+        };
+        if path.is_file() {
             return Ok(());
         }
         Err(StoreError::Config(format!(

@@ -528,8 +528,9 @@ async fn large_uploads_beyond_the_cap_wait_and_are_then_refused() {
     .await;
     let alice = app.client(&app.create_client("alice").await);
 
-    // The first takes the only place and holds it, sending a little at a time.
-    let first = Synthetic::of_about(3 * MIB);
+    // The first takes the only place and holds it, sending a little at a time: 8 MiB at
+    // 64 KiB per 200 ms lasts far longer than the second's 2 s wait.
+    let first = Synthetic::of_about(8 * MIB);
     let bytes = first.bytes();
     let head = raw_upload_head(&alice, &first.sha256_hex(), bytes.len()).await;
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
